@@ -1,0 +1,18 @@
+# vibetune API and workers. The same image runs every role; docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /srv/vibetune
+
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY workers ./workers
+COPY migrations ./migrations
+COPY frontend ./frontend
+RUN pip install .
+
+RUN useradd --create-home vibetune && mkdir -p /data && chown vibetune /data
+USER vibetune
+ENV ARTIFACT_DIR=/data/artifacts WORK_DIR=/data/work
+EXPOSE 8000
+CMD ["python", "-m", "uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,52 @@
+"""Artifact routes: list a job's files and download one (with Range support)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from app.api.deps import SessionDep, load_job
+from app.api.views import artifact_public
+from app.artifacts import artifact_key, find_artifact
+from app.errors import APIError, errors, not_found
+from app.models import Artifact
+from app.schemas import ArtifactsPublic
+from app.storage import InvalidArtifactName, get_storage
+
+router = APIRouter(prefix="/api/jobs/{job_id}/artifacts", tags=["artifacts"])
+
+
+@router.get("", response_model=ArtifactsPublic, responses=errors(404, 422))
+def list_artifacts(job_id: str, session: SessionDep) -> ArtifactsPublic:
+    """The job's artifacts with size, sha256 and download URL."""
+    job = load_job(session, job_id)
+    rows = session.execute(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)).scalars()
+    return ArtifactsPublic(items=[artifact_public(a) for a in rows])
+
+
+@router.get(
+    "/{name:path}",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+        206: {"description": "The requested byte range", "content": {"application/octet-stream": {}}},
+        **errors(400, 404, 416, 422),
+    },
+)
+def download_artifact(job_id: str, name: str, session: SessionDep) -> FileResponse:
+    """Stream one artifact. Honors `Range` headers; names cannot leave the job's folder."""
+    job = load_job(session, job_id)
+    try:
+        key = artifact_key(job.id, name)
+    except InvalidArtifactName as exc:
+        raise APIError(400, "invalid_artifact_name", str(exc)) from exc
+    artifact = find_artifact(session, job.id, name)
+    storage = get_storage()
+    if artifact is None or not storage.exists(key):
+        raise not_found(f"artifact {name!r} of job {job.id}")
+    return FileResponse(
+        storage.local_path(key),
+        filename=name.rsplit("/", 1)[-1],
+        headers={"X-Checksum-Sha256": artifact.sha256},
+    )

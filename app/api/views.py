@@ -1,0 +1,36 @@
+"""Turning ORM rows into API bodies."""
+
+from __future__ import annotations
+
+from app.models import Artifact, Job, JobStage
+from app.schemas import ArtifactPublic, JobError, JobPublic, JobSummary, StagePublic
+
+
+def job_summary(job: Job) -> JobSummary:
+    error = JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
+    return JobSummary(
+        id=job.id, owner=job.owner, task=job.task, status=job.status, stage=job.stage,
+        progress=job.progress, error=error, created_at=job.created_at, updated_at=job.updated_at,
+        started_at=job.started_at, finished_at=job.finished_at,
+    )
+
+
+def stage_public(stage: JobStage) -> StagePublic:
+    return StagePublic(
+        name=stage.name, status=stage.status, progress=stage.progress, done=stage.done, total=stage.total,
+        metrics=stage.metrics or {}, error=stage.error_message, started_at=stage.started_at,
+        finished_at=stage.finished_at,
+    )
+
+
+def job_public(job: Job) -> JobPublic:
+    return JobPublic(
+        **job_summary(job).model_dump(), spec=job.spec, stages=[stage_public(s) for s in job.stages]
+    )
+
+
+def artifact_public(artifact: Artifact) -> ArtifactPublic:
+    return ArtifactPublic(
+        name=artifact.name, size=artifact.size, sha256=artifact.sha256,
+        url=f"/api/jobs/{artifact.job_id}/artifacts/{artifact.name}",
+    )

@@ -1,0 +1,40 @@
+"""Recording artifacts: store the bytes, then the row with size and sha256."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.models import Artifact
+from app.storage import Storage, validate_name
+
+
+def artifact_key(job_id: uuid.UUID, name: str) -> str:
+    """The storage key of a job's artifact."""
+    return f"{job_id}/{validate_name(name)}"
+
+
+def save_artifact(session: Session, storage: Storage, job_id: uuid.UUID, name: str, source: Path | bytes) -> Artifact:
+    """Store `source` (a file or bytes) as the job's artifact `name`, replacing any earlier one."""
+    key = artifact_key(job_id, name)
+    if isinstance(source, bytes):
+        stored = storage.put_stream(key, io.BytesIO(source))
+    else:
+        with open(source, "rb") as stream:
+            stored = storage.put_stream(key, stream)
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+    artifact = Artifact(job_id=job_id, name=name, size=stored.size, sha256=stored.sha256, location=stored.location)
+    session.add(artifact)
+    session.flush()
+    return artifact
+
+
+def find_artifact(session: Session, job_id: uuid.UUID, name: str) -> Artifact | None:
+    """The job's artifact called `name`, if recorded."""
+    return session.execute(
+        select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
+    ).scalar_one_or_none()

@@ -1,0 +1,95 @@
+"""Service configuration, read once from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_TEACHER = "qwen2.5-coder-1.5b-instruct"
+DEFAULT_STUDENT = "smollm2-135m-instruct"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field is an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/vibetune",
+        description="SQLAlchemy URL of the Postgres database.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis URL used as the Celery broker."
+    )
+    artifact_dir: Path = Field(
+        Path("var/artifacts"), description="Folder where job artifacts are stored (local storage)."
+    )
+    work_dir: Path = Field(
+        Path("var/work"), description="Scratch folder for stages (checkpoints, temporary files)."
+    )
+
+    teacher_url: str = Field(
+        "http://127.0.0.1:8011/v1", description="OpenAI-compatible base URL of the teacher server."
+    )
+    teacher_model: str = Field(DEFAULT_TEACHER, description="Default teacher model name.")
+    teacher_api_key: str = Field("EMPTY", description="API key sent to the teacher server.")
+    extra_teachers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More teacher model names the teacher server offers (comma separated).",
+    )
+    student_model: str = Field(DEFAULT_STUDENT, description="Default student model.")
+    extra_students: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="More student models to offer (comma separated)."
+    )
+
+    max_task_chars: int = Field(4000, ge=1, description="Longest accepted task description.")
+    max_num_examples: int = Field(5000, ge=1, description="Largest accepted `num_examples`.")
+    max_rows: int = Field(5000, ge=1, description="Most rows accepted in `examples` or `test_set`.")
+    max_row_chars: int = Field(8000, ge=1, description="Longest accepted example input or output.")
+    max_labels: int = Field(200, ge=2, description="Most labels accepted for one job.")
+
+    job_lease_seconds: int = Field(
+        60, ge=5, description="A running job whose worker sent no heartbeat for this long may be taken over."
+    )
+    job_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a running job renews its lease and checks for cancel."
+    )
+    broker_visibility_timeout: int = Field(
+        43200, ge=60, description="Seconds before Redis redelivers an unacknowledged task (above the longest job)."
+    )
+    queue_prefix: str = Field("", description="Prefix for queue names (lets test runs share a Redis).")
+
+    @field_validator("extra_teachers", "extra_students", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def teachers(self) -> list[str]:
+        """Teacher model names a job may ask for, the default first."""
+        return _unique([self.teacher_model, *self.extra_teachers])
+
+    @property
+    def students(self) -> list[str]:
+        """Student models offered by the service, the default first."""
+        return _unique([self.student_model, *self.extra_students])
+
+    def queue_name(self, queue: str) -> str:
+        """The broker queue name for a logical queue (`default` or `gpu`)."""
+        return f"{self.queue_prefix}{queue}"
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache after changing the environment)."""
+    return Settings()

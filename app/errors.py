@@ -1,0 +1,82 @@
+"""One error envelope for every failure: {"error": {"code": ..., "message": ...}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.schemas import ErrorResponse
+
+log = logging.getLogger(__name__)
+
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+          413: "too_large", 416: "range_not_satisfiable", 422: "validation_error", 503: "unavailable"}
+
+
+class APIError(Exception):
+    """An expected failure with its HTTP status, error code and message for people."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def not_found(what: str) -> APIError:
+    return APIError(404, "not_found", f"{what} not found")
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message, **extra}
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = [{"field": _field_name(tuple(e.get("loc", ()))), "message": _validation_message(e)} for e in exc.errors()]
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid request"
+    return error_response(422, "validation_error", message, fields=fields)
+
+
+async def _on_api_error(_: Request, exc: APIError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(exc.status_code, code, message)
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error; the server log has the details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, including validation and unknown routes, use the envelope."""
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(APIError, _on_api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries declaring the error envelope for these statuses."""
+    descriptions = {400: "Bad request", 404: "Not found", 409: "Conflict with the job's state",
+                    416: "Range not satisfiable", 422: "Invalid input; `fields` names each offending field",
+                    503: "A dependency is unavailable"}
+    return {s: {"model": ErrorResponse, "description": descriptions.get(s, "Error")} for s in statuses}

@@ -1,0 +1,36 @@
+"""Checks of the parts the service depends on, each answering "ok" or what is wrong."""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy import text
+
+from app.config import get_settings
+from app.db import get_engine
+
+
+def check_database() -> str:
+    """'ok' if Postgres answers a query and the schema is migrated."""
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1 FROM jobs LIMIT 1"))
+    except Exception as exc:
+        return f"error: {_first_line(exc)}"
+    return "ok"
+
+
+def check_broker() -> str:
+    """'ok' if the Redis broker answers PING."""
+    try:
+        client = redis.Redis.from_url(get_settings().redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return f"error: {_first_line(exc)}"
+    return "ok"
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -1,0 +1,71 @@
+"""Per-stage records of a job: start, progress, finish. (Job *status* is written only in app.jobs.)"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Job, JobStage, StageStatus
+
+
+def pending_stages(session: Session, job_id: uuid.UUID) -> list[JobStage]:
+    """The job's stages that have not succeeded yet, in order."""
+    return list(
+        session.execute(
+            select(JobStage)
+            .where(JobStage.job_id == job_id, JobStage.status != StageStatus.SUCCEEDED.value)
+            .order_by(JobStage.position)
+        ).scalars()
+    )
+
+
+def stage_results(session: Session, job_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """Metrics of the job's finished stages, by stage name."""
+    rows = session.execute(
+        select(JobStage.name, JobStage.metrics).where(
+            JobStage.job_id == job_id, JobStage.status == StageStatus.SUCCEEDED.value
+        )
+    )
+    return {name: metrics or {} for name, metrics in rows}
+
+
+def _update_stage(session: Session, job_id: uuid.UUID, name: str, **values: Any) -> None:
+    session.execute(update(JobStage).where(JobStage.job_id == job_id, JobStage.name == name).values(**values))
+
+
+def _update_job(session: Session, job_id: uuid.UUID, **values: Any) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(updated_at=func.now(), **values))
+
+
+def start_stage(session: Session, job_id: uuid.UUID, name: str, job_progress: float) -> None:
+    """Mark a stage running and make it the job's current stage."""
+    _update_stage(session, job_id, name, status=StageStatus.RUNNING.value, progress=0.0, done=None,
+                  total=None, error_message=None, started_at=func.now(), finished_at=None)
+    _update_job(session, job_id, stage=name, progress=job_progress)
+
+
+def record_progress(session: Session, job_id: uuid.UUID, name: str, done: int, total: int, job_progress: float) -> None:
+    """Store `done` of `total` items for the stage and the job's overall progress."""
+    fraction = min(1.0, done / total) if total > 0 else 0.0
+    _update_stage(session, job_id, name, done=done, total=total, progress=fraction)
+    _update_job(session, job_id, progress=job_progress)
+
+
+def finish_stage(
+    session: Session,
+    job_id: uuid.UUID,
+    name: str,
+    status: StageStatus,
+    metrics: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """Close a stage with its outcome, metrics and error text."""
+    values: dict[str, Any] = {"status": status.value, "finished_at": func.now(), "error_message": error}
+    if metrics is not None:
+        values["metrics"] = metrics
+    if status is StageStatus.SUCCEEDED:
+        values["progress"] = 1.0
+    _update_stage(session, job_id, name, **values)

@@ -1,0 +1,163 @@
+"""Job status and its transitions. `_write_status` is the only code that changes `jobs.status`.
+
+Every change is one conditional UPDATE (`WHERE id = :id AND status IN (:allowed)`), so two
+processes racing on the same job cannot both win: zero rows updated means the move was illegal
+or somebody else got there first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Job, JobStage, JobStatus, StageStatus
+from app.stage_plan import MODEL_STAGES, stages_for
+
+Q, R, S, F, C = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+#: Legal moves. running -> running is a takeover of a job whose worker's lease lapsed;
+#: running -> queued hands a job to another queue (e.g. the gpu worker);
+#: succeeded/failed/canceled -> queued is a resume.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    Q: frozenset({R, C, F}),
+    R: frozenset({R, S, F, C, Q}),
+    S: frozenset({Q}),
+    F: frozenset({Q}),
+    C: frozenset({Q}),
+}
+
+
+class IllegalTransition(Exception):
+    """The job was not in a state from which the requested move is allowed."""
+
+    def __init__(self, job_id: uuid.UUID, to: JobStatus, current: str | None) -> None:
+        super().__init__(f"job {job_id} cannot go from {current} to {to.value}")
+        self.job_id, self.to, self.current = job_id, to, current
+
+
+def sources_of(to: JobStatus) -> frozenset[JobStatus]:
+    """The statuses from which `to` may be reached."""
+    return frozenset(src for src, targets in ALLOWED_TRANSITIONS.items() if to in targets)
+
+
+def _write_status(
+    session: Session,
+    job_id: uuid.UUID,
+    to: JobStatus,
+    *,
+    expect: Iterable[JobStatus] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+    **values: Any,
+) -> bool:
+    """Move the job to `to` if its status is a legal source (narrowed by `expect`). True if it moved."""
+    sources = sources_of(to) if expect is None else sources_of(to) & set(expect)
+    if to.finished:
+        values.setdefault("finished_at", func.now())
+        values.setdefault("lease_expires_at", None)
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([s.value for s in sources]), *where)
+        .values(status=to.value, updated_at=func.now(), **values)
+        .returning(Job.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def current_status(session: Session, job_id: uuid.UUID) -> str | None:
+    """The job's status as stored now, or None if the job does not exist."""
+    return session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+
+
+def transition(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) -> None:
+    """Move a job along a legal edge or raise `IllegalTransition`."""
+    if not _write_status(session, job_id, to, **values):
+        raise IllegalTransition(job_id, to, current_status(session, job_id))
+
+
+def create_job(session: Session, task: str, spec: dict[str, Any], owner: str = "local") -> Job:
+    """Insert a queued job and a pending record for each of its stages (not committed)."""
+    job = Job(task=task, spec=spec, owner=owner, status=Q.value, progress=0.0)
+    job.stages = [JobStage(name=name, position=i, metrics={}) for i, name in enumerate(stages_for(spec["until"]))]
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> str | None:
+    """Take a job for running: a queued one, or a running one whose worker stopped renewing its lease.
+
+    Returns the run token that later calls must present, or None if the job is not ours to run.
+    """
+    token = str(uuid.uuid4())
+    lease_lapsed = Job.status != R.value
+    lease_lapsed = or_(lease_lapsed, Job.lease_expires_at.is_(None), Job.lease_expires_at < func.now())
+    moved = _write_status(
+        session,
+        job_id,
+        R,
+        expect={Q, R},
+        where=[lease_lapsed],
+        run_token=token,
+        attempts=Job.attempts + 1,
+        lease_expires_at=func.now() + timedelta(seconds=lease_seconds),
+        started_at=func.coalesce(Job.started_at, func.now()),
+    )
+    return token if moved else None
+
+
+def renew_lease(session: Session, job_id: uuid.UUID, token: str, lease_seconds: int) -> bool:
+    """Extend the lease of the run holding `token`. False if the job is no longer ours to run."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.run_token == token, Job.status == R.value)
+        .values(lease_expires_at=func.now() + timedelta(seconds=lease_seconds))
+        .returning(Job.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def finish(session: Session, job_id: uuid.UUID, token: str, to: JobStatus, **values: Any) -> bool:
+    """End the run holding `token` with `to` (succeeded, failed, or queued for a hand-off)."""
+    return _write_status(session, job_id, to, expect={R}, where=[Job.run_token == token], **values)
+
+
+def fail_queued(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
+    """Fail a job that never started (e.g. the broker refused it)."""
+    return _write_status(session, job_id, F, expect={Q}, error_code=code, error_message=message)
+
+
+def cancel(session: Session, job_id: uuid.UUID) -> None:
+    """Cancel a queued or running job; a running one notices at its next heartbeat."""
+    transition(session, job_id, C, expect={Q, R})
+
+
+def resume(session: Session, job: Job) -> None:
+    """Queue a stopped job again: retry a failed or canceled one from the stage it stopped in,
+    or carry a job that stopped after its data stages (`until: data`) on to the model stages."""
+    status = JobStatus(job.status)
+    if status is S:
+        if job.spec.get("until") != "data":
+            raise IllegalTransition(job.id, Q, job.status)
+        job.spec = {**job.spec, "until": "model"}
+        start = len(job.stages)
+        job.stages.extend(
+            JobStage(name=name, position=start + i, metrics={}) for i, name in enumerate(MODEL_STAGES)
+        )
+        session.flush()
+    elif status not in (F, C):
+        raise IllegalTransition(job.id, Q, job.status)
+    for stage in job.stages:
+        if stage.status != StageStatus.SUCCEEDED.value:
+            stage.status, stage.progress, stage.error_message = StageStatus.PENDING.value, 0.0, None
+            stage.done = stage.total = None
+            stage.started_at = stage.finished_at = None
+    session.flush()
+    transition(
+        session, job.id, Q, expect={S, F, C},
+        error_code=None, error_message=None, finished_at=None, run_token=None,
+    )

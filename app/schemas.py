@@ -1,0 +1,224 @@
+"""Request and response bodies of the REST API (pydantic)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from app.config import get_settings
+
+
+class TaskType(str, Enum):
+    CLASSIFICATION = "classification"
+    EXTRACTION = "extraction"
+    QA = "qa"
+    TOOL_CALLING = "tool_calling"
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, so a typo never silently changes a job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Example(Strict):
+    """One input with its expected output."""
+
+    input: str = Field(min_length=1, description="What the model receives.")
+    output: str = Field(min_length=1, description="What the model should answer.")
+
+    @field_validator("input", "output")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        limit = get_settings().max_row_chars
+        if len(value) > limit:
+            raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
+        return value
+
+
+class TrainingOptions(Strict):
+    """How the student is fine-tuned. Every field is optional; the train stage picks defaults per student size."""
+
+    method: Literal["lora", "full"] | None = Field(None, description="LoRA adapters or full fine-tuning.")
+    epochs: float | None = Field(None, gt=0, le=100, description="Passes over the training split.")
+    learning_rate: float | None = Field(None, gt=0, le=1, description="Peak learning rate.")
+    batch_size: int | None = Field(None, ge=1, le=1024, description="Examples per optimiser step.")
+    max_length: int | None = Field(None, ge=16, le=32768, description="Longest training sequence in tokens.")
+    lora_r: int | None = Field(None, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int | None = Field(None, ge=1, le=4096, description="LoRA scaling numerator.")
+    soft_label_weight: float | None = Field(
+        None, ge=0, le=1, description="Weight of the KL term against the teacher's soft labels (classification)."
+    )
+    temperature: float | None = Field(None, gt=0, le=20, description="Distillation temperature.")
+    seed: int | None = Field(None, ge=0, description="Random seed.")
+
+
+class JobCreate(Strict):
+    """What a person asks for: a task in plain words, plus optional guidance."""
+
+    task: str = Field(description="The task in plain words, e.g. 'sort support tickets into billing, shipping, technical'.")
+    task_type: TaskType | None = Field(None, description="Inferred by the teacher when not given.")
+    labels: list[str] | None = Field(None, description="Allowed outputs for a classification task.")
+    examples: list[Example] = Field(default_factory=list, description="Seed examples that guide the teacher.")
+    test_set: list[Example] = Field(default_factory=list, description="Held-out examples the models are scored on; never trained on.")
+    teacher: str | None = Field(None, description="Teacher model name (see GET /api/models); the default when omitted.")
+    student: str | None = Field(None, description="Student model: a name from GET /api/models, a local path or a hub id.")
+    num_examples: int = Field(200, gt=0, description="How many training examples the teacher should make.")
+    until: Literal["data", "model"] = Field("model", description="`data` stops after the teacher stages.")
+    training: TrainingOptions = Field(default_factory=TrainingOptions, description="Fine-tuning options.")
+
+    @field_validator("task")
+    @classmethod
+    def _task_text(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        limit = get_settings().max_task_chars
+        if len(value) > limit:
+            raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            return None
+        if info.data.get("task_type") not in (None, TaskType.CLASSIFICATION):
+            raise ValueError("labels are only for classification tasks")
+        labels = [label.strip() for label in value]
+        if any(not label for label in labels):
+            raise ValueError("labels must not be blank")
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels must be unique")
+        if len(labels) < 2:
+            raise ValueError("give at least two labels")
+        limit = get_settings().max_labels
+        if len(labels) > limit:
+            raise ValueError(f"{len(labels)} labels given; the limit is {limit}")
+        return labels
+
+    @field_validator("examples", "test_set")
+    @classmethod
+    def _rows(cls, value: list[Example], info: ValidationInfo) -> list[Example]:
+        limit = get_settings().max_rows
+        if len(value) > limit:
+            raise ValueError(f"{len(value)} rows given; the limit is {limit}")
+        labels = info.data.get("labels")
+        if labels:
+            for index, row in enumerate(value):
+                if row.output.strip() not in labels:
+                    raise ValueError(f"row {index}: output {row.output!r} is not one of the labels {labels}")
+        return value
+
+    @field_validator("num_examples")
+    @classmethod
+    def _num_examples(cls, value: int) -> int:
+        limit = get_settings().max_num_examples
+        if value > limit:
+            raise ValueError(f"is {value}; the limit is {limit}")
+        return value
+
+    @field_validator("teacher")
+    @classmethod
+    def _known_teacher(cls, value: str | None) -> str | None:
+        if value is not None and value not in get_settings().teachers:
+            known = ", ".join(get_settings().teachers)
+            raise ValueError(f"unknown teacher {value!r}; available: {known}")
+        return value
+
+    @field_validator("student")
+    @classmethod
+    def _student_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 512):
+            raise ValueError("must be a model name, local path or hub id of at most 512 characters")
+        return value
+
+    def to_spec(self) -> dict[str, Any]:
+        """The validated request with defaults filled in, as stored on the job."""
+        settings = get_settings()
+        spec = self.model_dump(mode="json")
+        spec["teacher"] = self.teacher or settings.teacher_model
+        spec["student"] = self.student or settings.student_model
+        return spec
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable error code, e.g. `not_found`, `validation_error`.")
+    message: str = Field(description="What went wrong, for people.")
+    fields: list[dict[str, str]] | None = Field(None, description="For validation errors: each offending field and why.")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorBody
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class StagePublic(BaseModel):
+    name: str
+    status: str
+    progress: float
+    done: int | None = None
+    total: int | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobSummary(BaseModel):
+    id: uuid.UUID
+    owner: str
+    task: str
+    status: str
+    stage: str | None
+    progress: float
+    error: JobError | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobPublic(JobSummary):
+    spec: dict[str, Any]
+    stages: list[StagePublic]
+
+
+class JobsPublic(BaseModel):
+    items: list[JobSummary]
+    total: int
+
+
+class ArtifactPublic(BaseModel):
+    name: str
+    size: int
+    sha256: str
+    url: str
+
+
+class ArtifactsPublic(BaseModel):
+    items: list[ArtifactPublic]
+
+
+class ModelsPublic(BaseModel):
+    teachers: list[str]
+    students: list[str]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    broker: str
+    version: str

@@ -1,0 +1,141 @@
+"""`make up`: prepare the database, then run the API and the workers in the foreground.
+
+Ctrl-C or SIGTERM stops every process it started. If one of them dies, the rest are stopped too,
+so a broken setup is never left half running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from app.config import get_settings
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    args: tuple[str, ...]
+
+
+def services(host: str, port: int) -> list[Service]:
+    """The long-running processes of one vibetune machine (docker-compose.yml mirrors these)."""
+    py = sys.executable
+    return [
+        Service("api", (py, "-m", "uvicorn", "app.main:app", "--host", host, "--port", str(port))),
+        Service("worker", (py, "-m", "workers.main", "--queue", "default")),
+        Service("gpu-worker", (py, "-m", "workers.main", "--queue", "gpu", "--concurrency", "1")),
+    ]
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in `url` if the server lacks it."""
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{target.database}"')
+            print(f"created database {target.database}", flush=True)
+
+
+def migrate() -> None:
+    """Bring the schema to the newest revision (alembic.ini of this checkout, else of the cwd)."""
+    ini = Path(__file__).resolve().parent.parent / "alembic.ini"
+    config = ["-c", str(ini)] if ini.is_file() else []
+    subprocess.run([sys.executable, "-m", "alembic", *config, "upgrade", "head"], check=True)
+
+
+class Supervisor:
+    """Starts services in their own process groups and stops them all together."""
+
+    def __init__(self, specs: list[Service]) -> None:
+        self.specs = specs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def start(self) -> None:
+        for spec in self.specs:
+            self.procs[spec.name] = subprocess.Popen(spec.args, start_new_session=True)
+            print(f"started {spec.name} (pid {self.procs[spec.name].pid})", flush=True)
+
+    def first_exited(self) -> str | None:
+        return next((name for name, p in self.procs.items() if p.poll() is not None), None)
+
+    def stop(self, grace: float = 15.0) -> None:
+        self.stopping = True
+        for proc in self.procs.values():
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        for proc in self.procs.values():  # pool children left behind by a killed parent
+            _signal_group(proc, signal.SIGKILL)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_healthy(url: str, sup: Supervisor, timeout: float = 120.0) -> bool:
+    """Poll /health until it answers ok, a service dies, or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and sup.first_exited() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run vibetune (API and workers) in the foreground.")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+
+    ensure_database(get_settings().database_url)
+    migrate()
+    sup = Supervisor(services(args.host, args.port))
+    stop_requested = False
+
+    def _request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    sup.start()
+    url = f"http://{args.host}:{args.port}"
+    if wait_healthy(url, sup):
+        print(f"\nvibetune is up: dashboard {url}/  API docs {url}/docs  (Ctrl-C stops it)\n", flush=True)
+    while not stop_requested and (dead := sup.first_exited()) is None:
+        time.sleep(0.5)
+    if not stop_requested:
+        print(f"{dead} exited; stopping everything", file=sys.stderr, flush=True)
+    sup.stop()
+    print("vibetune stopped", flush=True)
+    return 0 if stop_requested else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Test environment: a fresh real Postgres database and private Redis queues for each test run.
+
+The variables are set before any app module reads its settings, so every test, and every worker
+process a test starts, talks to this run's database and queues only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+RUN_ID = secrets.token_hex(4)
+ADMIN_URL = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_DB = f"vibetune_test_{RUN_ID}"
+SCRATCH = Path(tempfile.mkdtemp(prefix=f"vibetune-test-{RUN_ID}-"))
+
+os.environ.update(
+    DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}",
+    REDIS_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
+    QUEUE_PREFIX=f"test-{RUN_ID}-",
+    ARTIFACT_DIR=str(SCRATCH / "artifacts"),
+    WORK_DIR=str(SCRATCH / "work"),
+    JOB_LEASE_SECONDS="6",
+    JOB_HEARTBEAT_SECONDS="0.5",
+)
+
+from app.config import get_settings  # noqa: E402  (after the environment is set)
+from app.db import reset_engine  # noqa: E402
+from tests.support.database import create_database, drop_database, migrate_to_head  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database() -> Iterator[str]:
+    """This run's database, migrated to head; dropped when the run ends."""
+    get_settings.cache_clear()
+    reset_engine()
+    url = os.environ["DATABASE_URL"]
+    create_database(ADMIN_URL, TEST_DB)
+    migrate_to_head(url)
+    yield url
+    reset_engine()
+    drop_database(ADMIN_URL, TEST_DB)
+    _drop_queues()
+
+
+def _drop_queues() -> None:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for key in client.scan_iter(f"{os.environ['QUEUE_PREFIX']}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def session():
+    """A database session on this run's database (commits are real)."""
+    from app.db import session_scope
+
+    with session_scope() as s:
+        yield s
+
+
+@pytest.fixture
+def client():
+    """The real app over ASGI (httpx), on the real database and broker."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch):
+    """Change settings for one test; the cached settings and engine are rebuilt around it."""
+
+    def apply(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        reset_engine()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_engine()
+
+
+def admin_connect() -> psycopg.Connection:
+    return psycopg.connect(ADMIN_URL, autocommit=True)

@@ -1,0 +1,81 @@
+"""`make up` for real: its own database, the API, both workers; then SIGTERM stops it all."""
+
+import os
+import re
+import signal
+import socket
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_URL
+from tests.support.database import drop_database
+from tests.support.processes import Process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def service(tmp_path):
+    db = f"vibetune_up_{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+        "QUEUE_PREFIX": f"up-{uuid.uuid4().hex[:6]}-",
+        "ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "WORK_DIR": str(tmp_path / "work"),
+        "PORT": str(port),
+        "MAKEFLAGS": "",
+    }
+    proc = Process(["make", "--no-print-directory", "up"], tmp_path / "up.log", env=env)
+    try:
+        proc.wait_for(lambda: "vibetune is up" in proc.output(), timeout=120, what="'vibetune is up'")
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+        drop_database(ADMIN_URL, db)
+
+
+def test_make_up_serves_and_runs_jobs_then_stops_cleanly(service):
+    proc, url = service
+    assert f"dashboard {url}/" in proc.output()
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "ok" and health["database"] == "ok" and health["broker"] == "ok"
+    assert httpx.get(f"{url}/").status_code == 200
+
+    job = httpx.post(f"{url}/api/jobs", json={"task": "Is this SMS spam?", "labels": ["spam", "ham"]}).json()
+    deadline = time.monotonic() + 30
+    while (current := httpx.get(f"{url}/api/jobs/{job['id']}").json())["status"] == "queued":
+        assert time.monotonic() < deadline, "no worker picked the job up"
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while current["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        current = httpx.get(f"{url}/api/jobs/{job['id']}").json()
+    # No stage is implemented yet in this build: the honest outcome is a named failure.
+    assert current["status"] == "failed", current
+    assert current["error"]["code"] == "stage_unavailable" and "plan" in current["error"]["message"]
+
+    pids = [int(p) for p in re.findall(r"started [\w-]+ \(pid (\d+)\)", proc.output())]
+    assert len(pids) == 3
+    proc.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids), proc.output()[-3000:]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/health")

@@ -1,0 +1,44 @@
+"""A worker killed mid-job: its job is taken over by the next worker and finishes."""
+
+import signal
+import time
+import uuid
+
+import app.queue
+from app.config import get_settings
+from app.queue import enqueue_run
+from app.stage_plan import DATA_STAGES
+from tests.support.factories import load, make_job
+from tests.support.processes import start_worker
+from tests.support.stages import runs
+
+
+def test_killed_worker_job_is_taken_over_after_its_lease(settings_env, tmp_path):
+    # Private queues, so the session's shared workers do not take this job.
+    settings_env(QUEUE_PREFIX=f"crash-{uuid.uuid4().hex[:6]}-")
+    app.queue._celery = None
+    try:
+        job_id = make_job(task="label tickets [slow 8]", until="data")
+        victim = start_worker("default", tmp_path / "victim.log", concurrency=1)
+        enqueue_run(job_id)
+        deadline = time.monotonic() + 30
+        while not (load(job_id).stages[0].progress > 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert load(job_id).status == "running"
+        victim.signal(signal.SIGKILL)  # the whole worker, pool included, dies without a word
+        victim.stop()
+        assert load(job_id).status == "running", "nobody has noticed yet"
+
+        survivor = start_worker("default", tmp_path / "survivor.log", concurrency=1)
+        try:
+            deadline = time.monotonic() + 90  # lease lapse (6 s) + the 8 s plan stage again + the rest
+            while load(job_id).status not in ("succeeded", "failed") and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            survivor.stop()
+        job = load(job_id)
+        assert job.status == "succeeded", survivor.output()[-3000:]
+        assert job.attempts == 2
+        assert runs(get_settings().work_dir, job_id) == ["plan", *DATA_STAGES]
+    finally:
+        app.queue._celery = None

@@ -1,0 +1,32 @@
+"""The Celery app the workers run, with the process hooks they need."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init, worker_ready
+
+from app.config import get_settings
+from app.db import reset_engine
+from app.queue import celery_app as _shared_app
+
+log = logging.getLogger(__name__)
+
+celery_app = _shared_app()
+celery_app.conf.include = ["workers.tasks"]
+
+
+@worker_process_init.connect
+def _fresh_engine_per_process(**_: object) -> None:
+    # Connections must not be shared across a fork.
+    reset_engine()
+
+
+@worker_ready.connect
+def _recover_on_start(sender: object = None, **_: object) -> None:
+    from workers.recovery import recover_jobs
+
+    consumer = getattr(sender, "consumer", None) or sender
+    queues = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
+    if get_settings().queue_name("default") in queues:
+        log.info("re-enqueued %d unfinished jobs", recover_jobs())

@@ -1,0 +1,159 @@
+"""The pipeline runner: executes a job's stages in order, recording each one. No Celery here."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app import job_stages, jobs
+from app.config import get_settings
+from app.db import session_scope
+from app.models import Job, JobStatus, StageStatus
+from app.storage import get_storage
+from workers.monitor import JobCanceled, LeaseLost, RunMonitor
+from workers.stages import REGISTRY, Stage, StageContext, StageError
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[uuid.UUID, str], None]
+
+
+class Outcome(str, enum.Enum):
+    """What a delivery of a job did."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    HANDED_OFF = "handed_off"  # the next stage belongs to another queue
+    BUSY = "busy"  # another live worker holds the job
+    NOTHING_TO_DO = "nothing_to_do"  # finished, canceled or deleted
+    LEASE_LOST = "lease_lost"
+
+
+@dataclass
+class _Progress:
+    """Turns a stage's `progress(done, total)` into stage and job progress rows."""
+
+    job_id: uuid.UUID
+    stage: str
+    index: int
+    count: int
+    monitor: RunMonitor
+
+    def job_fraction(self, stage_fraction: float) -> float:
+        return min(1.0, (self.index + stage_fraction) / self.count)
+
+    def progress(self, done: int, total: int) -> None:
+        self.monitor.check()
+        fraction = min(1.0, done / total) if total > 0 else 0.0
+        with session_scope() as session:
+            job_stages.record_progress(session, self.job_id, self.stage, done, total, self.job_fraction(fraction))
+
+    def check_canceled(self) -> None:
+        self.monitor.check()
+
+
+def run_job(
+    job_id: uuid.UUID,
+    queue: str = "default",
+    *,
+    registry: Mapping[str, Stage] | None = None,
+    enqueue: Enqueue | None = None,
+) -> Outcome:
+    """Claim the job and run its pending stages that belong to `queue`. Safe to call twice."""
+    settings = get_settings()
+    with session_scope() as session:
+        token = jobs.claim(session, job_id, settings.job_lease_seconds)
+        status = jobs.current_status(session, job_id)
+    if token is None:
+        return Outcome.BUSY if status in (JobStatus.RUNNING.value, JobStatus.QUEUED.value) else Outcome.NOTHING_TO_DO
+    monitor = RunMonitor(job_id, token, settings.job_lease_seconds, settings.job_heartbeat_seconds)
+    with monitor:
+        return _run_claimed(job_id, token, queue, registry if registry is not None else REGISTRY,
+                            enqueue or _default_enqueue, monitor)
+
+
+def _default_enqueue(job_id: uuid.UUID, queue: str) -> None:
+    from app.queue import enqueue_run
+
+    enqueue_run(job_id, queue)
+
+
+def _run_claimed(
+    job_id: uuid.UUID, token: str, queue: str, registry: Mapping[str, Stage], enqueue: Enqueue, monitor: RunMonitor
+) -> Outcome:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None  # we hold its lease
+        spec, count = dict(job.spec), len(job.stages)
+        pending = [(s.position, s.name) for s in job_stages.pending_stages(session, job_id)]
+        results = job_stages.stage_results(session, job_id)
+    current: str | None = None
+    try:
+        for index, name in pending:
+            stage = registry.get(name)
+            if stage is None:
+                return _fail(job_id, token, name, "stage_unavailable",
+                             f"stage {name!r} is not available in this version of vibetune")
+            if stage.queue != queue:
+                return _hand_off(job_id, token, stage.queue, enqueue)
+            monitor.check()
+            current = name
+            results[name] = _run_stage(job_id, stage, index, count, spec, results, monitor)
+            current = None
+        with session_scope() as session:
+            jobs.finish(session, job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None)
+        return Outcome.SUCCEEDED
+    except JobCanceled:
+        _close_stage(job_id, current, StageStatus.CANCELED, "canceled")
+        return Outcome.CANCELED
+    except LeaseLost:
+        log.warning("job %s was taken over by another worker", job_id)
+        return Outcome.LEASE_LOST
+    except StageError as exc:
+        return _fail(job_id, token, current, exc.code, exc.message)
+    except Exception as exc:
+        log.exception("stage %s of job %s crashed", current, job_id)
+        return _fail(job_id, token, current, "stage_failed", f"{type(exc).__name__}: {exc}")
+
+
+def _run_stage(
+    job_id: uuid.UUID, stage: Stage, index: int, count: int, spec: dict[str, Any],
+    results: dict[str, dict[str, Any]], monitor: RunMonitor,
+) -> dict[str, Any]:
+    sink = _Progress(job_id, stage.name, index, count, monitor)
+    with session_scope() as session:
+        job_stages.start_stage(session, job_id, stage.name, sink.job_fraction(0.0))
+    work_dir = get_settings().work_dir / str(job_id) / stage.name
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ctx = StageContext(job_id=job_id, spec=spec, work_dir=work_dir, storage=get_storage(),
+                       results=dict(results), sink=sink)
+    metrics = stage.run(ctx) or {}
+    monitor.check()
+    with session_scope() as session:
+        job_stages.finish_stage(session, job_id, stage.name, StageStatus.SUCCEEDED, metrics)
+    return metrics
+
+
+def _close_stage(job_id: uuid.UUID, name: str | None, status: StageStatus, error: str) -> None:
+    if name is not None:
+        with session_scope() as session:
+            job_stages.finish_stage(session, job_id, name, status, error=error)
+
+
+def _fail(job_id: uuid.UUID, token: str, stage: str | None, code: str, message: str) -> Outcome:
+    _close_stage(job_id, stage, StageStatus.FAILED, message)
+    with session_scope() as session:
+        jobs.finish(session, job_id, token, JobStatus.FAILED, error_code=code, error_message=message, stage=stage)
+    return Outcome.FAILED
+
+
+def _hand_off(job_id: uuid.UUID, token: str, queue: str, enqueue: Enqueue) -> Outcome:
+    with session_scope() as session:
+        jobs.finish(session, job_id, token, JobStatus.QUEUED, run_token=None, lease_expires_at=None)
+    enqueue(job_id, queue)
+    return Outcome.HANDED_OFF

@@ -1,0 +1,57 @@
+"""What every stage sees (`StageContext`) and provides (`Stage`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.storage import Storage
+
+
+class StageError(Exception):
+    """A failure a stage knows how to name; the job fails with this `code` and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class ProgressSink(Protocol):
+    def progress(self, done: int, total: int) -> None: ...
+    def check_canceled(self) -> None: ...
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may use: the job's spec, its scratch folder, storage, earlier results."""
+
+    job_id: uuid.UUID
+    spec: dict[str, Any]
+    work_dir: Path
+    storage: Storage
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sink: ProgressSink | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        """Report `done` of `total` items; raises if the job was canceled meanwhile."""
+        if self.sink is not None:
+            self.sink.progress(done, total)
+
+    def check_canceled(self) -> None:
+        """Raise `JobCanceled` if the job was canceled (cheap: reads a flag)."""
+        if self.sink is not None:
+            self.sink.check_canceled()
+
+
+class Stage(Protocol):
+    """One step of the pipeline."""
+
+    name: str
+    #: Logical queue whose workers run this stage: `default`, or `gpu` for training.
+    queue: str
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        """Do the work and return metrics to store on the stage record."""
+        ...
