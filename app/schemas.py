@@ -193,6 +193,8 @@ class JobSummary(BaseModel):
 
 class JobPublic(JobSummary):
     spec: dict[str, Any]
+    plan: dict[str, Any] | None = Field(None, description="The task spec the teacher planned (after the plan stage).")
+    warnings: list[dict[str, str]] = Field(default_factory=list, description="Problems found on the way, e.g. a weak teacher.")
     stages: list[StagePublic]
 
 
@@ -212,6 +214,14 @@ class ArtifactsPublic(BaseModel):
     items: list[ArtifactPublic]
 
 
+class ReportPublic(BaseModel):
+    teacher: dict[str, Any] | None = Field(None, description="The teacher scored on the test set: accuracy, n, per-label, confusion.")
+    base_student: dict[str, Any] | None = Field(None, description="The untuned student, scored the same way.")
+    student: dict[str, Any] | None = Field(None, description="The tuned student, scored the same way.")
+    verdict: str | None = Field(None, description="`deploy` or `retune`, once the student is evaluated.")
+    warnings: list[dict[str, str]] = Field(default_factory=list)
+
+
 class ModelsPublic(BaseModel):
     teachers: list[str]
     students: list[str]
@@ -221,4 +231,5 @@ class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     broker: str
+    teacher: str
     version: str

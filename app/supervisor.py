@@ -26,6 +26,7 @@ from app.config import get_settings
 class Service:
     name: str
     args: tuple[str, ...]
+    env: dict[str, str] | None = None
 
 
 def services(host: str, port: int) -> list[Service]:
@@ -36,6 +37,15 @@ def services(host: str, port: int) -> list[Service]:
         Service("worker", (py, "-m", "workers.main", "--queue", "default")),
         Service("gpu-worker", (py, "-m", "workers.main", "--queue", "gpu", "--concurrency", "1")),
     ]
+
+
+def teacher_service() -> Service:
+    """The bundled vLLM teacher server, at the port of TEACHER_URL."""
+    from workers import teacher_server
+
+    settings = get_settings()
+    args = teacher_server.serve_command(settings.teacher_url, settings.teacher_model, settings.teacher_model_path)
+    return Service("teacher", tuple(args), teacher_server.server_env())
 
 
 def ensure_database(url: str) -> None:
@@ -66,7 +76,7 @@ class Supervisor:
 
     def start(self) -> None:
         for spec in self.specs:
-            self.procs[spec.name] = subprocess.Popen(spec.args, start_new_session=True)
+            self.procs[spec.name] = subprocess.Popen(spec.args, env=spec.env, start_new_session=True)
             print(f"started {spec.name} (pid {self.procs[spec.name].pid})", flush=True)
 
     def first_exited(self) -> str | None:
@@ -94,7 +104,7 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
-def wait_healthy(url: str, sup: Supervisor, timeout: float = 120.0) -> bool:
+def wait_healthy(url: str, sup: Supervisor, timeout: float = 900.0) -> bool:
     """Poll /health until it answers ok, a service dies, or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and sup.first_exited() is None:
@@ -115,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_database(get_settings().database_url)
     migrate()
-    sup = Supervisor(services(args.host, args.port))
+    specs = services(args.host, args.port)
+    if get_settings().serve_teacher:
+        specs.insert(0, teacher_service())
+    sup = Supervisor(specs)
     stop_requested = False
 
     def _request_stop(signum: int, _frame: object) -> None:
@@ -126,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _request_stop)
     sup.start()
     url = f"http://{args.host}:{args.port}"
+    print(f"waiting for {url}/health (the CPU teacher takes a few minutes to start)...", flush=True)
     if wait_healthy(url, sup):
         print(f"\nvibetune is up: dashboard {url}/  API docs {url}/docs  (Ctrl-C stops it)\n", flush=True)
     while not stop_requested and (dead := sup.first_exited()) is None:

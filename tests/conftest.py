@@ -27,6 +27,7 @@ os.environ.update(
     ARTIFACT_DIR=str(SCRATCH / "artifacts"),
     WORK_DIR=str(SCRATCH / "work"),
     JOB_LEASE_SECONDS="6",
+    TEACHER_URL="http://127.0.0.1:9/v1",  # nothing listens there; tests that need the teacher ask for it
     JOB_HEARTBEAT_SECONDS="0.5",
 )
 
@@ -96,3 +97,38 @@ def settings_env(monkeypatch: pytest.MonkeyPatch):
 
 def admin_connect() -> psycopg.Connection:
     return psycopg.connect(ADMIN_URL, autocommit=True)
+
+
+_teacher = None
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Start the real teacher early (in the background) if any selected test needs it."""
+    global _teacher
+    if any("teacher_url" in getattr(item, "fixturenames", ()) for item in items):
+        from tests.support.teacher import TeacherServer
+
+        (SCRATCH / "logs").mkdir(parents=True, exist_ok=True)
+        _teacher = TeacherServer(SCRATCH / "logs" / "teacher.log")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _teacher is not None:
+        _teacher.stop()
+
+
+@pytest.fixture(scope="session")
+def teacher_url() -> str:
+    """Base URL of the real vLLM teacher serving the bundled model; TEACHER_URL points at it."""
+    assert _teacher is not None
+    url = _teacher.wait()
+    os.environ["TEACHER_URL"] = url
+    get_settings.cache_clear()
+    return url
+
+
+@pytest.fixture
+def teacher_settings(teacher_url, settings_env):
+    """Settings pointing at the real teacher, for in-process stage tests."""
+    settings_env(TEACHER_URL=teacher_url)
+    return get_settings()

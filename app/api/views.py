@@ -24,8 +24,12 @@ def stage_public(stage: JobStage) -> StagePublic:
 
 
 def job_public(job: Job) -> JobPublic:
+    done = {s.name: s.metrics or {} for s in job.stages if s.status == "succeeded"}
     return JobPublic(
-        **job_summary(job).model_dump(), spec=job.spec, stages=[stage_public(s) for s in job.stages]
+        **job_summary(job).model_dump(), spec=job.spec,
+        plan=done.get("plan", {}).get("task_spec"),
+        warnings=done.get("teacher_check", {}).get("warnings", []),
+        stages=[stage_public(s) for s in job.stages],
     )
 
 

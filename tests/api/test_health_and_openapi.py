@@ -3,11 +3,26 @@
 from app.config import get_settings
 
 
-def test_health_ok(client):
+def test_health_ok(client, teacher_url):
     response = client.get("/health")
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "ok" and body["database"] == "ok" and body["broker"] == "ok"
+    assert body["status"] == "ok" and body["database"] == "ok" and body["broker"] == "ok" and body["teacher"] == "ok"
+
+
+def test_health_503_when_teacher_is_down(client, settings_env):
+    settings_env(TEACHER_URL="http://127.0.0.1:9/v1")
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["teacher"].startswith("error") and "127.0.0.1:9" in body["teacher"]
+    assert body["database"] == "ok" and body["broker"] == "ok"
+
+
+def test_health_names_a_teacher_model_the_server_lacks(client, teacher_url, settings_env):
+    settings_env(TEACHER_URL=teacher_url, TEACHER_MODEL="no-such-teacher")
+    body = client.get("/health").json()
+    assert body["status"] == "degraded" and "no-such-teacher" in body["teacher"]
 
 
 def test_health_503_when_broker_is_down(client, settings_env):
@@ -36,6 +51,8 @@ def test_openapi_documents_every_route_and_error(client):
         "/api/jobs/{job_id}/artifacts": {"get"},
         "/api/jobs/{job_id}/artifacts/{name}": {"get"},
         "/api/models": {"get"},
+        "/api/jobs/{job_id}/report": {"get"},
+        "/api/jobs/{job_id}/dataset": {"get"},
         "/health": {"get"},
     }
     for path, methods in expected.items():

@@ -30,7 +30,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def service(tmp_path):
+def service(tmp_path, teacher_url):
     db = f"vibetune_up_{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = {
@@ -39,6 +39,9 @@ def service(tmp_path):
         "ARTIFACT_DIR": str(tmp_path / "artifacts"),
         "WORK_DIR": str(tmp_path / "work"),
         "PORT": str(port),
+        # The test run's teacher is already up; make up would otherwise start its own.
+        "SERVE_TEACHER": "false",
+        "TEACHER_URL": teacher_url,
         "MAKEFLAGS": "",
     }
     proc = Process(["make", "--no-print-directory", "up"], tmp_path / "up.log", env=env)
@@ -54,21 +57,22 @@ def test_make_up_serves_and_runs_jobs_then_stops_cleanly(service):
     proc, url = service
     assert f"dashboard {url}/" in proc.output()
     health = httpx.get(f"{url}/health").json()
-    assert health["status"] == "ok" and health["database"] == "ok" and health["broker"] == "ok"
+    assert health == {**health, "status": "ok", "database": "ok", "broker": "ok", "teacher": "ok"}
     assert httpx.get(f"{url}/").status_code == 200
+    assert httpx.get(f"{url}/api/models").json()["teachers"][0] == "qwen2.5-coder-1.5b-instruct"
 
     job = httpx.post(f"{url}/api/jobs", json={"task": "Is this SMS spam?", "labels": ["spam", "ham"]}).json()
     deadline = time.monotonic() + 30
     while (current := httpx.get(f"{url}/api/jobs/{job['id']}").json())["status"] == "queued":
         assert time.monotonic() < deadline, "no worker picked the job up"
         time.sleep(0.2)
-    deadline = time.monotonic() + 30
-    while current["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        current = httpx.get(f"{url}/api/jobs/{job['id']}").json()
-    # No stage is implemented yet in this build: the honest outcome is a named failure.
-    assert current["status"] == "failed", current
-    assert current["error"]["code"] == "stage_unavailable" and "plan" in current["error"]["message"]
+    assert current["status"] == "running" and current["stage"] == "plan", current
+    canceled = httpx.post(f"{url}/api/jobs/{job['id']}/cancel").json()
+    assert canceled["status"] == "canceled"
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/api/jobs/{job['id']}").json()["stages"][0]["status"] == "running":
+        assert time.monotonic() < deadline, "the plan stage did not stop after cancel"
+        time.sleep(0.5)
 
     pids = [int(p) for p in re.findall(r"started [\w-]+ \(pid (\d+)\)", proc.output())]
     assert len(pids) == 3

@@ -1,15 +1,22 @@
 """Stage implementations and the registry the pipeline runner looks them up in.
 
 A stage is plain Python: it gets a `StageContext` and returns its metrics. It must not import
-FastAPI or Celery. Stages register themselves here as the teacher and student issues add them.
+FastAPI or Celery. A job whose next stage is missing from the registry fails with
+`stage_unavailable`: no stage is faked.
 """
 
 from __future__ import annotations
 
 from workers.stages.base import Stage, StageContext, StageError
+from workers.stages.curate import CurateStage
+from workers.stages.generate import GenerateStage
+from workers.stages.label import LabelStage
+from workers.stages.plan import PlanStage
+from workers.stages.teacher_check import TeacherCheckStage
 
-#: Stage name -> implementation. A job whose next stage is missing here fails with
-#: `stage_unavailable`: no stage is faked.
-REGISTRY: dict[str, Stage] = {}
+REGISTRY: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (PlanStage(), GenerateStage(), LabelStage(), CurateStage(), TeacherCheckStage())
+}
 
 __all__ = ["REGISTRY", "Stage", "StageContext", "StageError"]

@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.storage import Storage
+from workers.errors import StageError
 
-
-class StageError(Exception):
-    """A failure a stage knows how to name; the job fails with this `code` and message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+__all__ = ["ProgressSink", "Stage", "StageContext", "StageError"]
 
 
 class ProgressSink(Protocol):

@@ -1,0 +1,49 @@
+"""What a job produced: its report and its data set."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from app.api.deps import SessionDep, load_job
+from app.artifacts import artifact_key, find_artifact
+from app.errors import errors, not_found
+from app.schemas import ReportPublic
+from app.storage import get_storage
+
+router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
+
+DATASET = "dataset.jsonl"
+
+
+@router.get("/report", response_model=ReportPublic, responses=errors(404, 422))
+def get_report(job_id: str, session: SessionDep) -> ReportPublic:
+    """Scores so far: the teacher on the person's test set (after the teacher check), and, once
+    trained, the untuned and tuned student with a verdict. Parts not measured yet are null."""
+    job = load_job(session, job_id)
+    metrics = {stage.name: stage.metrics or {} for stage in job.stages if stage.status == "succeeded"}
+    evaluation = metrics.get("evaluate", {})
+    return ReportPublic(
+        teacher=evaluation.get("teacher") or metrics.get("teacher_check", {}).get("teacher"),
+        base_student=evaluation.get("base_student"),
+        student=evaluation.get("student"),
+        verdict=evaluation.get("verdict"),
+        warnings=metrics.get("teacher_check", {}).get("warnings", []),
+    )
+
+
+@router.get(
+    "/dataset",
+    response_class=FileResponse,
+    responses={200: {"description": "JSON Lines: input, output, split, label_probs, bucket",
+                     "content": {"application/x-ndjson": {}}}, **errors(404, 422)},
+)
+def get_dataset(job_id: str, session: SessionDep) -> FileResponse:
+    """The curated data set, one JSON object per line (also the artifact `dataset.jsonl`)."""
+    job = load_job(session, job_id)
+    artifact = find_artifact(session, job.id, DATASET)
+    key = artifact_key(job.id, DATASET)
+    if artifact is None or not get_storage().exists(key):
+        raise not_found(f"data set of job {job.id} (it exists once the curate stage has run)")
+    return FileResponse(get_storage().local_path(key), media_type="application/x-ndjson",
+                        filename=f"{job.id}-dataset.jsonl", headers={"X-Checksum-Sha256": artifact.sha256})

@@ -1,0 +1,127 @@
+"""Teacher stage throughput vs a raw saturating client, on the same server, model and prompts.
+
+Runs the generate and label steps twice against one teacher server:
+  1. through the stage code (`generate_inputs`, `label_inputs`: the Teacher client with its
+     concurrency bound, retries and answer parsing), and
+  2. through a raw `AsyncOpenAI` client firing the identical requests all at once,
+then prints completion tokens/s and examples/s for both and their ratio (target >= 0.9).
+The raw run labels the inputs the stage run generated, so both label the same texts. Every
+prompt is sent once with max_tokens=1 before either run measures it, so both find the server's
+prefix cache equally warm.
+
+    TEACHER_URL=http://127.0.0.1:8011/v1 python bench/teacher_throughput.py [--calls 8]
+
+Without TEACHER_URL it starts the bundled vLLM teacher itself (a few minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from openai import AsyncOpenAI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workers import prompts  # noqa: E402
+from workers.bundled_models import TEACHER  # noqa: E402
+from workers.stages.generate import PER_CALL, generate_inputs, plan_buckets  # noqa: E402
+from workers.stages.label import TOP_LOGPROBS, label_inputs  # noqa: E402
+from workers.teacher import Teacher, TeacherConfig  # noqa: E402
+
+SPEC = {
+    "task": "Decide whether a movie review sentence is positive or negative",
+    "task_type": "classification",
+    "instruction": "Label the sentiment the sentence expresses about the movie.",
+    "labels": [{"name": "positive", "description": "the writer liked the movie"},
+               {"name": "negative", "description": "the writer disliked the movie"}],
+    "output_fields": [],
+    "topics": ["acting", "plot", "music", "visual effects"],
+    "styles": ["casual", "critic"],
+    "lengths": ["one short sentence", "two sentences"],
+}
+
+
+async def warm(url: str, model: str, conversations: list[list[dict[str, str]]]) -> None:
+    """Prefill every prompt once so neither measured run pays for a cold prefix cache."""
+    client = AsyncOpenAI(base_url=url, api_key="EMPTY", timeout=600, max_retries=0)
+    await asyncio.gather(*(client.chat.completions.create(model=model, messages=m, max_tokens=1) for m in conversations))
+    await client.close()
+
+
+async def stage_run(url: str, model: str, buckets: list[dict[str, str]], concurrency: int) -> dict:
+    teacher = Teacher(TeacherConfig(url, model, concurrency=concurrency))
+    await warm(url, model, [prompts.generate_messages(SPEC, b, [], PER_CALL) for b in buckets])
+    t0 = time.perf_counter()
+    generated = await generate_inputs(teacher, SPEC, buckets, [])
+    t1 = time.perf_counter()
+    texts = [text for batch in generated if not isinstance(batch, BaseException) for text in batch]
+    await warm(url, model, [prompts.label_messages(SPEC, text) for text in texts])
+    t1_warm = time.perf_counter()
+    labeled = await label_inputs(teacher, SPEC, texts)
+    t2 = time.perf_counter()
+    await teacher.close()
+    return {"texts": texts, "gen_s": t1 - t0, "label_s": t2 - t1_warm, "tokens": teacher.usage["completion_tokens"],
+            "examples": sum(not isinstance(r, BaseException) for r in labeled)}
+
+
+async def raw_run(url: str, model: str, buckets: list[dict[str, str]], texts: list[str], concurrency: int) -> dict:
+    client = AsyncOpenAI(base_url=url, api_key="EMPTY", timeout=600, max_retries=0)
+    slots = asyncio.Semaphore(concurrency)
+    labels = [l["name"] for l in SPEC["labels"]]
+
+    async def call(**kwargs) -> int:
+        async with slots:
+            response = await client.chat.completions.create(model=model, **kwargs)
+        return response.usage.completion_tokens
+
+    t0 = time.perf_counter()
+    gen_tokens = await asyncio.gather(*(call(
+        messages=prompts.generate_messages(SPEC, b, [], PER_CALL), max_tokens=90 * PER_CALL, temperature=1.0,
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": prompts.generate_schema(PER_CALL)}},
+    ) for b in buckets))
+    t1 = time.perf_counter()
+    label_tokens = await asyncio.gather(*(call(
+        messages=prompts.label_messages(SPEC, text), max_tokens=16, temperature=0.0, logprobs=True,
+        top_logprobs=TOP_LOGPROBS, extra_body={"structured_outputs": {"choice": labels}},
+    ) for text in texts))
+    t2 = time.perf_counter()
+    await client.close()
+    return {"gen_s": t1 - t0, "label_s": t2 - t1, "tokens": sum(gen_tokens) + sum(label_tokens), "examples": len(texts)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=8, help="generate calls (each asks for 5 inputs)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    url, server = os.environ.get("TEACHER_URL"), None
+    model = os.environ.get("TEACHER_MODEL", TEACHER.name)
+    if not url:
+        from tests.support.teacher import TeacherServer
+
+        server = TeacherServer(Path(tempfile.mkdtemp()) / "teacher.log")
+        url = server.wait()
+    try:
+        buckets = plan_buckets(SPEC, args.calls, seed=0)
+        stage = asyncio.run(stage_run(url, model, buckets, args.concurrency))
+        raw = asyncio.run(raw_run(url, model, buckets, stage["texts"], args.concurrency))
+    finally:
+        if server:
+            server.stop()
+    for name, r in (("stages", stage), ("raw client", raw)):
+        seconds = r["gen_s"] + r["label_s"]
+        r["tok_s"], r["ex_s"] = r["tokens"] / seconds, r["examples"] / seconds
+        print(f"{name:10s}  generate {r['gen_s']:6.1f} s  label {r['label_s']:6.1f} s  "
+              f"{r['tokens']:6d} tokens  {r['tok_s']:6.2f} tok/s  {r['ex_s']:6.3f} examples/s  "
+              f"({r['ex_s'] * 60:.1f} examples/min)")
+    print(f"ratio stages/raw: {stage['tok_s'] / raw['tok_s']:.2f} (tokens/s), {stage['ex_s'] / raw['ex_s']:.2f} (examples/s)")
+
+
+if __name__ == "__main__":
+    main()

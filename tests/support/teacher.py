@@ -1,0 +1,60 @@
+"""The real bundled teacher for tests: one vLLM server per test run, started in the background
+as soon as collection shows a test needs it, so its start overlaps the tests that do not."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.processes import Process
+from workers.bundled_models import TEACHER, is_prepared
+from workers.teacher_server import TEACHER_PYTHON, server_command, server_env
+
+SERVED_NAME = TEACHER.name
+START_TIMEOUT = 1200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TeacherServer:
+    """A vLLM server on a free port, or an already running one named by TEST_TEACHER_URL."""
+
+    def __init__(self, log: Path) -> None:
+        self.process: Process | None = None
+        external = os.environ.get("TEST_TEACHER_URL")
+        if external:
+            self.url = external.rstrip("/")
+            return
+        if not (TEACHER_PYTHON.exists() and is_prepared(TEACHER)):
+            raise RuntimeError("the bundled teacher is not prepared: run `make models` (make test does)")
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/v1"
+        from workers.bundled_models import model_dir
+
+        self.process = Process(server_command(model_dir(TEACHER), SERVED_NAME, port), log, env=server_env())
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/models", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait(self) -> str:
+        if self.process is None:
+            if not self.ready():
+                raise RuntimeError(f"TEST_TEACHER_URL {self.url} does not answer")
+            return self.url
+        self.process.wait_for(self.ready, timeout=START_TIMEOUT, what="vLLM teacher ready")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=30)

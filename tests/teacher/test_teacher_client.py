@@ -1,0 +1,72 @@
+"""The teacher client against the real vLLM server serving the bundled teacher."""
+
+import asyncio
+import json
+
+import pytest
+
+from workers import prompts
+from workers.bundled_models import TEACHER
+from workers.teacher import Teacher, TeacherConfig, TeacherUnavailable, label_distribution
+from tests.support.faulty_proxy import Faults, FaultyProxy
+
+SPAM_SPEC = {
+    "task": "Decide whether an SMS message is spam or a normal message",
+    "task_type": "classification",
+    "instruction": "Spam is unsolicited advertising, prizes or scams.",
+    "labels": [{"name": "spam", "description": "unsolicited advertising, prizes or scams"},
+               {"name": "ham", "description": "a normal, legitimate message"}],
+}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def with_teacher(url, work, **config):
+    teacher = Teacher(TeacherConfig(url, TEACHER.name, **config))
+    try:
+        return await work(teacher), teacher
+    finally:
+        await teacher.close()
+
+
+def test_guided_choice_answers_a_label_with_a_distribution(teacher_url):
+    async def work(t):
+        return await t.chat(prompts.label_messages(SPAM_SPEC, "WINNER! Claim your free prize now, txt WIN to 80082"),
+                            max_tokens=8, choices=["spam", "ham"], top_logprobs=10)
+
+    answer, teacher = run(with_teacher(teacher_url, work))
+    assert answer.text in ("spam", "ham")
+    probs = label_distribution(answer, ["spam", "ham"], answer.text)
+    assert set(probs) == {"spam", "ham"} and sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+    assert probs[answer.text] >= 0.5
+    assert teacher.usage["requests"] == 1 and teacher.usage["completion_tokens"] >= 1
+
+
+def test_json_schema_answer_parses(teacher_url):
+    async def work(t):
+        return await t.chat(prompts.plan_question({"task": SPAM_SPEC["task"]}, prompts.PLAN_QUESTIONS["styles"]),
+                            max_tokens=60, json_schema=prompts.list_schema(1, 3))
+
+    answer, _ = run(with_teacher(teacher_url, work))
+    items = json.loads(answer.text)["items"]
+    assert 1 <= len(items) <= 3 and all(isinstance(i, str) and i for i in items)
+
+
+def test_503s_are_retried(teacher_url):
+    async def work(t):
+        return await t.chat([{"role": "user", "content": "Say OK."}], max_tokens=3)
+
+    with FaultyProxy(teacher_url, Faults(fail_first=2)) as proxy:
+        answer, teacher = run(with_teacher(proxy.url, work, backoff=0.05))
+    assert answer.text and teacher.usage["retries"] == 2 and proxy.requests == 3
+
+
+def test_unreachable_teacher_names_its_url_after_retries():
+    async def work(t):
+        return await t.chat([{"role": "user", "content": "hi"}], max_tokens=3)
+
+    with pytest.raises(TeacherUnavailable) as info:
+        run(with_teacher("http://127.0.0.1:9/v1", work, max_retries=2, backoff=0.01))
+    assert info.value.code == "teacher_unavailable" and "http://127.0.0.1:9/v1" in info.value.message

@@ -1,0 +1,66 @@
+"""Pure parts of the teacher stages: soft labels, label matching, plan merging, scoring, spread."""
+
+import math
+
+import pytest
+
+from workers.stages.generate import plan_buckets
+from workers.stages.label import MalformedAnswer, match_label
+from workers.stages.plan import build_task_spec
+from workers.stages.teacher_check import score
+from workers.teacher import Answer, label_distribution
+
+
+def answer(first: dict[str, float], text="negative"):
+    return Answer(text=text, top_logprobs=[{t: math.log(p) for t, p in first.items()}])
+
+
+def test_soft_labels_take_the_best_prefix_token_per_label():
+    probs = label_distribution(answer({"neg": 0.6, "negative": 0.1, "pos": 0.2, "The": 0.05}), ["positive", "negative"], "negative")
+    assert probs["negative"] == pytest.approx(0.6 / 0.8)
+    assert probs["positive"] == pytest.approx(0.2 / 0.8)
+    assert sum(probs.values()) == pytest.approx(1.0)
+
+
+def test_soft_labels_fall_back_to_one_hot_without_logprobs():
+    assert label_distribution(Answer(text="ham"), ["spam", "ham"], "ham") == {"spam": 0.0, "ham": 1.0}
+    assert label_distribution(answer({"The": 0.9}), ["spam", "ham"], "spam") == {"spam": 1.0, "ham": 0.0}
+
+
+def test_match_label():
+    assert match_label(" Spam.", ["spam", "ham"]) == "spam"
+    assert match_label('"ham"', ["spam", "ham"]) == "ham"
+    with pytest.raises(MalformedAnswer):
+        match_label("maybe spam", ["spam", "ham"])
+
+
+def test_plan_keeps_the_persons_labels_and_adds_descriptions():
+    request = {"task": "spam or not", "labels": ["spam", "ham"], "task_type": None}
+    raw = {"task_type": "classification", "instruction": "Decide if the SMS is unwanted advertising.",
+           "labels": [{"name": "ham", "description": "a normal, legitimate message"}, {"name": "eggs", "description": "x"}],
+           "topics": ["banking", "banking", "friends"], "styles": ["casual"], "lengths": ["short"]}
+    spec = build_task_spec(request, raw)
+    assert [l["name"] for l in spec["labels"]] == ["spam", "ham"]
+    assert spec["labels"][1]["description"] == "a normal, legitimate message"
+    assert spec["labels"][0]["description"] == "spam", "a label the teacher did not describe keeps its name"
+    assert spec["topics"] == ["banking", "friends"]
+
+
+def test_plan_survives_a_useless_teacher_answer():
+    spec = build_task_spec({"task": "t", "labels": ["a", "b"], "task_type": None}, {})
+    assert spec["task_type"] == "classification" and spec["topics"] and spec["styles"] and spec["lengths"]
+
+
+def test_score_counts_invalid_predictions_as_wrong():
+    report = score([("spam", "spam"), ("ham", "spam"), ("ham", None), ("ham", "ham")], ["spam", "ham"])
+    assert report["accuracy"] == 0.5 and report["n"] == 4
+    assert report["per_label"] == {"spam": {"n": 1, "accuracy": 1.0}, "ham": {"n": 3, "accuracy": pytest.approx(0.3333)}}
+    assert report["confusion"]["ham"] == {"spam": 1, "(invalid)": 1, "ham": 1}
+
+
+def test_buckets_cover_labels_and_combinations_evenly():
+    spec = {"labels": [{"name": "a"}, {"name": "b"}], "topics": ["t1", "t2"], "styles": ["s"], "lengths": ["l1", "l2"]}
+    buckets = plan_buckets(spec, 8, seed=0)
+    assert sum(b["label"] == "a" for b in buckets) == 4
+    for label in "ab":
+        assert len({(b["topic"], b["length"]) for b in buckets if b["label"] == label}) == 4

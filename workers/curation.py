@@ -1,0 +1,169 @@
+"""Pure curation logic: normalising, near-duplicate detection (MinHash + LSH), overlap with
+held-out text, class balancing and a stratified split. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import struct
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_WORD = re.compile(r"[a-z0-9]+")
+_MASK = (1 << 61) - 1  # a Mersenne prime for the universal hash family
+
+
+def normalize(text: str) -> str:
+    """Lowercase words only: the key for exact duplicates."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def shingles(text: str, n: int = 3) -> set[str]:
+    """Word n-grams of the normalised text (the whole text if it has fewer than n words)."""
+    words = normalize(text).split()
+    if len(words) < n:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+class MinHasher:
+    """MinHash signatures with banded LSH, for finding near-duplicate texts in near-linear time."""
+
+    def __init__(self, num_perm: int = 64, bands: int = 16, seed: int = 1) -> None:
+        if num_perm % bands:
+            raise ValueError("num_perm must be a multiple of bands")
+        rng = random.Random(seed)
+        self.params = [(rng.randrange(1, _MASK), rng.randrange(0, _MASK)) for _ in range(num_perm)]
+        self.bands, self.rows = bands, num_perm // bands
+
+    def signature(self, grams: set[str]) -> tuple[int, ...]:
+        if not grams:
+            return tuple([_MASK] * len(self.params))
+        hashes = [struct.unpack("<Q", hashlib.blake2b(g.encode(), digest_size=8).digest())[0] for g in grams]
+        return tuple(min((a * h + b) % _MASK for h in hashes) for a, b in self.params)
+
+    def band_keys(self, signature: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+        return [(i, signature[i * self.rows : (i + 1) * self.rows]) for i in range(self.bands)]
+
+
+class NearDuplicateIndex:
+    """Texts added so far; `find` returns one whose word-shingle Jaccard is >= the threshold."""
+
+    def __init__(self, threshold: float = 0.7, hasher: MinHasher | None = None) -> None:
+        self.threshold = threshold
+        self.hasher = hasher or MinHasher()
+        self._buckets: dict[tuple[int, tuple[int, ...]], list[int]] = defaultdict(list)
+        self._grams: list[set[str]] = []
+
+    def find(self, text: str) -> int | None:
+        grams = shingles(text)
+        candidates = {i for key in self.hasher.band_keys(self.hasher.signature(grams)) for i in self._buckets.get(key, [])}
+        return next((i for i in sorted(candidates) if jaccard(grams, self._grams[i]) >= self.threshold), None)
+
+    def add(self, text: str) -> int:
+        grams = shingles(text)
+        index = len(self._grams)
+        self._grams.append(grams)
+        for key in self.hasher.band_keys(self.hasher.signature(grams)):
+            self._buckets[key].append(index)
+        return index
+
+
+@dataclass
+class Curated:
+    """What curation kept, and how many rows it dropped for each reason."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def deduplicate(rows: Iterable[dict[str, Any]], held_out: dict[str, Sequence[str]], threshold: float = 0.7) -> Curated:
+    """Drop exact and near duplicates, and rows that overlap any held-out text.
+
+    `held_out` maps a reason (e.g. "test_overlap") to texts that no training row may resemble.
+    """
+    result = Curated()
+    guards = {}
+    for reason, texts in held_out.items():
+        index = NearDuplicateIndex(threshold)
+        for text in texts:
+            index.add(text)
+        guards[reason] = ({normalize(t) for t in texts}, index)
+    seen_exact: set[str] = set()
+    kept_index = NearDuplicateIndex(threshold)
+    for row in rows:
+        key = normalize(row["input"])
+        reason = next((r for r, (exact, near) in guards.items() if key in exact or near.find(row["input"]) is not None), None)
+        if reason is None and key in seen_exact:
+            reason = "duplicate"
+        elif reason is None and kept_index.find(row["input"]) is not None:
+            reason = "near_duplicate"
+        if reason:
+            result.dropped[reason] += 1
+            continue
+        seen_exact.add(key)
+        kept_index.add(row["input"])
+        result.rows.append(row)
+    return result
+
+
+def balance(rows: list[dict[str, Any]], labels: Sequence[str], budget: int, seed: int = 0) -> Curated:
+    """Keep at most `budget` rows, as even across labels as the data allows.
+
+    Each label gets an equal share; what a small class cannot use is shared among the others.
+    """
+    by_label: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
+    for row in rows:
+        by_label.setdefault(row["output"], []).append(row)
+    rng = random.Random(seed)
+    for group in by_label.values():
+        rng.shuffle(group)
+    quota = _fair_quota({k: len(v) for k, v in by_label.items()}, budget)
+    result = Curated()
+    for label, group in by_label.items():
+        result.rows += group[: quota[label]]
+        if len(group) > quota[label]:
+            result.dropped["class_balance"] += len(group) - quota[label]
+    return result
+
+
+def _fair_quota(sizes: dict[str, int], budget: int) -> dict[str, int]:
+    quota = {k: 0 for k in sizes}
+    left = min(budget, sum(sizes.values()))
+    open_ = [k for k in sizes if sizes[k] > 0]
+    while left > 0 and open_:
+        share = max(1, left // len(open_))
+        for k in list(open_):
+            take = min(share, sizes[k] - quota[k], left)
+            quota[k] += take
+            left -= take
+            if quota[k] >= sizes[k]:
+                open_.remove(k)
+            if left == 0:
+                break
+    return quota
+
+
+def split(rows: list[dict[str, Any]], validation_fraction: float = 0.1, seed: int = 0, key: str = "output") -> list[dict[str, Any]]:
+    """Mark each row `train` or `validation`, stratified by `key`, every group keeping >= 1 train row."""
+    rng = random.Random(seed)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[str(row.get(key))].append(row)
+    out = []
+    for group in groups.values():
+        rng.shuffle(group)
+        n_val = int(round(len(group) * validation_fraction)) if len(group) > 1 else 0
+        n_val = min(n_val, len(group) - 1)
+        out += [{**row, "split": "validation" if i < n_val else "train"} for i, row in enumerate(group)]
+    rng.shuffle(out)
+    return out

@@ -1,0 +1,132 @@
+"""plan: the teacher turns the person's task (+ labels, + seed examples) into a task spec.
+
+The plan is a handful of short questions asked at once (task type, instruction, label
+descriptions, topics, styles): on a CPU teacher that is several times faster than one long answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from workers import prompts
+from workers.stages.base import StageContext, StageError
+from workers.stages.common import with_teacher
+from workers.teacher import Teacher
+
+DEFAULT_SPREAD = {
+    "topics": ["everyday situations"],
+    "styles": ["plain"],
+    "lengths": ["one short sentence", "two or three sentences", "a short paragraph"],
+}
+
+
+class _Planner:
+    """Asks the planning questions; counts answers that did not parse."""
+
+    def __init__(self, teacher: Teacher, request: dict[str, Any], ctx: StageContext) -> None:
+        self.teacher, self.request, self.ctx = teacher, request, ctx
+        self.malformed = self.answered = 0
+        # instruction, topics, styles, one description per label; more once the teacher names labels.
+        self.expected = 3 + len(request.get("labels") or [])
+
+    def _done(self) -> None:
+        self.answered += 1
+        self.ctx.progress(min(self.answered, self.expected), self.expected)
+
+    async def items(self, key: str, low: int, high: int) -> list[str]:
+        answer = await self.teacher.chat(prompts.plan_question(self.request, prompts.PLAN_QUESTIONS[key]),
+                                         max_tokens=20 * high, json_schema=prompts.list_schema(low, high))
+        self._done()
+        try:
+            return [str(item) for item in json.loads(answer.text)["items"]]
+        except (ValueError, KeyError, TypeError):
+            self.malformed += 1
+            return []
+
+    async def text(self, question: str, max_tokens: int) -> str:
+        answer = await self.teacher.chat(prompts.plan_question(self.request, question), max_tokens=max_tokens)
+        self._done()
+        return answer.text.strip().splitlines()[0].strip() if answer.text.strip() else ""
+
+    async def task_type(self) -> str:
+        if self.request.get("task_type"):
+            return self.request["task_type"]
+        if self.request.get("labels"):
+            return "classification"
+        self.expected += 1
+        answer = await self.teacher.chat(prompts.plan_question(self.request, prompts.PLAN_QUESTIONS["task_type"]),
+                                         max_tokens=8, choices=prompts.TASK_TYPES)
+        self._done()
+        return answer.text.strip()
+
+    async def outputs(self) -> dict[str, Any]:
+        """Task type, then what its outputs are: described labels, or extraction fields."""
+        task_type = await self.task_type()
+        result: dict[str, Any] = {"task_type": task_type}
+        if task_type == "classification":
+            names = self.request.get("labels")
+            if not names:
+                self.expected += 1
+                names = await self.items("labels", 2, 8)
+                self.expected += len(names)
+            descriptions = await asyncio.gather(*(self.text(prompts.label_question(n), 40) for n in names))
+            result["labels"] = [{"name": n, "description": d} for n, d in zip(names, descriptions)]
+        elif task_type == "extraction":
+            self.expected += 1
+            result["output_fields"] = await self.items("output_fields", 1, 8)
+        return result
+
+    async def plan(self) -> dict[str, Any]:
+        outputs, instruction, topics, styles = await asyncio.gather(
+            self.outputs(), self.text(prompts.PLAN_QUESTIONS["instruction"], 60),
+            self.items("topics", 3, 6), self.items("styles", 1, 3),
+        )
+        return {**outputs, "instruction": instruction, "topics": topics, "styles": styles}
+
+
+class PlanStage:
+    name = "plan"
+    queue = "default"
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        async def work(teacher: Teacher) -> tuple[dict[str, Any], int]:
+            planner = _Planner(teacher, ctx.spec, ctx)
+            return await planner.plan(), planner.malformed
+
+        (raw, malformed), usage = with_teacher(ctx, work)
+        return {"task_spec": build_task_spec(ctx.spec, raw), "malformed_answers": malformed, "teacher_usage": usage}
+
+
+def build_task_spec(request: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Merge the teacher's plan with what the person said; the person's choices always win."""
+    task_type = request.get("task_type") or raw.get("task_type")
+    if task_type not in prompts.TASK_TYPES:
+        task_type = "classification" if request.get("labels") else "qa"
+    described = {}
+    for item in raw.get("labels") or []:
+        if isinstance(item, dict) and str(item.get("name", "")).strip():
+            described.setdefault(str(item["name"]).strip(), str(item.get("description", "")).strip())
+    names = request.get("labels") or list(described)
+    if task_type == "classification" and len(names) < 2:
+        raise StageError("no_labels", "the teacher proposed fewer than two labels; give them in `labels`")
+    labels = [{"name": n, "description": described.get(n) or n} for n in names] if task_type == "classification" else []
+    fields = _clean_list(raw.get("output_fields")) if task_type == "extraction" else []
+    if task_type == "extraction" and not fields:
+        raise StageError("no_output_fields", "the teacher proposed no output fields; name them in the task")
+    spread = {key: _clean_list(raw.get(key)) or default for key, default in DEFAULT_SPREAD.items()}
+    return {
+        "task": request["task"],
+        "task_type": task_type,
+        "instruction": str(raw.get("instruction") or request["task"]).strip(),
+        "labels": labels,
+        "output_fields": fields,
+        **spread,
+    }
+
+
+def _clean_list(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return list(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
