@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-$(TEACHER_STAMP): Makefile
+$(TEACHER_STAMP):
 	test -x $(TEACHER_PY) || $(PYTHON) -m venv $(TEACHER_VENV)
 	$(TEACHER_PY) -m pip install --quiet --upgrade pip
 	$(TEACHER_PY) -m pip install --quiet $(TEACHER_PACKAGES)

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from app.models import Artifact
 from app.storage import Storage, validate_name
 
+#: The curated data set a job produces (served by GET /api/jobs/{id}/dataset).
+DATASET_ARTIFACT = "dataset.jsonl"
+
 
 def artifact_key(job_id: uuid.UUID, name: str) -> str:
     """The storage key of a job's artifact."""

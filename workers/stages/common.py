@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from app.artifacts import artifact_key, save_artifact
+from app.artifacts import DATASET_ARTIFACT, artifact_key, save_artifact
 from app.config import get_settings
 from app.db import session_scope
 from workers.stages.base import StageContext, StageError
@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 GENERATED = "data/generated.jsonl"
 LABELED = "data/labeled.jsonl"
-DATASET = "dataset.jsonl"
+DATASET = DATASET_ARTIFACT
 
 
 def teacher_for(ctx: StageContext) -> Teacher:

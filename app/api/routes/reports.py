@@ -6,14 +6,12 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from app.api.deps import SessionDep, load_job
-from app.artifacts import artifact_key, find_artifact
+from app.artifacts import DATASET_ARTIFACT, artifact_key, find_artifact
 from app.errors import errors, not_found
 from app.schemas import ReportPublic
 from app.storage import get_storage
 
 router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
-
-DATASET = "dataset.jsonl"
 
 
 @router.get("/report", response_model=ReportPublic, responses=errors(404, 422))
@@ -41,8 +39,8 @@ def get_report(job_id: str, session: SessionDep) -> ReportPublic:
 def get_dataset(job_id: str, session: SessionDep) -> FileResponse:
     """The curated data set, one JSON object per line (also the artifact `dataset.jsonl`)."""
     job = load_job(session, job_id)
-    artifact = find_artifact(session, job.id, DATASET)
-    key = artifact_key(job.id, DATASET)
+    artifact = find_artifact(session, job.id, DATASET_ARTIFACT)
+    key = artifact_key(job.id, DATASET_ARTIFACT)
     if artifact is None or not get_storage().exists(key):
         raise not_found(f"data set of job {job.id} (it exists once the curate stage has run)")
     return FileResponse(get_storage().local_path(key), media_type="application/x-ndjson",
