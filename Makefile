@@ -17,7 +17,7 @@ TEACHER_STAMP := $(TEACHER_VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,train]'
 	touch $@
 
 $(TEACHER_STAMP):

@@ -1,0 +1,29 @@
+"""Dataset rows to TRL prompt/completion examples."""
+
+import pytest
+
+from workers.training.data import sft_example, split_examples
+
+
+def test_classification_example_carries_normalised_soft_labels():
+    row = {"input": "WIN cash now", "output": "spam", "label_probs": {"spam": 0.6, "ham": 0.2}, "split": "train"}
+    example = sft_example(row, ["spam", "ham"])
+    assert example["prompt"] == [{"role": "user", "content": "WIN cash now"}]
+    assert example["completion"] == [{"role": "assistant", "content": "spam"}]
+    assert example["soft_labels"] == pytest.approx([0.75, 0.25])
+
+
+def test_missing_soft_labels_fall_back_to_the_hard_label():
+    assert sft_example({"input": "hi", "output": "ham"}, ["spam", "ham"])["soft_labels"] == [0.0, 1.0]
+
+
+def test_non_classification_has_no_soft_labels():
+    assert "soft_labels" not in sft_example({"input": "q", "output": "a"})
+
+
+def test_split_examples():
+    rows = [{"input": "a", "output": "x", "split": "train"}, {"input": "b", "output": "y", "split": "validation"},
+            {"input": "c", "output": "x", "split": "train"}]
+    splits = split_examples(rows)
+    assert [e["prompt"][0]["content"] for e in splits["train"]] == ["a", "c"]
+    assert len(splits["validation"]) == 1

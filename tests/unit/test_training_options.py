@@ -1,0 +1,29 @@
+"""Mapping a job's training options to TRL's SFTConfig."""
+
+from workers.training.options import resolve, sft_config
+
+
+def test_small_students_are_fully_fine_tuned_by_default():
+    plan = resolve({}, n_params=135_000_000)
+    assert plan.method == "full" and plan.learning_rate == 5e-5 and plan.epochs == 3.0
+    assert plan.soft_label_weight == 0.5 and plan.temperature == 2.0
+
+
+def test_big_students_get_lora_by_default():
+    plan = resolve({"method": None, "epochs": None}, n_params=7_000_000_000)
+    assert plan.method == "lora" and plan.learning_rate == 2e-4 and plan.lora_r == 16
+
+
+def test_the_persons_options_win():
+    plan = resolve({"method": "lora", "learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "seed": 7}, 135_000_000)
+    assert (plan.method, plan.learning_rate, plan.epochs, plan.batch_size, plan.seed) == ("lora", 1e-3, 1, 4, 7)
+
+
+def test_sft_config_carries_the_plan(tmp_path):
+    plan = resolve({"epochs": 2, "batch_size": 4, "max_length": 128}, 135_000_000)
+    config = sft_config(plan, tmp_path, bf16=False, save_steps=10)
+    assert config.num_train_epochs == 2 and config.per_device_train_batch_size == 4
+    assert config.max_length == 128 and config.learning_rate == 5e-5
+    assert config.completion_only_loss is True and config.logging_steps == 1
+    assert config.save_steps == 10 and config.output_dir == str(tmp_path)
+    assert config.report_to == [] or config.report_to == "none"
