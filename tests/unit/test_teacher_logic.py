@@ -1,5 +1,6 @@
 """Pure parts of the teacher stages: soft labels, label matching, plan merging, scoring, spread."""
 
+import json
 import math
 
 import pytest
@@ -64,3 +65,21 @@ def test_buckets_cover_labels_and_combinations_evenly():
     assert sum(b["label"] == "a" for b in buckets) == 4
     for label in "ab":
         assert len({(b["topic"], b["length"]) for b in buckets if b["label"] == label}) == 4
+
+
+def test_no_prompt_ever_contains_the_test_set():
+    from workers import prompts
+
+    secret = "ZEBRA-7731 held-out message"
+    request = {"task": "spam or ham", "labels": ["spam", "ham"], "task_type": None,
+               "examples": [{"input": "seed text", "output": "ham"}],
+               "test_set": [{"input": secret, "output": "spam"}]}
+    spec = {**request, "task_type": "classification", "instruction": "i", "output_fields": [],
+            "labels": [{"name": "spam", "description": "ads"}, {"name": "ham", "description": "normal"}]}
+    conversations = [prompts.plan_question(request, q) for q in prompts.PLAN_QUESTIONS.values()]
+    conversations.append(prompts.generate_messages(spec, {"topic": "t", "style": "s", "length": "l", "label": "spam"},
+                                                   request["examples"], 5))
+    conversations.append(prompts.label_messages(spec, "some generated input"))
+    text = json.dumps(conversations)
+    assert "seed text" in text, "seed examples do guide the teacher"
+    assert "ZEBRA" not in text
