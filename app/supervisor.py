@@ -1,4 +1,4 @@
-"""`make up`: prepare the database, then run the API and the workers in the foreground.
+"""`make up`: prepare the database, then run the teacher, the API and the workers in the foreground.
 
 Ctrl-C or SIGTERM stops every process it started. If one of them dies, the rest are stopped too,
 so a broken setup is never left half running.
