@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.models import Artifact, Job, JobStage
 from app.schemas import ArtifactPublic, JobError, JobPublic, JobSummary, StagePublic
 
@@ -23,12 +25,22 @@ def stage_public(stage: JobStage) -> StagePublic:
     )
 
 
+def succeeded_metrics(job: Job) -> dict[str, dict[str, Any]]:
+    """Metrics of the job's succeeded stages, by stage name."""
+    return {s.name: s.metrics or {} for s in job.stages if s.status == "succeeded"}
+
+
+def job_warnings(done: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """Problems the stages reported (e.g. a weak teacher)."""
+    return done.get("teacher_check", {}).get("warnings", [])
+
+
 def job_public(job: Job) -> JobPublic:
-    done = {s.name: s.metrics or {} for s in job.stages if s.status == "succeeded"}
+    done = succeeded_metrics(job)
     return JobPublic(
         **job_summary(job).model_dump(), spec=job.spec,
         plan=done.get("plan", {}).get("task_spec"),
-        warnings=done.get("teacher_check", {}).get("warnings", []),
+        warnings=job_warnings(done),
         stages=[stage_public(s) for s in job.stages],
     )
 

@@ -3,7 +3,6 @@ garbage, fails some with 503, or stops answering altogether, to test how the sta
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.processes import free_port
 
 
 @dataclass
@@ -27,9 +28,7 @@ class FaultyProxy:
     def __init__(self, upstream: str, faults: Faults) -> None:
         self.upstream, self.faults = upstream.rstrip("/"), faults
         self.requests = 0
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"]),
                                 Route("/v1/models", self._models)])

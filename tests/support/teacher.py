@@ -4,24 +4,16 @@ as soon as collection shows a test needs it, so its start overlaps the tests tha
 from __future__ import annotations
 
 import os
-import socket
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.support.processes import Process
-from workers.bundled_models import TEACHER, is_prepared
+from tests.support.processes import Process, free_port
+from workers.bundled_models import TEACHER, is_prepared, model_dir
 from workers.teacher_server import TEACHER_PYTHON, server_command, server_env
 
 SERVED_NAME = TEACHER.name
 START_TIMEOUT = 1200
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TeacherServer:
@@ -35,10 +27,8 @@ class TeacherServer:
             return
         if not (TEACHER_PYTHON.exists() and is_prepared(TEACHER)):
             raise RuntimeError("the bundled teacher is not prepared: run `make models` (make test does)")
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}/v1"
-        from workers.bundled_models import model_dir
-
         self.process = Process(server_command(model_dir(TEACHER), SERVED_NAME, port), log, env=server_env())
 
     def ready(self) -> bool:

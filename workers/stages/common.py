@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from app.artifacts import DATASET_ARTIFACT, artifact_key, save_artifact
+from app.artifacts import artifact_key, save_artifact
 from app.config import get_settings
 from app.db import session_scope
 from workers.stages.base import StageContext, StageError
@@ -17,7 +17,6 @@ T = TypeVar("T")
 
 GENERATED = "data/generated.jsonl"
 LABELED = "data/labeled.jsonl"
-DATASET = DATASET_ARTIFACT
 
 
 def teacher_for(ctx: StageContext) -> Teacher:
@@ -56,6 +55,11 @@ def with_teacher(ctx: StageContext, work: Callable[[Teacher], Awaitable[T]]) -> 
             await teacher.close()
 
     return asyncio.run(run())
+
+
+def job_seed(ctx: StageContext) -> int:
+    """The job's random seed (`training.seed`, default 0), shared by every stage that samples."""
+    return ctx.spec.get("training", {}).get("seed") or 0
 
 
 def task_spec(ctx: StageContext) -> dict[str, Any]:

@@ -6,9 +6,10 @@ import json
 from collections import Counter
 from typing import Any
 
+from app.artifacts import DATASET_ARTIFACT
 from workers import curation
 from workers.stages.base import StageContext
-from workers.stages.common import DATASET, LABELED, read_jsonl, task_spec, write_jsonl
+from workers.stages.common import LABELED, job_seed, read_jsonl, task_spec, write_jsonl
 
 VALIDATION_FRACTION = 0.1
 NEAR_DUPLICATE_JACCARD = 0.7
@@ -52,7 +53,7 @@ class CurateStage:
         unique = curation.deduplicate(valid, held_out, NEAR_DUPLICATE_JACCARD)
         dropped.update(unique.dropped)
         ctx.progress(2, 4)
-        seed = ctx.spec.get("training", {}).get("seed") or 0
+        seed = job_seed(ctx)
         labels = [l["name"] for l in spec["labels"]]
         balanced = curation.balance(unique.rows, labels, ctx.spec["num_examples"], seed) if labels else \
             curation.Curated(rows=unique.rows[: ctx.spec["num_examples"]],
@@ -61,7 +62,7 @@ class CurateStage:
         ctx.progress(3, 4)
         final = curation.split(balanced.rows, VALIDATION_FRACTION, seed, key="output" if labels else "bucket")
         dataset = [_dataset_row(row, spec) for row in final]
-        artifact = write_jsonl(ctx, DATASET, dataset)
+        artifact = write_jsonl(ctx, DATASET_ARTIFACT, dataset)
         ctx.progress(4, 4)
         return {
             "input_rows": len(rows),

@@ -11,7 +11,7 @@ from typing import Any
 
 from workers import prompts
 from workers.stages.base import StageContext
-from workers.stages.common import GENERATED, task_spec, with_teacher, write_jsonl
+from workers.stages.common import GENERATED, job_seed, task_spec, with_teacher, write_jsonl
 from workers.teacher import Teacher
 
 PER_CALL = 5
@@ -63,8 +63,7 @@ class GenerateStage:
         spec = task_spec(ctx)
         wanted = ctx.spec["num_examples"]
         calls = math.ceil(wanted * OVERGENERATE / PER_CALL)
-        seed = ctx.spec.get("training", {}).get("seed") or 0
-        buckets = plan_buckets(spec, calls, seed)
+        buckets = plan_buckets(spec, calls, job_seed(ctx))
         seeds = ctx.spec.get("examples", [])
         results, usage = with_teacher(ctx, lambda t: generate_inputs(t, spec, buckets, seeds, ctx.progress))
         rows, malformed = [], 0

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from app.api.deps import SessionDep, load_job
+from app.api.views import job_warnings, succeeded_metrics
 from app.artifacts import DATASET_ARTIFACT, artifact_key, find_artifact
 from app.errors import errors, not_found
 from app.schemas import ReportPublic
@@ -19,14 +20,14 @@ def get_report(job_id: str, session: SessionDep) -> ReportPublic:
     """Scores so far: the teacher on the person's test set (after the teacher check), and, once
     trained, the untuned and tuned student with a verdict. Parts not measured yet are null."""
     job = load_job(session, job_id)
-    metrics = {stage.name: stage.metrics or {} for stage in job.stages if stage.status == "succeeded"}
+    metrics = succeeded_metrics(job)
     evaluation = metrics.get("evaluate", {})
     return ReportPublic(
         teacher=evaluation.get("teacher") or metrics.get("teacher_check", {}).get("teacher"),
         base_student=evaluation.get("base_student"),
         student=evaluation.get("student"),
         verdict=evaluation.get("verdict"),
-        warnings=metrics.get("teacher_check", {}).get("warnings", []),
+        warnings=job_warnings(metrics),
     )
 
 
