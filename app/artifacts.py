@@ -41,3 +41,25 @@ def find_artifact(session: Session, job_id: uuid.UUID, name: str) -> Artifact | 
     return session.execute(
         select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
     ).scalar_one_or_none()
+
+
+#: The student's merged Hugging Face folder, written by the train stage (artifacts `model/...`).
+MODEL_FOLDER = "model"
+#: The LoRA adapter when the student was trained with LoRA (artifacts `adapter/...`).
+ADAPTER_FOLDER = "adapter"
+
+
+def save_folder(session: Session, storage: Storage, job_id: uuid.UUID, prefix: str, folder: Path) -> list[Artifact]:
+    """Store every file under `folder` as the job's artifacts `<prefix>/<relative path>`,
+    replacing what was stored under that prefix before."""
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name.startswith(f"{prefix}/")))
+    storage.delete_prefix(artifact_key(job_id, prefix))
+    return [
+        save_artifact(session, storage, job_id, f"{prefix}/{path.relative_to(folder).as_posix()}", path)
+        for path in sorted(folder.rglob("*")) if path.is_file()
+    ]
+
+
+def folder_path(storage: Storage, job_id: uuid.UUID, prefix: str) -> Path:
+    """A local folder holding the job's artifacts under `prefix` (e.g. the model for loading)."""
+    return storage.local_path(artifact_key(job_id, prefix))

@@ -54,6 +54,11 @@ def record_progress(session: Session, job_id: uuid.UUID, name: str, done: int, t
     _update_job(session, job_id, progress=job_progress)
 
 
+def record_live_metrics(session: Session, job_id: uuid.UUID, name: str, metrics: dict[str, Any]) -> None:
+    """Store what a running stage has measured so far (its final metrics replace it)."""
+    _update_stage(session, job_id, name, metrics=metrics)
+
+
 def finish_stage(
     session: Session,
     job_id: uuid.UUID,

@@ -56,6 +56,11 @@ class _Progress:
     def check_canceled(self) -> None:
         self.monitor.check()
 
+    def live_metrics(self, metrics: dict[str, Any]) -> None:
+        self.monitor.check()
+        with session_scope() as session:
+            job_stages.record_live_metrics(session, self.job_id, self.stage, metrics)
+
 
 def run_job(
     job_id: uuid.UUID,

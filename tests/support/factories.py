@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from app import jobs
@@ -26,3 +28,67 @@ def load(job_id: uuid.UUID) -> Job:
         assert job is not None
         _ = job.stages, job.artifacts
         return job
+
+
+def make_finished_job(
+    model_dir: Path | None = None, metrics: dict[str, dict[str, Any]] | None = None, **body: Any
+) -> uuid.UUID:
+    """A job that has run every stage (through the real claim/finish path) with the given stage
+    metrics, and, if `model_dir` is given, that folder stored as its `model/` artifacts
+    (e.g. the bundled student standing in for a tuned one)."""
+    from app import job_stages
+    from app.artifacts import MODEL_FOLDER, save_folder
+    from app.models import JobStatus, StageStatus
+    from app.storage import get_storage
+
+    job_id = make_job(**body)
+    with session_scope() as session:
+        token = jobs.claim(session, job_id, 60)
+        assert token is not None
+        for stage in session.get(Job, job_id).stages:
+            job_stages.finish_stage(session, job_id, stage.name, StageStatus.SUCCEEDED, (metrics or {}).get(stage.name, {}))
+        if model_dir is not None:
+            save_folder(session, get_storage(), job_id, MODEL_FOLDER, model_dir)
+        jobs.finish(session, job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None)
+    return job_id
+
+
+SMS_TASK_SPEC: dict[str, Any] = {
+    "task": "Decide whether an SMS message is spam or a normal message (ham)",
+    "task_type": "classification",
+    "instruction": "Label the message spam if it is unsolicited advertising or a scam, else ham.",
+    "labels": [{"name": "spam", "description": "unsolicited advertising, prizes, scams"},
+               {"name": "ham", "description": "normal personal messages"}],
+}
+
+
+def make_trainable_job(rows: list[dict[str, Any]], training: dict[str, Any] | None = None, **body: Any) -> uuid.UUID:
+    """A queued job whose data stages have run: the SMS task spec as the plan's result and
+    `rows` (input/output/split/label_probs) stored as its curated data set. The next delivery
+    starts at `train`."""
+    from app import job_stages
+    from app.artifacts import DATASET_ARTIFACT, save_artifact
+    from app.models import StageStatus
+    from app.stage_plan import DATA_STAGES
+    from app.storage import get_storage
+
+    body.setdefault("task", SMS_TASK_SPEC["task"])
+    body.setdefault("labels", ["spam", "ham"])
+    job_id = make_job(training=training or {}, **body)
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    with session_scope() as session:
+        save_artifact(session, get_storage(), job_id, DATASET_ARTIFACT, data)
+        for name in DATA_STAGES:
+            metrics = {"task_spec": SMS_TASK_SPEC} if name == "plan" else {}
+            job_stages.finish_stage(session, job_id, name, StageStatus.SUCCEEDED, metrics)
+    return job_id
+
+
+def sms_training_rows(n_train: int, n_validation: int = 0) -> list[dict[str, Any]]:
+    """Real SMS messages as curated data set rows, with soft labels leaning to the true label."""
+    from tests.support.datasets import sms_spam
+
+    rows = sms_spam((n_train + n_validation + 1) // 2 + 1)[: n_train + n_validation]
+    other = {"spam": "ham", "ham": "spam"}
+    return [{"input": r["input"], "output": r["output"], "split": "train" if i < n_train else "validation",
+             "label_probs": {r["output"]: 0.9, other[r["output"]]: 0.1}} for i, r in enumerate(rows)]

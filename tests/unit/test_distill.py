@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from workers.training.distill import label_token_ids, mix, soft_label_kl, soften
+from workers.training.distill import mix, soft_label_kl, soften
 
 
 def test_kl_is_zero_when_the_student_matches_the_teacher():
@@ -45,14 +45,8 @@ def test_mix_weights():
     assert mix(ce, kl, 0.0).item() == 2.0 and mix(ce, kl, 1.0).item() == 4.0 and mix(ce, kl, 0.25).item() == 2.5
 
 
-class FakeTokenizer:
-    def __init__(self, table):
-        self.table = table
+def test_first_answer_position_is_the_token_before_the_answer():
+    from workers.training.trainer import first_answer_positions
 
-    def encode(self, text, add_special_tokens=False):
-        return self.table[text]
-
-
-def test_label_token_ids_refuses_shared_first_tokens():
-    assert label_token_ids(FakeTokenizer({"spam": [5, 6], "ham": [7]}), ["spam", "ham"]) == [5, 7]
-    assert label_token_ids(FakeTokenizer({"negative": [9, 1], "neutral": [9, 2]}), ["negative", "neutral"]) is None
+    labels = torch.tensor([[-100, -100, -100, 7, 2], [-100, 5, 2, -100, -100], [-100, -100, -100, -100, -100]])
+    assert first_answer_positions(labels).tolist() == [2, 0, -1]

@@ -8,7 +8,7 @@ import pytest
 from workers.stages.generate import plan_buckets
 from workers.stages.label import MalformedAnswer, match_label
 from workers.stages.plan import build_task_spec
-from workers.stages.teacher_check import score
+from workers.scoring import score
 from workers.teacher import Answer, label_distribution
 
 
@@ -55,7 +55,10 @@ def test_plan_survives_a_useless_teacher_answer():
 def test_score_counts_invalid_predictions_as_wrong():
     report = score([("spam", "spam"), ("ham", "spam"), ("ham", None), ("ham", "ham")], ["spam", "ham"])
     assert report["accuracy"] == 0.5 and report["n"] == 4
-    assert report["per_label"] == {"spam": {"n": 1, "accuracy": 1.0}, "ham": {"n": 3, "accuracy": pytest.approx(0.3333)}}
+    assert report["per_label"]["spam"] == {"n": 1, "accuracy": 1.0, "recall": 1.0, "precision": 0.5, "f1": pytest.approx(0.6667)}
+    assert report["per_label"]["ham"] == {"n": 3, "accuracy": pytest.approx(0.3333), "recall": pytest.approx(0.3333),
+                                          "precision": 1.0, "f1": 0.5}
+    assert report["macro_f1"] == pytest.approx((0.6667 + 0.5) / 2, abs=1e-4) and report["invalid"] == 1
     assert report["confusion"]["ham"] == {"spam": 1, "(invalid)": 1, "ham": 1}
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from workers.stages.base import Stage, StageContext, StageError
 from workers.stages.curate import CurateStage
+from workers.stages.evaluate import EvaluateStage
 from workers.stages.generate import GenerateStage
 from workers.stages.label import LabelStage
 from workers.stages.plan import PlanStage
 from workers.stages.teacher_check import TeacherCheckStage
+from workers.stages.train import TrainStage
 
 REGISTRY: dict[str, Stage] = {
     stage.name: stage
-    for stage in (PlanStage(), GenerateStage(), LabelStage(), CurateStage(), TeacherCheckStage())
+    for stage in (PlanStage(), GenerateStage(), LabelStage(), CurateStage(), TeacherCheckStage(),
+                  TrainStage(), EvaluateStage())
 }
 
 __all__ = ["REGISTRY", "Stage", "StageContext", "StageError"]

@@ -16,6 +16,7 @@ __all__ = ["ProgressSink", "Stage", "StageContext", "StageError"]
 class ProgressSink(Protocol):
     def progress(self, done: int, total: int) -> None: ...
     def check_canceled(self) -> None: ...
+    def live_metrics(self, metrics: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -38,6 +39,11 @@ class StageContext:
         """Raise `JobCanceled` if the job was canceled (cheap: reads a flag)."""
         if self.sink is not None:
             self.sink.check_canceled()
+
+    def live_metrics(self, metrics: dict[str, Any]) -> None:
+        """Publish metrics while the stage runs (e.g. the loss so far); the returned metrics replace them."""
+        if self.sink is not None:
+            self.sink.live_metrics(metrics)
 
 
 class Stage(Protocol):

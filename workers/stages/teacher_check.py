@@ -5,30 +5,15 @@ A teacher that cannot do the task makes data that cannot teach it; this says so 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from typing import Any
 
+from workers.scoring import score
 from workers.stages.base import StageContext
 from workers.stages.common import task_spec, with_teacher, write_jsonl
 from workers.stages.label import label_inputs
 
 WEAK_TEACHER = 0.6
 PREDICTIONS = "reports/teacher_predictions.jsonl"
-
-
-def score(pairs: list[tuple[str, str | None]], labels: list[str]) -> dict[str, Any]:
-    """Accuracy, per-label accuracy (recall) and a confusion matrix from (expected, predicted) pairs."""
-    n = len(pairs)
-    correct = sum(expected == predicted for expected, predicted in pairs)
-    per_label: dict[str, dict[str, Any]] = {}
-    confusion: dict[str, Counter[str]] = defaultdict(Counter)
-    for expected, predicted in pairs:
-        confusion[expected][predicted if predicted is not None else "(invalid)"] += 1
-    for label in labels or sorted({e for e, _ in pairs}):
-        rows = [p for e, p in pairs if e == label]
-        per_label[label] = {"n": len(rows), "accuracy": round(sum(p == label for p in rows) / len(rows), 4) if rows else None}
-    return {"accuracy": round(correct / n, 4) if n else None, "n": n, "correct": correct,
-            "per_label": per_label, "confusion": {k: dict(v) for k, v in confusion.items()}}
 
 
 class TeacherCheckStage:

@@ -9,7 +9,6 @@ gradient scale of the KL term independent of T.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -45,10 +44,3 @@ def soft_label_kl(
 def mix(ce_loss: "torch.Tensor", kl_loss: "torch.Tensor", weight: float = DEFAULT_WEIGHT) -> "torch.Tensor":
     """The training loss: cross entropy and the KL term, mixed by `weight` in [0, 1]."""
     return (1.0 - weight) * ce_loss + weight * kl_loss
-
-
-def label_token_ids(tokenizer: object, labels: Sequence[str]) -> list[int] | None:
-    """The first token id of each label as the student writes it at the start of its answer,
-    or None when two labels share their first token (then the KL term cannot tell them apart)."""
-    ids = [tokenizer.encode(label, add_special_tokens=False)[0] for label in labels]  # type: ignore[attr-defined]
-    return ids if len(set(ids)) == len(ids) else None

@@ -1,0 +1,60 @@
+"""Scores from (expected, predicted) pairs: the one scoring rule for teacher and students. No I/O."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+INVALID = "(invalid)"
+
+
+def score(pairs: Sequence[tuple[str, str | None]], labels: Sequence[str] = ()) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-label precision/recall/F1 and a confusion matrix
+    (`confusion[expected][predicted]`). A prediction of None (no valid answer) counts as wrong."""
+    n = len(pairs)
+    correct = sum(expected == predicted for expected, predicted in pairs)
+    confusion: dict[str, Counter[str]] = defaultdict(Counter)
+    for expected, predicted in pairs:
+        confusion[expected][predicted if predicted is not None else INVALID] += 1
+    names = list(labels) or sorted({e for e, _ in pairs})
+    per_label: dict[str, dict[str, Any]] = {}
+    for label in names:
+        tp = sum(e == label and p == label for e, p in pairs)
+        support = sum(e == label for e, _ in pairs)
+        predicted = sum(p == label for _, p in pairs)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else None
+        f1 = 2 * precision * recall / (precision + recall) if recall and precision else 0.0
+        per_label[label] = {"n": support, "accuracy": _round(recall), "recall": _round(recall),
+                            "precision": _round(precision) if predicted else None, "f1": _round(f1)}
+    present = [v["f1"] for v in per_label.values() if v["n"]]
+    return {
+        "accuracy": _round(correct / n) if n else None,
+        "macro_f1": _round(sum(present) / len(present)) if present else None,
+        "n": n, "correct": correct, "invalid": sum(p is None for _, p in pairs),
+        "per_label": per_label, "confusion": {k: dict(v) for k, v in confusion.items()},
+    }
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """p50 and p95 (nearest rank) of a list of values."""
+    if not values:
+        return {"p50": None, "p95": None}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))], 2)
+
+    return {"p50": rank(0.5), "p95": rank(0.95)}
+
+
+def verdict(student: float | None, teacher: float | None, margin: float = 0.05) -> str | None:
+    """`deploy` when the student is within `margin` of the teacher's accuracy, else `retune`."""
+    if student is None or teacher is None:
+        return None
+    return "deploy" if student >= teacher - margin else "retune"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

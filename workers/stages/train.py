@@ -1,0 +1,46 @@
+"""train: fine-tune the student on the curated train split with TRL, distilling the teacher's
+soft labels for classification. Resumes from its last checkpoint after a crash."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, save_folder
+from app.db import session_scope
+from workers.stages.base import StageContext, StageError
+from workers.stages.common import read_jsonl, task_spec
+
+
+class TrainStage:
+    name = "train"
+    queue = "gpu"
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from workers.training.run import train_student
+
+        spec = task_spec(ctx)
+        rows = [row for row in read_jsonl(ctx, DATASET_ARTIFACT) if row.get("split", "train") == "train"]
+        if not rows:
+            raise StageError("no_training_data", "the curated data set has no training rows")
+        labels = [l["name"] for l in spec.get("labels") or []] if spec["task_type"] == "classification" else []
+        started = time.monotonic()
+        result = train_student(
+            student=ctx.spec["student"], rows=rows, labels=labels, options=ctx.spec.get("training") or {},
+            checkpoints=ctx.work_dir / "checkpoints", out=ctx.work_dir / "out", job=ctx,
+        )
+        with session_scope() as session:
+            stored = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)
+            if result.adapter_dir is not None:
+                stored += save_folder(session, ctx.storage, ctx.job_id, ADAPTER_FOLDER, result.adapter_dir)
+        _remove(ctx.work_dir / "checkpoints", ctx.work_dir / "out")
+        return {**result.metrics, "seconds": round(time.monotonic() - started, 1),
+                "model_bytes": sum(a.size for a in stored if a.name.startswith(f"{MODEL_FOLDER}/"))}
+
+
+def _remove(*folders: Path) -> None:
+    # Checkpoints hold optimiser state (about 3x the model); once the model is stored they are dead weight.
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)

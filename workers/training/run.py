@@ -1,0 +1,117 @@
+"""One training run of a student on data set rows: the TRL part of the train stage, usable
+without the service (benchmarks call it too)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from workers.training import options as training_options
+from workers.training.answers import first_answer_tokens
+from workers.training.data import sft_example
+from workers.training.student import load_student, parameter_count, train_dtype
+
+log = logging.getLogger(__name__)
+
+
+class JobHooks(Protocol):
+    def progress(self, done: int, total: int) -> None: ...
+    def check_canceled(self) -> None: ...
+    def live_metrics(self, metrics: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    adapter_dir: Path | None
+    metrics: dict[str, Any]
+
+
+def train_student(
+    *, student: str, rows: Sequence[dict[str, Any]], labels: Sequence[str], options: dict[str, Any],
+    checkpoints: Path, out: Path, job: JobHooks | None = None, soft_labels: bool = True,
+) -> TrainResult:
+    """Fine-tune `student` on `rows` (input/output/label_probs); returns the merged model folder,
+    the adapter folder (LoRA only) and the run's metrics. Resumes from the newest checkpoint in
+    `checkpoints` when there is one."""
+    import torch
+    from datasets import Dataset
+
+    from workers.training.trainer import DistillSFTTrainer, JobCallback
+
+    model, tokenizer = load_student(student, dtype=train_dtype())
+    n_params = parameter_count(model)
+    plan = training_options.resolve(options, n_params)
+    token_ids = first_answer_tokens(tokenizer, labels) if labels else None
+    distill = bool(soft_labels and token_ids and plan.soft_label_weight > 0)
+    notes = []
+    if labels and token_ids is None:
+        notes.append("two labels start with the same token, so soft labels were not used (cross entropy only)")
+    examples = [sft_example(row, labels if distill else ()) for row in rows]
+
+    steps = training_options.total_steps(len(examples), plan)
+    config = training_options.sft_config(plan, checkpoints, bf16=train_dtype() == torch.bfloat16,
+                                         save_steps=training_options.save_every(steps))
+    callback = JobCallback(job.progress if job else _ignore, job.check_canceled if job else _ignore,
+                           job.live_metrics if job else _ignore)
+    trainer = DistillSFTTrainer(
+        model=model, args=config, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+        peft_config=training_options.lora_config(plan) if plan.method == "lora" else None,
+        label_token_ids=token_ids if distill else None, soft_label_weight=plan.soft_label_weight,
+        temperature=plan.temperature, callbacks=[callback],
+    )
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    resume = last_complete_checkpoint(checkpoints)
+    if resume:
+        log.info("resuming training from %s", resume)
+    output = trainer.train(resume_from_checkpoint=resume)
+
+    model_dir, adapter_dir = out / "model", None
+    shutil.rmtree(out, ignore_errors=True)
+    if plan.method == "lora":
+        adapter_dir = out / "adapter"
+        trainer.model.save_pretrained(adapter_dir)
+        merged = trainer.model.merge_and_unload()
+    else:
+        merged = trainer.model
+    merged.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+
+    runtime = output.metrics.get("train_runtime") or 0.0
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))
+    metrics = {
+        "student": student, "parameters": n_params, "trainable_parameters": trainable,
+        "plan": plan.as_dict(), "examples": len(examples), "steps": trainer.state.global_step,
+        "train_loss": round(float(output.training_loss), 5), "loss_history": callback.history,
+        "soft_labels": distill, "label_token_ids": token_ids if distill else None,
+        "resumed_from": Path(resume).name if resume else None,
+        "train_runtime_s": round(runtime, 1), "tokens": tokens,
+        "tokens_per_second": round(tokens / runtime, 1) if runtime and tokens else None,
+        "notes": notes,
+    }
+    return TrainResult(model_dir=model_dir, adapter_dir=adapter_dir, metrics=metrics)
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint that was written to the end. The trainer writes `trainer_state.json`
+    last, so a worker killed mid-save leaves a folder without a readable one, which is skipped."""
+    if not folder.is_dir():
+        return None
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in found:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(checkpoint)
+    return None
+
+
+def _ignore(*_args: Any) -> None:
+    return None

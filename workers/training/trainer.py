@@ -1,0 +1,134 @@
+"""TRL's SFTTrainer with the soft-label KL term added, and the callbacks that tie a training run
+to its job (cancel, progress, live loss).
+
+The KL term needs the student's logits of the label tokens at the first answer position only.
+TRL's fused LM head never builds the full logits, so rather than a second forward pass we catch
+the backbone's last hidden state during the one forward TRL already runs, and project just that
+position through the label tokens' rows of the LM head.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+from trl import SFTTrainer
+
+from workers.training.distill import mix, soft_label_kl
+
+SOFT_LABELS = "soft_labels"
+
+
+class SoftLabelCollator:
+    """Wraps TRL's collator: the same batch, plus the teacher's label distributions as a tensor."""
+
+    def __init__(self, base: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> None:
+        self.base = base
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        soft = [example.pop(SOFT_LABELS, None) for example in examples]
+        batch = self.base(examples)
+        if all(s is not None for s in soft):
+            batch[SOFT_LABELS] = torch.tensor(soft, dtype=torch.float32)
+        return batch
+
+
+def first_answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Per row, the position whose hidden state predicts the first answer token (-1 if none)."""
+    trained = labels != -100
+    first = trained.float().argmax(dim=1)
+    return torch.where(trained.any(dim=1), first - 1, torch.full_like(first, -1))
+
+
+class DistillSFTTrainer(SFTTrainer):
+    """SFTTrainer whose loss mixes the usual cross entropy with the soft-label KL term."""
+
+    def __init__(self, *args: Any, label_token_ids: Sequence[int] | None = None,
+                 soft_label_weight: float = 0.0, temperature: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.label_token_ids = list(label_token_ids or [])
+        self.soft_label_weight = soft_label_weight if self.label_token_ids else 0.0
+        self.temperature = temperature
+        self.data_collator = SoftLabelCollator(self.data_collator)
+        self.last_kl: float | None = None
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if SOFT_LABELS not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, SOFT_LABELS]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
+        soft = inputs.pop(SOFT_LABELS, None)
+        if soft is None or self.soft_label_weight <= 0 or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        captured: dict[str, torch.Tensor] = {}
+        backbone = _backbone(self.accelerator.unwrap_model(model))
+        hook = backbone.register_forward_hook(
+            lambda _module, _args, output: captured.__setitem__("hidden", output.last_hidden_state))
+        try:
+            ce = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)
+        finally:
+            hook.remove()
+        kl = self._kl(model, captured["hidden"], inputs["labels"], soft)
+        if kl is None:
+            return ce
+        self.last_kl = float(kl.detach())
+        self._metrics["train"]["soft_label_kl"].append(self.last_kl)
+        return mix(ce, kl, self.soft_label_weight)
+
+    def _kl(self, model, hidden: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor) -> torch.Tensor | None:
+        positions = first_answer_positions(labels)
+        rows = (positions >= 0).nonzero().flatten()
+        if rows.numel() == 0:
+            return None
+        states = hidden[rows, positions[rows]]
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        ids = torch.tensor(self.label_token_ids, device=head.weight.device)
+        logits = states.to(head.weight.dtype) @ head.weight[ids].T
+        if head.bias is not None:
+            logits = logits + head.bias[ids]
+        return soft_label_kl(logits.float(), soft[rows].to(logits.device), self.temperature)
+
+
+def _backbone(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformer body whose output feeds the LM head (under PEFT too)."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model.base_model
+
+
+class JobCallback(TrainerCallback):
+    """Reports steps as progress, checks for cancel between steps, keeps the loss history and
+    hands it to `on_metrics` at most every `every_seconds` (each call writes to the database)."""
+
+    def __init__(self, progress: Callable[[int, int], None], check_canceled: Callable[[], None],
+                 on_metrics: Callable[[dict[str, Any]], None], every_seconds: float = 2.0) -> None:
+        self.progress = progress
+        self.check_canceled = check_canceled
+        self.on_metrics = on_metrics
+        self.every_seconds = every_seconds
+        self.history: list[dict[str, float]] = []
+        self._last_sent = 0.0
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.check_canceled()
+        self.progress(state.global_step, state.max_steps)
+
+    def on_substep_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.check_canceled()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+        if logs and "loss" in logs:
+            entry = {"step": state.global_step, "loss": round(float(logs["loss"]), 5)}
+            for key in ("soft_label_kl", "learning_rate", "epoch", "mean_token_accuracy"):
+                if key in logs:
+                    entry[key] = round(float(logs[key]), 8)
+            self.history.append(entry)
+            now = time.monotonic()
+            if now - self._last_sent >= self.every_seconds:
+                self._last_sent = now
+                self.on_metrics({"loss_history": self.history, "step": state.global_step,
+                                 "max_steps": state.max_steps})
