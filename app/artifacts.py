@@ -51,12 +51,13 @@ ADAPTER_FOLDER = "adapter"
 
 def save_folder(session: Session, storage: Storage, job_id: uuid.UUID, prefix: str, folder: Path) -> list[Artifact]:
     """Store every file under `folder` as the job's artifacts `<prefix>/<relative path>`,
-    replacing what was stored under that prefix before."""
+    replacing what was stored under that prefix before. Hidden files (markers, caches) are left out."""
     session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name.startswith(f"{prefix}/")))
     storage.delete_prefix(artifact_key(job_id, prefix))
     return [
         save_artifact(session, storage, job_id, f"{prefix}/{path.relative_to(folder).as_posix()}", path)
-        for path in sorted(folder.rglob("*")) if path.is_file()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]
 
 

@@ -27,6 +27,8 @@ def _recover_on_start(sender: object = None, **_: object) -> None:
     from workers.recovery import recover_jobs
 
     consumer = getattr(sender, "consumer", None) or sender
-    queues = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
-    if get_settings().queue_name("default") in queues:
-        log.info("re-enqueued %d unfinished jobs", recover_jobs())
+    consumed = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
+    settings = get_settings()
+    mine = [queue for queue in ("default", "gpu") if settings.queue_name(queue) in consumed]
+    if mine:
+        log.info("re-enqueued %d unfinished jobs", recover_jobs(mine))

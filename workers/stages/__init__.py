@@ -12,6 +12,7 @@ from workers.stages.curate import CurateStage
 from workers.stages.evaluate import EvaluateStage
 from workers.stages.generate import GenerateStage
 from workers.stages.label import LabelStage
+from workers.stages.package import PackageStage
 from workers.stages.plan import PlanStage
 from workers.stages.teacher_check import TeacherCheckStage
 from workers.stages.train import TrainStage
@@ -19,7 +20,7 @@ from workers.stages.train import TrainStage
 REGISTRY: dict[str, Stage] = {
     stage.name: stage
     for stage in (PlanStage(), GenerateStage(), LabelStage(), CurateStage(), TeacherCheckStage(),
-                  TrainStage(), EvaluateStage())
+                  TrainStage(), EvaluateStage(), PackageStage())
 }
 
 __all__ = ["REGISTRY", "Stage", "StageContext", "StageError"]
