@@ -1,0 +1,203 @@
+"""The package stage on a real job: the bundled student (standing in for a tuned one) becomes a
+GGUF file that reads back as the same model, plus Modelfile, model card and report.json."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gguf import GGUFReader
+from safetensors import safe_open
+from transformers import AutoTokenizer
+
+from app.artifacts import find_artifact
+from app.db import session_scope
+from app.storage import get_storage
+from tests.support.factories import make_finished_job
+from tests.support.ollama_template import render_prompt
+from workers.bundled_models import STUDENT, is_prepared, model_dir
+from workers.monitor import JobCanceled
+from workers.stages.base import StageContext, StageError
+from workers.stages.package import PackageStage
+
+STUDENT_DIR = model_dir(STUDENT)
+SPEC = {
+    "task": "Decide whether an SMS message is spam or a normal message",
+    "task_type": "classification",
+    "labels": [{"name": "spam", "description": "unsolicited advertising or a scam"},
+               {"name": "ham", "description": "a normal, legitimate message"}],
+    "instruction": "Answer with the label only.",
+}
+METRICS = {
+    "plan": {"task_spec": SPEC},
+    "train": {"method": "full", "student": STUDENT.name, "plan": {"epochs": 3, "learning_rate": 5e-5, "batch_size": 8},
+              "train_loss": 0.43217},
+    "evaluate": {
+        "teacher": {"model": "qwen2.5-coder-1.5b-instruct", "accuracy": 0.9, "macro_f1": 0.8812, "n": 60,
+                    "latency_ms": {"p50": 812.34, "p95": 1530.0}, "size_bytes": 3_087_000_000},
+        "base_student": {"accuracy": 0.45, "macro_f1": 0.31, "n": 60, "latency_ms": {"p50": 40.2, "p95": 55.9},
+                         "size_bytes": 538_090_408},
+        "student": {"accuracy": 0.8667, "macro_f1": 0.8512, "n": 60, "latency_ms": {"p50": 41.04, "p95": None},
+                    "size_bytes": 538_090_408, "per_label": {"spam": {"accuracy": 0.8}, "ham": {"accuracy": 0.9}}},
+        "verdict": "deploy", "reference": "test_set", "ratio": 0.963,
+    },
+}
+OUTPUTS = {"student.gguf", "Modelfile", "README.md", "report.json"}
+
+
+class Recorder:
+    """A progress sink that records every report; `cancel_after` checks it raises JobCanceled."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.reports: list[tuple[int, int]] = []
+        self.checks = 0
+        self.cancel_after = cancel_after
+
+    def progress(self, done: int, total: int) -> None:
+        self.reports.append((done, total))
+        self.check_canceled()
+
+    def check_canceled(self) -> None:
+        self.checks += 1
+        if self.cancel_after is not None and self.checks > self.cancel_after:
+            raise JobCanceled()
+
+
+def model_copy(folder: Path) -> Path:
+    """The bundled student's files (links, not copies), without the cache's `.complete` marker."""
+    folder.mkdir()
+    for path in STUDENT_DIR.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            (folder / path.name).symlink_to(path)
+    return folder
+
+
+def context(job_id, work_dir: Path, sink=None) -> StageContext:
+    return StageContext(job_id=job_id, spec={"task": SPEC["task"], "teacher": "qwen2.5-coder-1.5b-instruct",
+                                             "student": STUDENT.name},
+                        work_dir=work_dir, storage=get_storage(), results=METRICS, sink=sink)
+
+
+def stored(job_id, name: str) -> Path:
+    return get_storage().local_path(f"{job_id}/{name}")
+
+
+@pytest.fixture(scope="module")
+def packaged(test_database, tmp_path_factory):
+    """One run of the stage on a finished job holding the bundled student as `model/`."""
+    assert is_prepared(STUDENT), "the bundled student is not prepared: run `make models` (make test does)"
+    job_id = make_finished_job(model_dir=model_copy(tmp_path_factory.mktemp("student") / "model"),
+                               metrics=METRICS, labels=["spam", "ham"])
+    sink = Recorder()
+    work_dir = tmp_path_factory.mktemp("work")
+    metrics = PackageStage().run(context(job_id, work_dir, sink))
+    return job_id, metrics, sink, work_dir
+
+
+def test_outputs_are_artifacts_with_matching_checksums(packaged):
+    job_id, metrics, _, work_dir = packaged
+    assert {a["name"] for a in metrics["artifacts"]} == OUTPUTS
+    with session_scope() as session:
+        for item in metrics["artifacts"]:
+            data = stored(job_id, item["name"]).read_bytes()
+            row = find_artifact(session, job_id, item["name"])
+            assert row is not None and (row.size, row.sha256) == (item["size"], item["sha256"])
+            assert hashlib.sha256(data).hexdigest() == item["sha256"] and len(data) == item["size"]
+    assert not (work_dir / "student.gguf").exists()
+
+
+def test_gguf_reads_back_as_the_same_model(packaged):
+    job_id, metrics, _, _ = packaged
+    reader = GGUFReader(stored(job_id, "student.gguf"))
+    with safe_open(STUDENT_DIR / "model.safetensors", "np") as weights:
+        names = list(weights.keys())
+        down = weights.get_tensor("model.layers.0.mlp.down_proj.weight")
+        norm = weights.get_tensor("model.norm.weight")
+    config = json.loads((STUDENT_DIR / "config.json").read_text())
+
+    assert reader.get_field("general.architecture").contents() == "llama"
+    assert len(reader.tensors) == len(names) == 272
+    assert len(reader.get_field("tokenizer.ggml.tokens").data) == config["vocab_size"]
+    assert reader.get_field("tokenizer.ggml.pre").contents() == "smollm"
+    tensors = {t.name: t for t in reader.tensors}
+    assert tensors["blk.0.ffn_down.weight"].tensor_type.name == "F16"
+    np.testing.assert_array_equal(np.asarray(tensors["blk.0.ffn_down.weight"].data), down.astype(np.float16))
+    np.testing.assert_array_equal(np.asarray(tensors["output_norm.weight"].data), norm)
+
+    facts = metrics["gguf"]
+    assert facts["architecture"] == "llama" and facts["file_type"] == "MOSTLY_F16"
+    assert facts["tensor_count"] == facts["source_tensor_count"] == 272
+    assert facts["tokenizer"]["tokens"] == config["vocab_size"] and facts["tokenizer"]["chat_template"]
+    assert facts["size_bytes"] == stored(job_id, "student.gguf").stat().st_size
+    assert facts["name"] == f"vibetune-{str(job_id)[:8]}"
+
+
+def test_modelfile_uses_the_students_chat_format(packaged):
+    job_id, metrics, _, _ = packaged
+    text = stored(job_id, "Modelfile").read_text()
+    assert text.startswith("FROM ./student.gguf\n")
+    assert 'PARAMETER stop "<|im_end|>"' in text and "PARAMETER temperature 0" in text
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    tokenizer = AutoTokenizer.from_pretrained(STUDENT_DIR)
+    for messages in ([{"role": "user", "content": "WIN a prize, call now"}],
+                     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "see you at 5"}]):
+        trained = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        system = messages[0]["content"] if len(messages) == 2 else ""
+        assert render_prompt(template, messages[-1]["content"], system) == trained
+    assert metrics["chat_template"] == "derived"
+
+
+def test_model_card_and_report(packaged):
+    job_id, _, _, _ = packaged
+    card = stored(job_id, "README.md").read_text()
+    assert SPEC["task"] in card and "`spam`" in card and "unsolicited advertising" in card
+    assert "**Verdict: deploy**" in card
+    assert "| teacher (`qwen2.5-coder-1.5b-instruct`) | 0.900 | 0.881 | 812.3 ms | 1530.0 ms | 3.09 GB |" in card
+    assert "| untuned student | 0.450 | 0.310 | 40.2 ms | 55.9 ms | 538.1 MB |" in card
+    assert "| **tuned student** | 0.867 | 0.851 | 41.0 ms | – | 538.1 MB |" in card
+    assert "full fine-tuning" in card and "0.4322" in card
+    for usage in ("AutoModelForCausalLM", "vllm serve ./model", "ollama create", f'"model": "{job_id}"'):
+        assert usage in card
+
+    report = json.loads(stored(job_id, "report.json").read_text())
+    assert report["evaluate"] == METRICS["evaluate"] and report["train"] == METRICS["train"]
+    assert report["task_spec"] == SPEC and report["gguf"]["tensor_count"] == 272
+
+
+def test_progress_is_reported_to_the_end(packaged):
+    _, _, sink, _ = packaged
+    assert sink.reports[0] == (0, 4) and sink.reports[-1] == (4, 4)
+    assert [done for done, _ in sink.reports] == sorted(done for done, _ in sink.reports)
+    assert sink.checks > len(sink.reports)  # the conversion polls for cancel while it runs
+
+
+def test_job_without_model_fails_with_missing_model(tmp_path):
+    job_id = make_finished_job(metrics=METRICS)
+    with pytest.raises(StageError) as caught:
+        PackageStage().run(context(job_id, tmp_path))
+    assert caught.value.code == "missing_model"
+
+
+def test_broken_weights_fail_with_the_converters_message(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (folder / name).symlink_to(STUDENT_DIR / name)
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    job_id = make_finished_job(model_dir=folder, metrics=METRICS)
+    with pytest.raises(StageError) as caught:
+        PackageStage().run(context(job_id, tmp_path / "work"))
+    assert caught.value.code == "gguf_failed" and "exited with" in caught.value.message
+    with session_scope() as session:
+        assert find_artifact(session, job_id, "student.gguf") is None
+
+
+def test_cancel_stops_the_conversion(tmp_path):
+    job_id = make_finished_job(model_dir=model_copy(tmp_path / "model"), metrics=METRICS)
+    sink = Recorder(cancel_after=2)  # canceled at the conversion's second poll, while the converter runs
+    with pytest.raises(JobCanceled):
+        PackageStage().run(context(job_id, tmp_path / "work", sink))
+    assert not (tmp_path / "work" / "student.gguf").exists()
+    with session_scope() as session:
+        assert find_artifact(session, job_id, "student.gguf") is None

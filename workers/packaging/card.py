@@ -1,0 +1,230 @@
+"""The texts that travel with a packaged student: the Ollama Modelfile, the model card
+(`README.md`) and `report.json`. Pure functions of what the earlier stages measured; any
+number may be missing and is then shown as "–"."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.packaging.template import ChatFormat
+
+GGUF_NAME = "student.gguf"
+MISSING = "–"
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """Everything the texts are built from."""
+
+    job_id: str
+    task_spec: dict[str, Any]
+    train: dict[str, Any] = field(default_factory=dict)
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    gguf: dict[str, Any] = field(default_factory=dict)
+    student: str | None = None  # the base model the student was trained from
+    teacher: str | None = None
+    has_adapter: bool = False
+
+    @property
+    def short_name(self) -> str:
+        """A model name for Ollama and vLLM: `vibetune-<first 8 characters of the job id>`."""
+        return f"vibetune-{self.job_id[:8]}"
+
+
+def modelfile(chat: ChatFormat | None) -> str:
+    """An Ollama Modelfile for `student.gguf` next to it: greedy answers, stopping at the end of
+    the answer. Without a chat format Ollama falls back to the template stored in the GGUF."""
+    lines = [f"FROM ./{GGUF_NAME}", ""]
+    if chat is not None:
+        lines += [f'TEMPLATE """{chat.template}"""', ""]
+        lines += [f'PARAMETER stop "{_quote(stop)}"' for stop in chat.stop]
+    lines.append("PARAMETER temperature 0")
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def report(info: PackageInfo) -> dict[str, Any]:
+    """`report.json`: the task, how the student was trained, every score and the GGUF's facts."""
+    return {"job_id": info.job_id, "task_spec": info.task_spec, "student": info.student, "teacher": info.teacher,
+            "train": info.train, "evaluate": info.evaluate, "gguf": info.gguf}
+
+
+def report_json(info: PackageInfo) -> bytes:
+    return (json.dumps(report(info), indent=2, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return MISSING if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:.{digits}f}"
+
+
+def _ms(value: Any) -> str:
+    return MISSING if not isinstance(value, (int, float)) else f"{value:.1f} ms"
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, (int, float)) or value <= 0:
+        return MISSING
+    return f"{value / 1e9:.2f} GB" if value >= 1e9 else f"{value / 1e6:.1f} MB"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+_VERDICTS = {
+    "deploy": "the tuned student comes close enough to the teacher's accuracy to stand in for it.",
+    "retune": "the tuned student falls clearly short of the teacher; more or better data, or another "
+              "training run, should come first.",
+}
+_REFERENCES = {
+    "test_set": "the held-out test set given with the job (never trained on)",
+    "validation": "the validation split of the generated data (its labels are the teacher's own)",
+}
+
+
+def results_table(evaluate: dict[str, Any], teacher: str | None = None) -> list[str]:
+    """Markdown rows: teacher, untuned student and tuned student side by side."""
+    rows = ["| model | accuracy | macro-F1 | latency p50 | latency p95 | size |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    teacher_name = (evaluate.get("teacher") or {}).get("model") or teacher
+    named = (("teacher" + (f" (`{teacher_name}`)" if teacher_name else ""), "teacher"),
+             ("untuned student", "base_student"), ("**tuned student**", "student"))
+    for label, key in named:
+        scores = evaluate.get(key) or {}
+        latency = scores.get("latency_ms") or {}
+        rows.append(f"| {label} | {_number(scores.get('accuracy'))} | {_number(scores.get('macro_f1'))} | "
+                    f"{_ms(latency.get('p50'))} | {_ms(latency.get('p95'))} | {_size(scores.get('size_bytes'))} |")
+    return rows
+
+
+def _task_section(spec: dict[str, Any]) -> list[str]:
+    lines = ["## Task", "", _cell(spec.get("task") or MISSING), ""]
+    if spec.get("task_type"):
+        lines.append(f"- Type: {spec['task_type']}")
+    if spec.get("instruction"):
+        lines.append(f"- Instruction the teacher followed: {_cell(spec['instruction'])}")
+    labels = [label for label in spec.get("labels") or [] if isinstance(label, dict)]
+    if labels:
+        lines += ["", "| label | meaning |", "| --- | --- |"]
+        lines += [f"| `{_cell(label.get('name'))}` | {_cell(label.get('description') or '')} |" for label in labels]
+    lines += ["", "The student answers a bare input the way the training data did: send the input alone as the "
+              "user message, with no instructions. The task lives in its weights."]
+    return lines
+
+
+def _training_section(info: PackageInfo) -> list[str]:
+    method = info.train.get("method")
+    methods = {"lora": "LoRA (the adapter merged into the weights)", "full": "full fine-tuning"}
+    lines = ["## How it was trained", ""]
+    if info.teacher:
+        lines.append(f"- Teacher: `{info.teacher}` wrote and labeled the training data (distillation).")
+    lines.append(f"- Student: `{info.student or MISSING}`, {methods.get(method, method or 'method not recorded')}.")
+    plan = info.train.get("plan")
+    if isinstance(plan, dict) and plan:
+        settings = ", ".join(f"{key} {_cell(value)}" for key, value in plan.items()
+                             if not isinstance(value, (dict, list)))
+        if settings:
+            lines.append(f"- Settings: {settings}.")
+    if isinstance(info.train.get("train_loss"), (int, float)):
+        lines.append(f"- Final training loss: {info.train['train_loss']:.4f}.")
+    return lines
+
+
+def _results_section(info: PackageInfo) -> list[str]:
+    evaluate = info.evaluate
+    lines = ["## Results", ""]
+    if not evaluate:
+        return [*lines, "Not measured: the evaluate stage left no scores."]
+    n = (evaluate.get("student") or {}).get("n") or (evaluate.get("teacher") or {}).get("n")
+    reference = evaluate.get("reference")
+    where = _REFERENCES.get(reference, f"`{reference}`") if reference else "the job's reference examples"
+    lines += [f"Scored on {where}" + (f", {n} examples." if n else "."), ""]
+    lines += results_table(evaluate, info.teacher)
+    verdict = evaluate.get("verdict")
+    ratio = evaluate.get("ratio")
+    lines.append("")
+    if verdict in _VERDICTS:
+        lines.append(f"**Verdict: {verdict}** — {_VERDICTS[verdict]}"
+                     + (f" Student/teacher accuracy: {ratio:.2f}." if isinstance(ratio, (int, float)) else ""))
+    else:
+        lines.append(f"**Verdict: {verdict or 'none'}** — the scores were not complete enough for one.")
+    lines += ["", "Latency is one request at a time on the machine that ran the job; `report.json` has every "
+              "score, the per-label results and the training metrics."]
+    return lines
+
+
+def _files_section(info: PackageInfo) -> list[str]:
+    gguf = info.gguf
+    facts = ", ".join(str(part) for part in (gguf.get("architecture"), gguf.get("file_type"),
+                                             gguf.get("tensor_count") and f"{gguf['tensor_count']} tensors",
+                                             _size(gguf.get("size_bytes"))) if part)
+    lines = ["## Files", "", "| file | what it is |", "| --- | --- |",
+             f"| `{GGUF_NAME}` | the model as one GGUF file ({facts}) for llama.cpp and Ollama |",
+             "| `Modelfile` | Ollama's recipe: the chat format, greedy answers |",
+             "| `model/` | the merged Hugging Face folder, for transformers and vLLM |"]
+    if info.has_adapter:
+        lines.append("| `adapter/` | the LoRA adapter alone (PEFT), to apply to the base student |")
+    lines += ["| `report.json` | every score, the training metrics and the task spec |",
+              "| `SHA256SUMS` | in the bundle download: `sha256sum -c SHA256SUMS` checks every file |"]
+    return lines
+
+
+def _usage_section(info: PackageInfo) -> list[str]:
+    name, job = info.short_name, info.job_id
+    return [
+        "## Use it", "",
+        "Transformers:", "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        'tokenizer = AutoTokenizer.from_pretrained("./model")',
+        'model = AutoModelForCausalLM.from_pretrained("./model")',
+        'messages = [{"role": "user", "content": "your input here"}]',
+        "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
+        "out = model.generate(**ids, max_new_tokens=64, do_sample=False)",
+        'print(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))',
+        "```", "",
+        "vLLM (an OpenAI-compatible server):", "",
+        "```bash",
+        f"vllm serve ./model --served-model-name {name}",
+        "curl -s localhost:8000/v1/chat/completions -H 'content-type: application/json' \\",
+        f"  -d '{{\"model\": \"{name}\", \"temperature\": 0, \"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
+        "```", "",
+        "Ollama (from the folder holding `student.gguf` and `Modelfile`):", "",
+        "```bash",
+        f"ollama create {name} -f Modelfile",
+        f"ollama run {name} \"your input here\"",
+        "```", "",
+        "The vibetune service that trained it (the job id is the model name):", "",
+        "```bash",
+        "curl -s http://127.0.0.1:8000/v1/chat/completions -H 'content-type: application/json' \\",
+        f"  -d '{{\"model\": \"{job}\", \"temperature\": 0, \"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
+        "```",
+    ]
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def model_card(info: PackageInfo) -> str:
+    """The model card: the task, how the student was trained, its scores against the teacher and
+    the untuned student, the verdict, its files and how to run it."""
+    front = ["---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [vibetune, gguf, distillation]"]
+    if info.student and _looks_like_hub_id(info.student):
+        front.append(f"base_model: {json.dumps(info.student)}")
+    front.append("---")
+    task = _cell(info.task_spec.get("task") or "a vibetune student")
+    title = f"# {info.short_name}: {task if len(task) <= TITLE_CHARS else task[:TITLE_CHARS - 1] + '…'}"
+    sections = [_task_section(info.task_spec), _training_section(info), _results_section(info),
+                _files_section(info), _usage_section(info)]
+    body = [*front, "", title, "", f"Fine-tuned by vibetune (job `{info.job_id}`)."]
+    for section in sections:
+        body += ["", *section]
+    return "\n".join(body) + "\n"
