@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default_factory=list, description="More student models to offer (comma separated)."
     )
 
+    serve_max_models: int = Field(
+        2, ge=1, le=64,
+        description="Finished students kept loaded for /v1/chat/completions; beyond this the least recently used is unloaded.",
+    )
+
     max_task_chars: int = Field(4000, ge=1, description="Longest accepted task description.")
     max_num_examples: int = Field(5000, ge=1, description="Largest accepted `num_examples`.")
     max_rows: int = Field(5000, ge=1, description="Most rows accepted in `examples` or `test_set`.")

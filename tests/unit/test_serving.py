@@ -84,7 +84,7 @@ def test_different_models_run_in_parallel(fake):
     assert fake.most_active == 2
 
 
-def test_failed_load_is_not_kept(monkeypatch):
+def test_failed_load_is_not_kept():
     broken = FakeLoads(fail=True)
     cache = serving.StudentCache(2, load=broken.load)
     model = stored_model()
