@@ -1,8 +1,12 @@
-"""The teacher half end to end: the real API, a real worker with the real stages, and the real
-vLLM teacher, on 60 real SMS messages as the test set (`until: "data"`)."""
+"""A whole job end to end: the real API, real default and gpu workers with the real stages, the
+real vLLM teacher and real TRL training, on 60 real SMS messages as the test set.
+
+The job first stops after its data (`until: "data"`), then is resumed onto the model stages:
+one data run serves both halves, and the resume path is exercised on the way."""
 
 import hashlib
 import json
+import tarfile
 import time
 import uuid
 
@@ -12,6 +16,7 @@ from sqlalchemy import select
 
 import app.queue
 from app import jobs
+from app.config import get_settings
 from app.db import session_scope
 from app.models import Job
 from tests.support.datasets import sms_spam
@@ -31,15 +36,38 @@ def cancel_unfinished_jobs() -> None:
             jobs.cancel(session, job_id)
 
 
-@pytest.fixture
-def real_worker(teacher_url, settings_env, tmp_path):
-    settings_env(QUEUE_PREFIX=f"data-{uuid.uuid4().hex[:6]}-", TEACHER_URL=teacher_url)
+@pytest.fixture(scope="module")
+def real_worker(teacher_url, tmp_path_factory):
+    """Real default and gpu workers on private queues; yields the default one (logs of both)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("QUEUE_PREFIX", f"whole-{uuid.uuid4().hex[:6]}-")
+    patch.setenv("TEACHER_URL", teacher_url)
+    get_settings.cache_clear()
     app.queue._celery = None
     cancel_unfinished_jobs()
-    worker = start_worker("default", tmp_path / "worker.log", concurrency=1, module="workers.main")
-    yield worker
-    worker.stop()
+    logs = tmp_path_factory.mktemp("workers")
+    default = start_worker("default", logs / "default.log", concurrency=1, module="workers.main")
+    gpu = start_worker("gpu", logs / "gpu.log", concurrency=1, module="workers.main")
+    yield _Workers(default, gpu)
+    for worker in (default, gpu):
+        worker.stop()
+    patch.undo()
+    get_settings.cache_clear()
     app.queue._celery = None
+
+
+class _Workers:
+    def __init__(self, default, gpu):
+        self.default, self.gpu = default, gpu
+
+    def output(self) -> str:
+        return self.default.output()[-3000:] + "\n--- gpu ---\n" + self.gpu.output()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def data_job():
+    """The id of the data job, once the first test has run it (shared with the model test)."""
+    return {}
 
 
 def wait_finished(client, job_id, timeout):
@@ -52,14 +80,18 @@ def wait_finished(client, job_id, timeout):
     raise AssertionError(f"job still {job['status']} at stage {job['stage']} after {timeout}s")
 
 
-def test_classification_data_job_on_the_bundled_teacher(client, real_worker):
-    test_set = sms_spam(per_class=30)
+TEST_SET = sms_spam(per_class=30)
+
+
+def test_classification_data_job_on_the_bundled_teacher(client, real_worker, data_job):
+    test_set = TEST_SET
     response = client.post("/api/jobs", json={
         "task": TASK, "labels": ["spam", "ham"], "test_set": test_set,
         "num_examples": NUM_EXAMPLES, "until": "data"})
     assert response.status_code == 201, response.text
     job = wait_finished(client, response.json()["id"], timeout=2400)
-    assert job["status"] == "succeeded", (job, real_worker.output()[-3000:])
+    assert job["status"] == "succeeded", (job, real_worker.output())
+    data_job["id"] = job["id"]
 
     plan = job["plan"]
     assert plan["task_type"] == "classification" and [l["name"] for l in plan["labels"]] == ["spam", "ham"]
@@ -97,3 +129,83 @@ def test_classification_data_job_on_the_bundled_teacher(client, real_worker):
     assert bool(weak) == (teacher["accuracy"] < 0.6)
     print(f"\nteacher accuracy {teacher['accuracy']}, kept {len(rows)}/{NUM_EXAMPLES}, dropped {curate['dropped']}, "
           f"stage seconds {[(s['name'], s['started_at'], s['finished_at']) for s in job['stages']]}")
+
+
+MODEL_ARTIFACTS = {"model/config.json", "model/model.safetensors", "model/tokenizer.json", "student.gguf",
+                   "Modelfile", "README.md", "report.json", "reports/predictions.jsonl", "dataset.jsonl"}
+
+
+def test_resumed_job_trains_evaluates_packages_and_serves_the_student(client, real_worker, data_job):
+    if "id" not in data_job:
+        pytest.skip("the data job did not finish")
+    job_id = data_job["id"]
+    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 200
+    job = wait_finished(client, job_id, timeout=2400)
+    assert job["status"] == "succeeded", (job, real_worker.output())
+
+    stages = {s["name"]: s for s in job["stages"]}
+    train = stages["train"]["metrics"]
+    assert train["steps"] > 0 and len(train["loss_history"]) == train["steps"] and train["soft_labels"] is True
+
+    report = client.get(f"/api/jobs/{job_id}/report").json()
+    for name in ("teacher", "base_student", "student"):
+        part = report[name]
+        assert part["n"] == len(TEST_SET) and 0 <= part["accuracy"] <= 1 and part["macro_f1"] is not None
+        assert set(part["per_label"]) == {"spam", "ham"} and part["confusion"]
+        assert part["latency_ms"]["p50"] > 0 and part["latency_ms"]["p95"] >= part["latency_ms"]["p50"]
+        assert part["size_bytes"] > 0
+    assert report["student"]["accuracy"] > report["base_student"]["accuracy"], "the tuned student beats the untuned one"
+    gap = report["teacher"]["accuracy"] - report["student"]["accuracy"]
+    assert report["verdict"] == ("deploy" if gap <= 0.05 else "retune")
+
+    artifacts = {a["name"]: a for a in client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]}
+    assert MODEL_ARTIFACTS <= set(artifacts)
+    for name in artifacts:
+        digest = hashlib.sha256()
+        with client.stream("GET", f"/api/jobs/{job_id}/artifacts/{name}") as response:
+            assert response.status_code == 200
+            for chunk in response.iter_bytes():
+                digest.update(chunk)
+        assert digest.hexdigest() == artifacts[name]["sha256"], name
+
+    with client.stream("GET", f"/api/jobs/{job_id}/bundle") as response:
+        assert response.status_code == 200
+        members = {m.name.split("/", 1)[1]: m.size for m in tarfile.open(fileobj=_Reader(response), mode="r|")}
+    assert {n: a["size"] for n, a in artifacts.items()}.items() <= members.items() and "SHA256SUMS" in members
+
+    from transformers import AutoModelForCausalLM
+
+    from app.artifacts import MODEL_FOLDER, folder_path
+    from app.storage import get_storage
+
+    model = AutoModelForCausalLM.from_pretrained(folder_path(get_storage(), uuid.UUID(job_id), MODEL_FOLDER))
+    assert model.num_parameters() > 0
+
+    answers = []
+    for row in TEST_SET[:20]:
+        response = client.post("/v1/chat/completions", json={
+            "model": job_id, "messages": [{"role": "user", "content": row["input"]}], "max_tokens": 8})
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["choices"][0]["message"]["content"].strip())
+    labelled = sum(answer in ("spam", "ham") for answer in answers)
+    assert labelled >= 18, answers
+    print(f"\nteacher {report['teacher']['accuracy']}, untuned {report['base_student']['accuracy']}, "
+          f"tuned {report['student']['accuracy']}, verdict {report['verdict']}, served labels {labelled}/20, "
+          f"stages {[(s['name'], s['started_at'], s['finished_at']) for s in job['stages']]}")
+
+
+class _Reader:
+    """A file-like view of a streamed response body, for tarfile's stream mode."""
+
+    def __init__(self, response):
+        self.chunks, self.buffer = response.iter_bytes(), b""
+
+    def read(self, size=-1):
+        while size < 0 or len(self.buffer) < size:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buffer += chunk
+        size = len(self.buffer) if size < 0 else size
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out

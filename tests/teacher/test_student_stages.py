@@ -1,0 +1,49 @@
+"""The train and evaluate stages in process, with the real teacher, the real bundled student and
+real SMS messages: every model is scored the same way on the same rows."""
+
+import uuid
+
+import pytest
+
+from app.config import get_settings
+from app.db import session_scope
+from app import job_stages
+from app.storage import get_storage
+from tests.support.datasets import sms_spam
+from tests.support.factories import load, make_trainable_job, sms_training_rows
+from workers.stages import REGISTRY, StageContext
+from workers.stages.evaluate import PREDICTIONS
+
+
+def run_stage(name, job_id, results):
+    job = load(job_id)
+    work = get_settings().work_dir / str(job_id) / name
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = StageContext(job_id=job_id, spec=dict(job.spec), work_dir=work, storage=get_storage(), results=results)
+    return REGISTRY[name].run(ctx)
+
+
+@pytest.fixture(scope="module")
+def test_rows():
+    return sms_spam(per_class=60)[-10:]  # not among the training rows below
+
+
+def test_train_then_evaluate_scores_all_three_models_the_same_way(teacher_settings, test_rows):
+    job_id = make_trainable_job(sms_training_rows(24, 4), training={"epochs": 2}, test_set=test_rows)
+    with session_scope() as session:
+        results = job_stages.stage_results(session, job_id)
+    results["train"] = run_stage("train", job_id, results)
+    assert results["train"]["steps"] == 6 and results["train"]["soft_labels"]
+
+    metrics = run_stage("evaluate", job_id, results)
+    assert metrics["reference"] == "test_set"
+    for name in ("teacher", "base_student", "student"):
+        part = metrics[name]
+        assert part["n"] == 10 and part["accuracy"] is not None and part["invalid"] == 0, (name, part)
+        assert sum(sum(row.values()) for row in part["confusion"].values()) == 10
+        assert part["latency_ms"]["n"] > 0 and part["size_bytes"] > 0
+    assert metrics["teacher"]["answers_from"] == "evaluate", "no teacher_check ran, so the teacher was asked here"
+    assert metrics["teacher"]["size_bytes"] > metrics["student"]["size_bytes"]
+    assert 0 <= metrics["student"]["free_generation"]["valid_label_rate"] <= 1
+    assert metrics["verdict"] in ("deploy", "retune")
+    assert metrics["predictions"]["name"] == PREDICTIONS
