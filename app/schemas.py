@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.config import get_settings
 
@@ -55,8 +55,34 @@ class TrainingOptions(Strict):
     soft_label_weight: float | None = Field(
         None, ge=0, le=1, description="Weight of the KL term against the teacher's soft labels (classification)."
     )
-    temperature: float | None = Field(None, gt=0, le=20, description="Distillation temperature.")
+    temperature: float | None = Field(
+        None, gt=0, le=20,
+        description="Distillation temperature (default 2 for soft labels; 1 for on-policy, where it is also the sampling temperature).",
+    )
     seed: int | None = Field(None, ge=0, description="Random seed.")
+    distillation: Literal["soft_labels", "on_policy"] = Field(
+        "soft_labels",
+        description=(
+            "`soft_labels`: fine-tune on the teacher's data, plus a KL term against its label distribution "
+            "(classification). `on_policy`: TRL's DistillationTrainer; the student writes its own answers and the "
+            "teacher's weights score every token. Needs the teacher's weights and a teacher that shares the "
+            "student's vocabulary (the bundled pair does not), else the train stage fails with "
+            "`distillation_unavailable`."
+        ),
+    )
+    teacher_weights: str | None = Field(
+        None, min_length=1, max_length=512,
+        description=(
+            "On-policy only: a local folder or hub id of the teacher's weights. Default: the folder the service "
+            "serves the job's teacher from (TEACHER_MODEL_PATH, or the bundled teacher)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _teacher_weights_need_on_policy(self) -> "TrainingOptions":
+        if self.teacher_weights is not None and self.distillation != "on_policy":
+            raise ValueError("teacher_weights is only used with distillation: on_policy")
+        return self
 
 
 class JobCreate(Strict):

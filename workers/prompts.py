@@ -82,12 +82,17 @@ def generate_schema(count: int) -> dict[str, Any]:
 
 
 def label_messages(task_spec: dict[str, Any], text: str) -> list[dict[str, str]]:
-    lines = [f"Task: {task_spec['task']}", task_spec.get("instruction", "")]
+    lines = [f"Task: {task_spec['task']}"]
     if task_spec["task_type"] == "classification":
+        # The planned one-line instruction is left out here: written by the teacher itself, it can
+        # contradict the labels (one plan said "neither spam nor personal -> ham"); on 60 real SMS
+        # messages the same plan scored 0.58 with it and 0.67 without. Label descriptions stay.
         lines.append("Labels:")
         lines += [f"- {l['name']}: {l['description']}" for l in task_spec["labels"]]
         lines.append("Answer with the label only.")
-    elif task_spec["task_type"] == "extraction":
+    else:
+        lines.append(task_spec.get("instruction", ""))
+    if task_spec["task_type"] == "extraction":
         lines.append(f"Answer with a JSON object with the fields: {', '.join(task_spec.get('output_fields') or [])}.")
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
             {"role": "user", "content": text}]

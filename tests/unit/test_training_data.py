@@ -27,3 +27,15 @@ def test_split_examples():
     splits = split_examples(rows)
     assert [e["prompt"][0]["content"] for e in splits["train"]] == ["a", "c"]
     assert len(splits["validation"]) == 1
+
+
+def test_oversampling_evens_out_the_classes_and_keeps_every_row():
+    from collections import Counter
+
+    from workers.training.data import oversample
+
+    rows = [{"input": f"s{i}", "output": "spam"} for i in range(6)] + [{"input": f"h{i}", "output": "ham"} for i in range(2)]
+    out = oversample(rows, ["spam", "ham"], seed=1)
+    assert Counter(r["output"] for r in out) == {"spam": 6, "ham": 6}
+    assert {r["input"] for r in out} == {r["input"] for r in rows}
+    assert oversample(rows, ["spam", "ham"], seed=1) == out, "deterministic for a seed"

@@ -1,5 +1,6 @@
 """train: fine-tune the student on the curated train split with TRL, distilling the teacher's
-soft labels for classification. Resumes from its last checkpoint after a crash."""
+soft labels for classification (or, with `training.distillation: on_policy`, the teacher's
+weights on-policy). Resumes from its last checkpoint after a crash."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class TrainStage:
         result = train_student(
             student=ctx.spec["student"], rows=rows, labels=labels, options=ctx.spec.get("training") or {},
             checkpoints=ctx.work_dir / "checkpoints", out=ctx.work_dir / "out", job=ctx,
+            teacher=ctx.spec.get("teacher"), task_spec=spec,
         )
         with session_scope() as session:
             stored = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)

@@ -123,7 +123,8 @@ class JobCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
         if logs and "loss" in logs:
             entry = {"step": state.global_step, "loss": round(float(logs["loss"]), 5)}
-            for key in ("soft_label_kl", "learning_rate", "epoch", "mean_token_accuracy"):
+            for key in ("soft_label_kl", "learning_rate", "epoch", "mean_token_accuracy",
+                        "entropy", "completions/mean_length"):
                 if key in logs:
                     entry[key] = round(float(logs[key]), 8)
             self.history.append(entry)
