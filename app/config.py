@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         43200, ge=60, description="Seconds before Redis redelivers an unacknowledged task (above the longest job)."
     )
+    train_checkpoint_seconds: float = Field(
+        120.0, ge=0, description="Training saves a checkpoint (for resuming after a crash) at most this often.",
+    )
     queue_prefix: str = Field("", description="Prefix for queue names (lets test runs share a Redis).")
 
     @field_validator("extra_teachers", "extra_students", mode="before")

@@ -50,3 +50,22 @@ def test_first_answer_position_is_the_token_before_the_answer():
 
     labels = torch.tensor([[-100, -100, -100, 7, 2], [-100, 5, 2, -100, -100], [-100, -100, -100, -100, -100]])
     assert first_answer_positions(labels).tolist() == [2, 0, -1]
+
+
+def test_checkpoints_are_thinned_to_the_clock_and_skipped_at_the_last_step():
+    from types import SimpleNamespace
+
+    from workers.training.trainer import JobCallback
+
+    def step(callback, global_step, max_steps=10):
+        control = SimpleNamespace(should_save=True)
+        callback.on_step_end(None, SimpleNamespace(global_step=global_step, max_steps=max_steps), control)
+        if control.should_save:
+            callback.on_save(None, None, control)
+        return control.should_save
+
+    ignore = lambda *a: None  # noqa: E731
+    patient = JobCallback(ignore, ignore, ignore, checkpoint_seconds=3600)
+    assert [step(patient, s) for s in (1, 2, 3)] == [False, False, False], "none within the hour"
+    eager = JobCallback(ignore, ignore, ignore, checkpoint_seconds=0)
+    assert [step(eager, s) for s in (4, 5, 10)] == [True, True, False], "never at the last step"

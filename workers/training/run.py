@@ -92,11 +92,14 @@ def train_student(
 
 
 def job_callback(job: JobHooks | None) -> "JobCallback":
-    """The callback that ties a run to its job: progress, cancel between steps, live loss."""
+    """The callback that ties a run to its job: progress, cancel between steps, live loss, and
+    checkpoints no closer than `TRAIN_CHECKPOINT_SECONDS`."""
+    from app.config import get_settings
     from workers.training.trainer import JobCallback
 
     return JobCallback(job.progress if job else _ignore, job.check_canceled if job else _ignore,
-                       job.live_metrics if job else _ignore)
+                       job.live_metrics if job else _ignore,
+                       checkpoint_seconds=get_settings().train_checkpoint_seconds)
 
 
 def trainable_parameters(trainer: Any) -> int:

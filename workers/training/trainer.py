@@ -102,20 +102,35 @@ def _backbone(model: torch.nn.Module) -> torch.nn.Module:
 
 class JobCallback(TrainerCallback):
     """Reports steps as progress, checks for cancel between steps, keeps the loss history and
-    hands it to `on_metrics` at most every `every_seconds` (each call writes to the database)."""
+    hands it to `on_metrics` at most every `every_seconds` (each call writes to the database).
+
+    It also thins out checkpoints: a save the step schedule asks for is skipped when the last one
+    is less than `checkpoint_seconds` old, or at the last step (the model is saved right after).
+    A checkpoint holds the optimiser state too; on a CPU, saving one every few steps cost more
+    time than the steps themselves (bench/train_throughput.py), for little protection."""
 
     def __init__(self, progress: Callable[[int, int], None], check_canceled: Callable[[], None],
-                 on_metrics: Callable[[dict[str, Any]], None], every_seconds: float = 2.0) -> None:
+                 on_metrics: Callable[[dict[str, Any]], None], every_seconds: float = 2.0,
+                 checkpoint_seconds: float = 0.0) -> None:
         self.progress = progress
         self.check_canceled = check_canceled
         self.on_metrics = on_metrics
         self.every_seconds = every_seconds
+        self.checkpoint_seconds = checkpoint_seconds
         self.history: list[dict[str, float]] = []
         self._last_sent = 0.0
+        self._last_saved = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         self.check_canceled()
         self.progress(state.global_step, state.max_steps)
+        if control.should_save:
+            recent = time.monotonic() - self._last_saved < self.checkpoint_seconds
+            if recent or state.global_step >= state.max_steps:
+                control.should_save = False
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._last_saved = time.monotonic()
 
     def on_substep_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         self.check_canceled()
