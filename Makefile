@@ -50,6 +50,7 @@ test: install models services
 bench: install models services
 	$(PY) bench/pickup_latency.py
 	$(PY) bench/teacher_throughput.py
+	$(PY) bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) $(TEACHER_VENV) var .pytest_cache

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workers.stages.base import ProgressSink
 from workers.training import options as training_options
 from workers.training.answers import first_answer_tokens
 from workers.training.data import oversample, sft_example
@@ -22,10 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class JobHooks(Protocol):
-    def progress(self, done: int, total: int) -> None: ...
-    def check_canceled(self) -> None: ...
-    def live_metrics(self, metrics: dict[str, Any]) -> None: ...
+#: What a run reports to its job: a stage's context or the pipeline's sink both fit.
+JobHooks = ProgressSink
 
 
 @dataclass
