@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,29 @@ def score(pairs: Sequence[tuple[str, str | None]], labels: Sequence[str] = ()) -
         "n": n, "correct": correct, "invalid": sum(p is None for _, p in pairs),
         "per_label": per_label, "confusion": {k: dict(v) for k, v in confusion.items()},
     }
+
+
+def exact_match(pairs: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
+    """Scores for free-form answers (extraction, QA): accuracy is the share of answers equal to
+    the expected one after `normalize_answer`; there are no per-label scores or confusion."""
+    n = len(pairs)
+    correct = sum(expected == predicted for expected, predicted in pairs)
+    return {"accuracy": _round(correct / n) if n else None, "macro_f1": None, "n": n, "correct": correct,
+            "invalid": sum(p is None for _, p in pairs), "per_label": {}, "confusion": {}, "rule": "exact_match"}
+
+
+def normalize_answer(text: str, task_type: str) -> str:
+    """The form answers are compared in: JSON objects (extraction) canonically re-serialised,
+    everything else stripped, lower-cased and with runs of whitespace made single spaces."""
+    text = text.strip()
+    if task_type == "extraction":
+        try:
+            return json.dumps(json.loads(text), ensure_ascii=False, sort_keys=True)
+        except ValueError:
+            pass
+    if task_type == "classification":
+        return text
+    return " ".join(text.lower().split())
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float | None]:

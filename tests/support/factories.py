@@ -62,24 +62,27 @@ SMS_TASK_SPEC: dict[str, Any] = {
 }
 
 
-def make_trainable_job(rows: list[dict[str, Any]], training: dict[str, Any] | None = None, **body: Any) -> uuid.UUID:
-    """A queued job whose data stages have run: the SMS task spec as the plan's result and
-    `rows` (input/output/split/label_probs) stored as its curated data set. The next delivery
-    starts at `train`."""
+def make_trainable_job(rows: list[dict[str, Any]], training: dict[str, Any] | None = None,
+                       task_spec: dict[str, Any] | None = None, **body: Any) -> uuid.UUID:
+    """A queued job whose data stages have run: `task_spec` (default: the SMS spam task) as the
+    plan's result and `rows` (input/output/split/label_probs) stored as its curated data set. The
+    next delivery starts at `train`."""
     from app import job_stages
     from app.artifacts import DATASET_ARTIFACT, save_artifact
     from app.models import StageStatus
     from app.stage_plan import DATA_STAGES
     from app.storage import get_storage
 
-    body.setdefault("task", SMS_TASK_SPEC["task"])
-    body.setdefault("labels", ["spam", "ham"])
+    task_spec = task_spec or SMS_TASK_SPEC
+    body.setdefault("task", task_spec["task"])
+    if task_spec["task_type"] == "classification":
+        body.setdefault("labels", [label["name"] for label in task_spec["labels"]])
     job_id = make_job(training=training or {}, **body)
     data = "".join(json.dumps(row) + "\n" for row in rows).encode()
     with session_scope() as session:
         save_artifact(session, get_storage(), job_id, DATASET_ARTIFACT, data)
         for name in DATA_STAGES:
-            metrics = {"task_spec": SMS_TASK_SPEC} if name == "plan" else {}
+            metrics = {"task_spec": task_spec} if name == "plan" else {}
             job_stages.finish_stage(session, job_id, name, StageStatus.SUCCEEDED, metrics)
     return job_id
 

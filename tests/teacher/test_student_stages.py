@@ -1,6 +1,7 @@
 """The train and evaluate stages in process, with the real teacher, the real bundled student and
 real SMS messages: every model is scored the same way on the same rows."""
 
+import json
 import uuid
 
 import pytest
@@ -47,3 +48,29 @@ def test_train_then_evaluate_scores_all_three_models_the_same_way(teacher_settin
     assert 0 <= metrics["student"]["free_generation"]["valid_label_rate"] <= 1
     assert metrics["verdict"] in ("deploy", "retune")
     assert metrics["predictions"]["name"] == PREDICTIONS
+
+
+EXTRACTION_SPEC = {
+    "task": "Extract the city a message mentions", "task_type": "extraction",
+    "instruction": "Give the city named in the message.", "output_fields": ["city"], "labels": [],
+}
+
+
+def test_extraction_jobs_are_scored_by_exact_match_of_the_answer(teacher_settings):
+    from app.artifacts import MODEL_FOLDER, save_folder
+    from workers.bundled_models import STUDENT, model_dir
+
+    test_set = [{"input": f"I am flying to {city} next week.", "output": json.dumps({"city": city})}
+                for city in ("Paris", "Tokyo", "Lima", "Oslo")]
+    job_id = make_trainable_job([{"input": "Meet me in Rome", "output": '{"city": "Rome"}', "split": "train"}],
+                                task_spec=EXTRACTION_SPEC, task_type="extraction", test_set=test_set)
+    with session_scope() as session:
+        save_folder(session, get_storage(), job_id, MODEL_FOLDER, model_dir(STUDENT))  # untrained stand-in
+        results = job_stages.stage_results(session, job_id)
+    metrics = run_stage("evaluate", job_id, results)
+    for name in ("teacher", "base_student", "student"):
+        part = metrics[name]
+        assert part["rule"] == "exact_match" and part["n"] == 4 and part["per_label"] == {}, (name, part)
+        assert part["latency_ms"]["n"] > 0
+    assert metrics["teacher"]["accuracy"] >= 0.75, "a 1.5B teacher finds the city in a one-line message"
+    assert metrics["verdict"] in ("deploy", "retune")

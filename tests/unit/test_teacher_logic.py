@@ -86,3 +86,14 @@ def test_no_prompt_ever_contains_the_test_set():
     text = json.dumps(conversations)
     assert "seed text" in text, "seed examples do guide the teacher"
     assert "ZEBRA" not in text
+
+
+def test_free_form_answers_are_compared_after_normalising():
+    from workers.scoring import exact_match, normalize_answer
+
+    assert normalize_answer(' {"b": 1, "a": "x"} ', "extraction") == '{"a": "x", "b": 1}'
+    assert normalize_answer("not json", "extraction") == "not json"
+    assert normalize_answer("  Paris\n is  nice ", "qa") == "paris is nice"
+    assert normalize_answer(" ham ", "classification") == "ham"
+    report = exact_match([("a", "a"), ("b", "c"), ("d", None)])
+    assert report["accuracy"] == pytest.approx(0.3333) and report["invalid"] == 1 and report["macro_f1"] is None

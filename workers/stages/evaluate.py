@@ -14,7 +14,7 @@ from typing import Any
 
 from app.artifacts import DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, folder_path
 from workers import bundled_models, prompts
-from workers.scoring import percentiles, score, verdict
+from workers.scoring import exact_match, normalize_answer, percentiles, score, verdict
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl, task_spec, with_teacher, write_jsonl
 from workers.stages.label import MalformedAnswer, answer_one, label_inputs, match_label
@@ -32,35 +32,35 @@ class EvaluateStage:
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         spec = task_spec(ctx)
-        if spec["task_type"] != "classification":
-            raise StageError("unsupported_task", "evaluation of the student is implemented for classification tasks")
-        labels = [l["name"] for l in spec["labels"]]
+        labels = [l["name"] for l in spec.get("labels") or []] if spec["task_type"] == "classification" else []
         rows, reference = _reference_rows(ctx)
         if not rows:
             raise StageError("no_evaluation_data", "no test set and no validation rows to evaluate on")
-        expected = [row["output"].strip() for row in rows]
+        expected = [normalize_answer(row["output"], spec["task_type"]) for row in rows]
 
         teacher_answers, teacher = _teacher(ctx, spec, rows, reference)
+        teacher_answers = [None if a is None else normalize_answer(a, spec["task_type"]) for a in teacher_answers]
         ctx.progress(1, 4)
-        base_answers, base = _student(ctx, ctx.spec["student"], rows, labels,
-                                      lambda text: prompts.label_messages(spec, text), free=False)
+        base_answers, base, _ = _student(ctx, ctx.spec["student"], rows, spec,
+                                         lambda text: prompts.label_messages(spec, text), tuned=False)
         ctx.progress(2, 4)
         tuned_dir = folder_path(ctx.storage, ctx.job_id, MODEL_FOLDER)
         if not (tuned_dir / "config.json").is_file():
             raise StageError("missing_model", "the trained student is missing; run the train stage again")
-        tuned_answers, tuned = _student(ctx, str(tuned_dir), rows, labels,
-                                        lambda text: [{"role": "user", "content": text}], free=True)
+        tuned_answers, tuned, tuned_texts = _student(ctx, str(tuned_dir), rows, spec,
+                                                     lambda text: [{"role": "user", "content": text}], tuned=True)
         ctx.progress(3, 4)
 
         reports = {}
         for name, answers, extra in (("teacher", teacher_answers, teacher), ("base_student", base_answers, base),
                                      ("student", tuned_answers, tuned)):
-            reports[name] = {**score(list(zip(expected, answers)), labels), **extra}
+            pairs = list(zip(expected, answers))
+            reports[name] = {**(score(pairs, labels) if labels else exact_match(pairs)), **extra}
         predictions = write_jsonl(ctx, PREDICTIONS, (
             {"input": row["input"], "expected": e, "teacher": t, "base_student": b, "student": s,
              "student_text": tuned_text}
             for row, e, t, b, s, tuned_text in zip(rows, expected, teacher_answers, base_answers, tuned_answers,
-                                                   tuned.pop("_texts"))))
+                                                   tuned_texts)))
         ctx.progress(4, 4)
         student_acc, teacher_acc = reports["student"]["accuracy"], reports["teacher"]["accuracy"]
         return {
@@ -115,20 +115,34 @@ async def _time_single_requests(teacher: Any, spec: dict[str, Any], texts: list[
     return latencies
 
 
-def _student(ctx: StageContext, name: str, rows: list[dict[str, Any]], labels: list[str], messages: Any,
-             free: bool) -> tuple[list[str], dict[str, Any]]:
-    """A student's constrained answers with per-example latency; with `free`, also its free
-    greedy answers (what the served model replies) and how often they are a valid label."""
+def _student(ctx: StageContext, name: str, rows: list[dict[str, Any]], spec: dict[str, Any], messages: Any,
+             tuned: bool) -> tuple[list[str], dict[str, Any], list[str | None]]:
+    """A student's answers under the scoring rule, its scores beyond accuracy (latency, size)
+    and, for the tuned student of a classification task, its free greedy answers (what the
+    served model replies; how often they are a valid label goes into the scores).
+
+    Classification answers are the constrained label choice; other tasks are answered by greedy
+    generation, normalised the way the expected outputs are."""
     from workers.training.predict import LabelChooser, generate_answer, timed
     from workers.training.student import load_student
 
     model, tokenizer = load_student(name)
     model.eval()
-    chooser = LabelChooser(model, tokenizer, labels)
+    task_type = spec["task_type"]
+    labels = [l["name"] for l in spec.get("labels") or []] if task_type == "classification" else []
+    if labels:
+        decide = LabelChooser(model, tokenizer, labels).choose
+    else:
+        budget = answer_budget(tokenizer, rows)
+
+        def decide(chat: list[dict[str, str]]) -> str:
+            return normalize_answer(generate_answer(model, tokenizer, chat, budget), task_type)
+
+    free = tuned and bool(labels)
     answers, latencies, texts, valid, right = [], [], [], 0, 0
     for row in rows:
         ctx.check_canceled()
-        answer, ms = timed(chooser.choose, messages(row["input"]))
+        answer, ms = timed(decide, messages(row["input"]))
         answers.append(answer)
         latencies.append(ms)
         if free:
@@ -140,13 +154,16 @@ def _student(ctx: StageContext, name: str, rows: list[dict[str, Any]], labels: l
                 right += matched == row["output"].strip()
             except MalformedAnswer:
                 pass
-    extra: dict[str, Any] = {"model": name if not free else "tuned student",
+    extra: dict[str, Any] = {"model": "tuned student" if tuned else name,
                              "latency_ms": {**percentiles(latencies), "n": len(latencies)},
-                             "size_bytes": folder_size(student_source(name) if not free else name)}
+                             "size_bytes": folder_size(name if tuned else student_source(name))}
     if free:
         extra["free_generation"] = {"valid_label_rate": round(valid / len(rows), 4),
                                     "accuracy": round(right / len(rows), 4)}
-        extra["_texts"] = texts
-    return answers, extra
+    return answers, extra, texts if free else [None] * len(rows)
 
 
+def answer_budget(tokenizer: Any, rows: list[dict[str, Any]], most: int = 256) -> int:
+    """New tokens a generated answer may take: the longest expected answer plus a margin."""
+    longest = max(len(tokenizer(row["output"], add_special_tokens=False)["input_ids"]) for row in rows)
+    return min(most, longest + 16)
