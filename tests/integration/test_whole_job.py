@@ -10,6 +10,7 @@ import tarfile
 import time
 import uuid
 
+import httpx
 import pytest
 
 from sqlalchemy import select
@@ -189,6 +190,7 @@ def test_resumed_job_trains_evaluates_packages_and_serves_the_student(client, re
         answers.append(response.json()["choices"][0]["message"]["content"].strip())
     labelled = sum(answer in ("spam", "ham") for answer in answers)
     assert labelled >= 18, answers
+    data_job["model_ok"] = True
     print(f"\nteacher {report['teacher']['accuracy']}, untuned {report['base_student']['accuracy']}, "
           f"tuned {report['student']['accuracy']}, verdict {report['verdict']}, served labels {labelled}/20, "
           f"stages {[(s['name'], s['started_at'], s['finished_at']) for s in job['stages']]}")
@@ -209,3 +211,37 @@ class _Reader:
         size = len(self.buffer) if size < 0 else size
         out, self.buffer = self.buffer[:size], self.buffer[size:]
         return out
+
+
+def test_packaged_student_folder_is_served_by_vllm(client, real_worker, data_job, tmp_path):
+    """The `model/` folder a person downloads runs in vLLM as it is (the real vLLM server)."""
+    if not data_job.get("model_ok"):
+        pytest.skip("the whole job did not finish")
+    from app.artifacts import MODEL_FOLDER, folder_path
+    from app.storage import get_storage
+    from tests.support.processes import Process, free_port
+    from workers.teacher_server import server_command, server_env
+
+    folder = folder_path(get_storage(), uuid.UUID(data_job["id"]), MODEL_FOLDER)
+    port = free_port()
+    server = Process(server_command(folder, "student", port), tmp_path / "vllm-student.log", env=server_env())
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        server.wait_for(lambda: _answers(f"{base}/models"), timeout=900, what="vLLM serving the student")
+        labelled = 0
+        for row in TEST_SET[:10]:
+            reply = httpx.post(f"{base}/chat/completions", timeout=60, json={
+                "model": "student", "messages": [{"role": "user", "content": row["input"]}],
+                "max_tokens": 8, "temperature": 0})
+            assert reply.status_code == 200, reply.text
+            labelled += reply.json()["choices"][0]["message"]["content"].strip() in ("spam", "ham")
+    finally:
+        server.stop(timeout=30)
+    assert labelled >= 9, server.output()[-2000:]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
