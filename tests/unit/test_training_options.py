@@ -27,3 +27,12 @@ def test_sft_config_carries_the_plan(tmp_path):
     assert config.completion_only_loss is True and config.logging_steps == 1
     assert config.save_steps == 10 and config.output_dir == str(tmp_path)
     assert config.report_to == [] or config.report_to == "none"
+
+
+def test_small_data_sets_get_more_epochs_so_the_run_makes_enough_steps():
+    from workers.training.options import MIN_STEPS, default_epochs
+
+    assert default_epochs(1000, 8) == 3.0, "big data sets keep the usual 3 epochs"
+    epochs = default_epochs(30, 8)  # 4 steps an epoch
+    assert epochs == 10.0 and epochs * 4 >= MIN_STEPS
+    assert default_epochs(2, 8) == 20.0, "capped"

@@ -144,6 +144,19 @@ def _common_args(plan: TrainingPlan, output_dir: Path, *, bf16: bool, save_steps
     )
 
 
+#: Fewest optimiser steps a run with default epochs makes: on a few dozen examples, 3 epochs are a
+#: dozen steps, after which the 135M student still wrote "smol" instead of a label for most inputs
+#: under free generation (its constrained choice was fine); 40+ steps taught it the answer format.
+MIN_STEPS = 40
+
+
+def default_epochs(n_examples: int, batch_size: int, most: int = 20) -> float:
+    """Epochs when the job gives none: 3, or more on a small data set so that the run makes at
+    least `MIN_STEPS` optimiser steps (at most `most` epochs)."""
+    per_epoch = max(1, math.ceil(n_examples / batch_size))
+    return float(min(most, max(3, math.ceil(MIN_STEPS / per_epoch))))
+
+
 def total_steps(n_examples: int, plan: TrainingPlan, *, drop_last: bool = False) -> int:
     """Optimiser steps of a run (one example per batch slot, no gradient accumulation);
     `drop_last` when the trainer skips an incomplete last batch (TRL's on-policy sampler)."""

@@ -3,6 +3,7 @@ without the service (benchmarks call it too)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -66,6 +67,8 @@ def train_student(
     if labels:
         rows = oversample(rows, labels, plan.seed)
     examples = [sft_example(row, labels if distill else ()) for row in rows]
+    if options.get("epochs") is None:
+        plan = dataclasses.replace(plan, epochs=training_options.default_epochs(len(examples), plan.batch_size))
 
     steps = training_options.total_steps(len(examples), plan)
     config = training_options.sft_config(plan, checkpoints, bf16=train_dtype() == torch.bfloat16,
