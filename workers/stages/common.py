@@ -70,6 +70,13 @@ def task_spec(ctx: StageContext) -> dict[str, Any]:
         raise StageError("missing_plan", "the plan stage has not produced a task spec") from exc
 
 
+def task_labels(spec: dict[str, Any]) -> list[str]:
+    """The label names of a classification task spec; empty for every other task type."""
+    if spec["task_type"] != "classification":
+        return []
+    return [label["name"] for label in spec.get("labels") or []]
+
+
 def write_jsonl(ctx: StageContext, name: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Store rows as a JSON Lines artifact of the job; returns its name, size and sha256."""
     data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()

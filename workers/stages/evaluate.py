@@ -16,7 +16,7 @@ from app.artifacts import DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, folder_p
 from workers import bundled_models, prompts
 from workers.scoring import exact_match, normalize_answer, percentiles, score, verdict
 from workers.stages.base import StageContext, StageError
-from workers.stages.common import read_jsonl, task_spec, with_teacher, write_jsonl
+from workers.stages.common import read_jsonl, task_labels, task_spec, with_teacher, write_jsonl
 from workers.stages.label import MalformedAnswer, answer_one, label_inputs, match_label
 from workers.stages.teacher_check import PREDICTIONS as TEACHER_PREDICTIONS
 from workers.training.student import folder_size, student_source
@@ -32,7 +32,7 @@ class EvaluateStage:
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         spec = task_spec(ctx)
-        labels = [l["name"] for l in spec.get("labels") or []] if spec["task_type"] == "classification" else []
+        labels = task_labels(spec)
         rows, reference = _reference_rows(ctx)
         if not rows:
             raise StageError("no_evaluation_data", "no test set and no validation rows to evaluate on")
@@ -41,13 +41,13 @@ class EvaluateStage:
         teacher_answers, teacher = _teacher(ctx, spec, rows, reference)
         teacher_answers = [None if a is None else normalize_answer(a, spec["task_type"]) for a in teacher_answers]
         ctx.progress(1, 4)
-        base_answers, base, _ = _student(ctx, ctx.spec["student"], rows, spec,
+        base_answers, base, _ = _student(ctx, ctx.spec["student"], rows, spec["task_type"], labels,
                                          lambda text: prompts.label_messages(spec, text), tuned=False)
         ctx.progress(2, 4)
         tuned_dir = folder_path(ctx.storage, ctx.job_id, MODEL_FOLDER)
         if not (tuned_dir / "config.json").is_file():
             raise StageError("missing_model", "the trained student is missing; run the train stage again")
-        tuned_answers, tuned, tuned_texts = _student(ctx, str(tuned_dir), rows, spec,
+        tuned_answers, tuned, tuned_texts = _student(ctx, str(tuned_dir), rows, spec["task_type"], labels,
                                                      lambda text: [{"role": "user", "content": text}], tuned=True)
         ctx.progress(3, 4)
 
@@ -115,8 +115,8 @@ async def _time_single_requests(teacher: Any, spec: dict[str, Any], texts: list[
     return latencies
 
 
-def _student(ctx: StageContext, name: str, rows: list[dict[str, Any]], spec: dict[str, Any], messages: Any,
-             tuned: bool) -> tuple[list[str], dict[str, Any], list[str | None]]:
+def _student(ctx: StageContext, name: str, rows: list[dict[str, Any]], task_type: str, labels: list[str],
+             messages: Any, tuned: bool) -> tuple[list[str], dict[str, Any], list[str | None]]:
     """A student's answers under the scoring rule, its scores beyond accuracy (latency, size)
     and, for the tuned student of a classification task, its free greedy answers (what the
     served model replies; how often they are a valid label goes into the scores).
@@ -128,8 +128,6 @@ def _student(ctx: StageContext, name: str, rows: list[dict[str, Any]], spec: dic
 
     model, tokenizer = load_student(name)
     model.eval()
-    task_type = spec["task_type"]
-    labels = [l["name"] for l in spec.get("labels") or []] if task_type == "classification" else []
     if labels:
         decide = LabelChooser(model, tokenizer, labels).choose
     else:

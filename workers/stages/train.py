@@ -12,7 +12,7 @@ from typing import Any
 from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, save_folder
 from app.db import session_scope
 from workers.stages.base import StageContext, StageError
-from workers.stages.common import read_jsonl, task_spec
+from workers.stages.common import read_jsonl, task_labels, task_spec
 
 
 class TrainStage:
@@ -26,7 +26,7 @@ class TrainStage:
         rows = [row for row in read_jsonl(ctx, DATASET_ARTIFACT) if row.get("split", "train") == "train"]
         if not rows:
             raise StageError("no_training_data", "the curated data set has no training rows")
-        labels = [l["name"] for l in spec.get("labels") or []] if spec["task_type"] == "classification" else []
+        labels = task_labels(spec)
         started = time.monotonic()
         result = train_student(
             student=ctx.spec["student"], rows=rows, labels=labels, options=ctx.spec.get("training") or {},
