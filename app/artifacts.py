@@ -14,6 +14,8 @@ from app.storage import Storage, validate_name
 
 #: The curated data set a job produces (served by GET /api/jobs/{id}/dataset).
 DATASET_ARTIFACT = "dataset.jsonl"
+#: Per test row: expected answer and the teacher's, untuned and tuned student's (evaluate stage).
+PREDICTIONS_ARTIFACT = "reports/predictions.jsonl"
 
 
 def artifact_key(job_id: uuid.UUID, name: str) -> str:

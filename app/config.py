@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         43200, ge=60, description="Seconds before Redis redelivers an unacknowledged task (above the longest job)."
     )
+    events_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often `GET /api/jobs/{id}/events` looks for changes to send."
+    )
     train_checkpoint_seconds: float = Field(
         120.0, ge=0, description="Training saves a checkpoint (for resuming after a crash) at most this often.",
     )

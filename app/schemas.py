@@ -201,6 +201,9 @@ class StagePublic(BaseModel):
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    eta_seconds: float | None = Field(
+        None, description="For a running stage: seconds left if it goes on at the pace it has had so far."
+    )
 
 
 class JobSummary(BaseModel):
@@ -245,7 +248,23 @@ class ReportPublic(BaseModel):
     base_student: dict[str, Any] | None = Field(None, description="The untuned student, scored the same way.")
     student: dict[str, Any] | None = Field(None, description="The tuned student, scored the same way.")
     verdict: str | None = Field(None, description="`deploy` or `retune`, once the student is evaluated.")
+    ratio: float | None = Field(None, description="Tuned student's accuracy over the teacher's.")
+    reference: str | None = Field(None, description="What the models were scored on: `test_set` or `validation`.")
     warnings: list[dict[str, str]] = Field(default_factory=list)
+
+
+class ExamplesPage(BaseModel):
+    items: list[dict[str, Any]] = Field(description="Rows: index, input, output, split, bucket, label_probs (classification).")
+    total: int = Field(description="Rows that match the filter.")
+    label_counts: dict[str, int] = Field(description="Rows per output over the whole data set (classification: per label).")
+    split_counts: dict[str, int]
+    dropped: dict[str, int] = Field(description="Rows curation removed, by reason.")
+    input_rows: int | None = Field(None, description="Labeled rows curation started from.")
+
+
+class PredictionsPage(BaseModel):
+    items: list[dict[str, Any]] = Field(description="Rows: index, input, expected, teacher, base_student, student, student_text.")
+    total: int = Field(description="Rows that match the filter.")
 
 
 class ModelsPublic(BaseModel):

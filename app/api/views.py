@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from app.models import Artifact, Job, JobStage
@@ -17,11 +18,20 @@ def job_summary(job: Job) -> JobSummary:
     )
 
 
-def stage_public(stage: JobStage) -> StagePublic:
+def stage_eta(status: str, progress: float, started_at: datetime | None, now: datetime) -> float | None:
+    """Seconds a running stage has left at its pace so far; None before there is a pace to go by."""
+    if status != "running" or started_at is None or not 0 < progress < 1:
+        return None
+    elapsed = (now - started_at).total_seconds()
+    return round(max(0.0, elapsed * (1 - progress) / progress), 1)
+
+
+def stage_public(stage: JobStage, now: datetime | None = None) -> StagePublic:
+    now = now or datetime.now(timezone.utc)
     return StagePublic(
         name=stage.name, status=stage.status, progress=stage.progress, done=stage.done, total=stage.total,
         metrics=stage.metrics or {}, error=stage.error_message, started_at=stage.started_at,
-        finished_at=stage.finished_at,
+        finished_at=stage.finished_at, eta_seconds=stage_eta(stage.status, stage.progress, stage.started_at, now),
     )
 
 

@@ -60,8 +60,9 @@ class Process:
             self._out.close()
 
 
-def start_worker(queue: str, log: Path, concurrency: int = 2, module: str = "tests.support.stage_worker") -> Process:
+def start_worker(queue: str, log: Path, concurrency: int = 2, module: str = "tests.support.stage_worker",
+                 env: dict[str, str] | None = None) -> Process:
     """A real Celery worker for `queue`, returned once it consumes."""
-    worker = Process([sys.executable, "-m", module, "--queue", queue, "--concurrency", str(concurrency)], log)
+    worker = Process([sys.executable, "-m", module, "--queue", queue, "--concurrency", str(concurrency)], log, env)
     worker.wait_for(lambda: " ready." in worker.output(), timeout=60, what=f"{queue} worker ready")
     return worker

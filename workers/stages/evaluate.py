@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.artifacts import DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, folder_path
+from app.artifacts import DATASET_ARTIFACT, MODEL_FOLDER, PREDICTIONS_ARTIFACT, artifact_key, folder_path
 from workers import bundled_models, prompts
 from workers.scoring import exact_match, normalize_answer, percentiles, score, verdict
 from workers.stages.base import StageContext, StageError
@@ -21,7 +21,7 @@ from workers.stages.label import MalformedAnswer, answer_one, label_inputs, matc
 from workers.stages.teacher_check import PREDICTIONS as TEACHER_PREDICTIONS
 from workers.training.student import folder_size, student_source
 
-PREDICTIONS = "reports/predictions.jsonl"
+PREDICTIONS = PREDICTIONS_ARTIFACT
 #: Teacher requests timed one at a time for its latency (the CPU teacher is slow; a sample is enough).
 TEACHER_LATENCY_SAMPLE = 8
 

@@ -27,6 +27,8 @@ def get_report(job_id: str, session: SessionDep) -> ReportPublic:
         base_student=evaluation.get("base_student"),
         student=evaluation.get("student"),
         verdict=evaluation.get("verdict"),
+        ratio=evaluation.get("ratio"),
+        reference=evaluation.get("reference"),
         warnings=job_warnings(metrics),
     )
 

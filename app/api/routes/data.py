@@ -1,0 +1,80 @@
+"""Browsing what a job made and how its models answered: the curated examples page by page, and
+the per-example predictions of the evaluation. Both read the job's JSON Lines artifacts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from app.api.deps import SessionDep, load_job
+from app.api.views import succeeded_metrics
+from app.artifacts import DATASET_ARTIFACT, PREDICTIONS_ARTIFACT, artifact_key, find_artifact
+from app.errors import errors, not_found
+from app.schemas import ExamplesPage, PredictionsPage
+from app.storage import get_storage
+
+router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
+
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+PageOffset = Annotated[int, Query(ge=0)]
+
+
+def _rows(session: Session, job_id: uuid.UUID, name: str, missing: str) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines artifact, or a 404 naming what makes it."""
+    key = artifact_key(job_id, name)
+    storage = get_storage()
+    if find_artifact(session, job_id, name) is None or not storage.exists(key):
+        raise not_found(f"{missing} of job {job_id}")
+    with storage.local_path(key).open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+@router.get("/examples", response_model=ExamplesPage, responses=errors(404, 422))
+def list_examples(
+    job_id: str,
+    session: SessionDep,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+    label: Annotated[str | None, Query(max_length=512, description="Only rows with this output.")] = None,
+    split: Annotated[Literal["train", "validation"] | None, Query(description="Only rows of this split.")] = None,
+) -> ExamplesPage:
+    """The curated data set a page at a time, with each row's soft labels; the label and split
+    counts of the whole set; and what curation dropped, by reason."""
+    job = load_job(session, job_id)
+    rows = list(_rows(session, job.id, DATASET_ARTIFACT, "data set (it exists once the curate stage has run)"))
+    chosen = [(i, r) for i, r in enumerate(rows)
+              if (label is None or r["output"] == label) and (split is None or r["split"] == split)]
+    curate = succeeded_metrics(job).get("curate", {})
+    return ExamplesPage(
+        items=[{"index": i, **r} for i, r in chosen[offset: offset + limit]],
+        total=len(chosen),
+        label_counts=dict(Counter(r["output"] for r in rows).most_common()),
+        split_counts=dict(Counter(r["split"] for r in rows)),
+        dropped=curate.get("dropped", {}),
+        input_rows=curate.get("input_rows"),
+    )
+
+
+@router.get("/predictions", response_model=PredictionsPage, responses=errors(404, 422))
+def list_predictions(
+    job_id: str,
+    session: SessionDep,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+    wrong: Annotated[Literal["student", "base_student", "teacher"] | None,
+                     Query(description="Only rows this model got wrong.")] = None,
+) -> PredictionsPage:
+    """Each test row with the expected answer and what the teacher, the untuned and the tuned
+    student answered (after evaluation)."""
+    job = load_job(session, job_id)
+    rows = _rows(session, job.id, PREDICTIONS_ARTIFACT, "predictions (they exist once the evaluate stage has run)")
+    chosen = [{"index": i, **r} for i, r in enumerate(rows) if wrong is None or r.get(wrong) != r["expected"]]
+    return PredictionsPage(items=chosen[offset: offset + limit], total=len(chosen))

@@ -1,0 +1,132 @@
+"""Live job updates as Server-Sent Events: the dashboard and the CLI watch a job without polling it.
+
+Each `job` event carries the whole current state (summary, stages with progress, ETA and live
+metrics), so a client that reconnects needs nothing it missed. The server looks for changes every
+EVENTS_POLL_SECONDS and sends only when something changed; a comment line keeps idle connections
+open through proxies. After a finished job's last state an `end` event closes the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import load_job, parse_job_id
+from app.api.views import job_summary, job_warnings, stage_public, succeeded_metrics
+from app.config import get_settings
+from app.db import session_scope
+from app.errors import APIError, errors
+from app.models import Job, JobStatus
+
+router = APIRouter(tags=["jobs"])
+
+KEEPALIVE_SECONDS = 15.0
+RETRY_MILLISECONDS = 3000
+
+
+def job_snapshot(job_id: str) -> dict[str, Any]:
+    """The job as an event sends it: its summary, warnings and stages (the spec, which can hold
+    thousands of rows, is left to `GET /api/jobs/{id}`)."""
+    with session_scope() as session:
+        job = load_job(session, job_id)
+        return {
+            **job_summary(job).model_dump(mode="json"),
+            "warnings": job_warnings(succeeded_metrics(job)),
+            "stages": [stage_public(s).model_dump(mode="json") for s in job.stages],
+        }
+
+
+def _without_eta(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {**snapshot, "stages": [{k: v for k, v in s.items() if k != "eta_seconds"} for s in snapshot["stages"]]}
+
+
+def jobs_snapshot(limit: int) -> dict[str, Any]:
+    """The newest jobs as the job list shows them."""
+    with session_scope() as session:
+        total = session.execute(select(func.count()).select_from(Job)).scalar_one()
+        rows = session.execute(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).scalars()
+        return {"items": [job_summary(j).model_dump(mode="json") for j in rows], "total": total}
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def job_event_stream(job_id: str, request: Request, first: dict[str, Any]) -> AsyncIterator[bytes]:
+    """`job` events while the job changes, then `end` once it has finished."""
+    interval = get_settings().events_poll_seconds
+    yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+    snapshot, last_sent_key, last_write = first, None, time.monotonic()
+    while True:
+        # The ETA alone ticks every second; a change of anything else is news worth sending.
+        key = json.dumps(_without_eta(snapshot), sort_keys=True)
+        if key != last_sent_key:
+            yield sse("job", snapshot)
+            last_sent_key, last_write = key, time.monotonic()
+        if JobStatus(snapshot["status"]).finished:
+            yield sse("end", {"id": snapshot["id"], "status": snapshot["status"]})
+            return
+        if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
+            yield b": keepalive\n\n"
+            last_write = time.monotonic()
+        await asyncio.sleep(interval)
+        if await request.is_disconnected():
+            return
+        try:
+            snapshot = await run_in_threadpool(job_snapshot, job_id)
+        except APIError:  # deleted while watched
+            yield sse("end", {"id": first["id"], "status": "deleted"})
+            return
+
+
+async def jobs_event_stream(limit: int, request: Request) -> AsyncIterator[bytes]:
+    """A `jobs` event with the newest jobs whenever any of them changes (or one is added)."""
+    interval = get_settings().events_poll_seconds
+    yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+    last_sent, last_write = None, time.monotonic()
+    while not await request.is_disconnected():
+        snapshot = await run_in_threadpool(jobs_snapshot, limit)
+        if snapshot != last_sent:
+            yield sse("jobs", snapshot)
+            last_sent, last_write = snapshot, time.monotonic()
+        elif time.monotonic() - last_write >= KEEPALIVE_SECONDS:
+            yield b": keepalive\n\n"
+            last_write = time.monotonic()
+        await asyncio.sleep(interval)
+
+
+@router.get(
+    "/api/events/jobs",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Server-Sent Events: `jobs` (`{items, total}` as `GET /api/jobs`) "
+                                    "whenever the newest jobs change", "content": {"text/event-stream": {}}},
+               **errors(422)},
+)
+async def jobs_events(request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> StreamingResponse:
+    """Watch the job list live: one stream for the whole list, however many jobs are running."""
+    return StreamingResponse(jobs_event_stream(limit, request), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get(
+    "/api/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Server-Sent Events: `job` (the job's state, JSON) whenever it changes, "
+                                    "then `end` once it has finished",
+                     "content": {"text/event-stream": {}}}, **errors(404, 422)},
+)
+async def job_events(job_id: str, request: Request) -> StreamingResponse:
+    """Watch a job live. An unknown job is a 404 before the stream starts."""
+    parse_job_id(job_id)
+    first = await run_in_threadpool(job_snapshot, job_id)
+    return StreamingResponse(
+        job_event_stream(job_id, request, first), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,49 @@
+// Try the tuned student through the service's OpenAI-compatible endpoint.
+import { api } from '../api.js';
+import { h } from '../dom.js';
+
+export function playgroundTab(panel, jobId) {
+  const history = [];
+  const log = h('div', { class: 'chat', id: 'chat', 'aria-live': 'polite' });
+  const input = h('textarea', { id: 'prompt', rows: 3, placeholder: 'Type an input the way your users would…', 'aria-label': 'Message to the student' });
+  const send = h('button', { type: 'submit' }, 'Send');
+  const keep = h('input', { type: 'checkbox', id: 'keep-history' });
+  const form = h('form', { class: 'card' },
+    h('p', { class: 'small muted' }, 'The student learned the task itself, so send just the input. The same call works from any OpenAI client: base URL ',
+      h('code', {}, `${location.origin}/v1`), ', model ', h('code', {}, jobId), '.'),
+    log, h('div', { class: 'field' }, input),
+    h('div', { class: 'actions' }, send, h('label', { class: 'checkbox', for: 'keep-history' }, keep, 'Keep the conversation (multi-turn)')));
+  panel.append(form);
+  input.focus();
+
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    if (!keep.checked) { history.length = 0; log.replaceChildren(); }
+    history.push({ role: 'user', content: text });
+    log.append(h('div', { class: 'msg user' }, text));
+    const pending = h('div', { class: 'msg assistant muted' }, '…');
+    log.append(pending);
+    send.disabled = true;
+    try {
+      const reply = await api('/v1/chat/completions', { method: 'POST', body: { model: jobId, messages: history, max_tokens: 128, temperature: 0 } });
+      const answer = reply.choices[0].message.content;
+      history.push({ role: 'assistant', content: answer });
+      pending.className = 'msg assistant';
+      pending.textContent = answer;
+      input.value = '';
+    } catch (err) {
+      history.pop();
+      pending.className = 'banner error';
+      pending.textContent = err.message;
+    } finally {
+      send.disabled = false;
+      input.focus();
+    }
+  });
+  return null;
+}

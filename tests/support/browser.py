@@ -1,0 +1,58 @@
+"""Headless Debian Chromium driven by Playwright, as the dashboard tests use it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts, which
+# this closed network refuses (and slows every start).
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+class PageErrors:
+    """JavaScript errors and failed requests the page saw, collected for a final assertion."""
+
+    def __init__(self, page: Page) -> None:
+        self.messages: list[str] = []
+        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
+        page.on("console", lambda msg: msg.type == "error" and self.messages.append(f"console: {msg.text}"))
+
+    def assert_none(self, allowed: tuple[str, ...] = ()) -> None:
+        unexpected = [m for m in self.messages if not any(a in m for a in allowed)]
+        assert not unexpected, "JavaScript errors:\n" + "\n".join(unexpected)
+
+
+@contextmanager
+def browser_page(width: int = 1280, height: int = 900) -> Iterator[tuple[Page, PageErrors]]:
+    """A fresh page in a fresh browser profile; downloads allowed."""
+    profile = tempfile.mkdtemp(prefix="vibetune-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=str(CHROMIUM), headless=True, args=ARGS,
+                viewport={"width": width, "height": height}, accept_downloads=True)
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                page.set_default_timeout(30_000)
+                yield page, PageErrors(page)
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def stays_on_same_document(page: Page) -> None:
+    """Mark the current document; `assert_not_reloaded` fails if the page was loaded again."""
+    page.evaluate("window.__vibetuneMarker = 'same-document'")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__vibetuneMarker") == "same-document", "the page was reloaded"
