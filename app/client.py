@@ -1,0 +1,213 @@
+"""A small synchronous client for the vibetune REST API, used by the `vibetune` client commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Reconnect attempts when a live event stream drops (each waits twice as long as the last).
+STREAM_RETRIES = 5
+_CHUNK = 1024 * 1024
+
+
+class ClientError(Exception):
+    """An expected failure, with the one-line message to show (and, for invalid requests, one line
+    per offending field)."""
+
+    def __init__(self, message: str, fields: list[dict[str, str]] | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.fields, self.status = message, fields or [], status
+
+    def lines(self) -> list[str]:
+        """What to print on stderr."""
+        field_lines = [f"  {f.get('field')}: {f.get('message')}" for f in self.fields]
+        headline = self.message
+        # Validation messages already join the field errors; listing them again below is enough.
+        if field_lines and self.message == "; ".join(f"{f.get('field')}: {f.get('message')}" for f in self.fields):
+            headline = "the server refused the request:"
+        return [f"vibetune: {headline}", *field_lines]
+
+
+def server_url(url: str | None) -> str:
+    """The API's base URL: `--url`, else VIBETUNE_URL, else the local default."""
+    return (url or os.environ.get("VIBETUNE_URL") or DEFAULT_URL).rstrip("/")
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
+    """(event, decoded JSON data) for each Server-Sent Event in `lines`; comments and `retry:`
+    fields are skipped, as are events without data."""
+    event, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+
+
+def safe_path(folder: Path, name: str) -> Path:
+    """Where artifact `name` goes under `folder`; names that could leave it are refused."""
+    parts = PurePosixPath(name).parts
+    if not name or "\\" in name or PurePosixPath(name).is_absolute() or ".." in parts or not parts:
+        raise ClientError(f"refusing the unsafe artifact name {name!r}")
+    return folder.joinpath(*parts)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class VibetuneClient:
+    """The REST API at `base_url`. Every failure the person can act on is a `ClientError`."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "VibetuneClient":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> ClientError:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return ClientError(f"cannot reach the vibetune server at {self.base_url} "
+                               "(start it with `make up`, or set --url / VIBETUNE_URL)")
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return ClientError(f"invalid server URL {self.base_url!r} (expected http://host:port)")
+        reason = str(exc) or type(exc).__name__
+        return ClientError(f"lost the connection to the vibetune server at {self.base_url}: {reason}")
+
+    @staticmethod
+    def _api_error(response: httpx.Response) -> ClientError:
+        try:
+            error = response.json()["error"]
+            return ClientError(error["message"], error.get("fields"), response.status_code)
+        except (ValueError, KeyError, TypeError):
+            return ClientError(f"the server answered HTTP {response.status_code} {response.reason_phrase}",
+                               status=response.status_code)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code >= 400:
+            raise self._api_error(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise ClientError(f"{self.base_url} did not answer like a vibetune server (HTTP {response.status_code}, "
+                              "not JSON)") from None
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit a job; returns it (queued)."""
+        return self._request("POST", "/api/jobs", json=body)
+
+    def list_jobs(self, limit: int = 20) -> dict[str, Any]:
+        """`{"items": [job summary, ...], "total": n}`, newest first."""
+        return self._request("GET", "/api/jobs", params={"limit": limit})
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job with its stages and warnings."""
+        return self._request("GET", f"/api/jobs/{job_id}")
+
+    def report(self, job_id: str) -> dict[str, Any]:
+        """The job's scores so far and its verdict."""
+        return self._request("GET", f"/api/jobs/{job_id}/report")
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's files: name, size, sha256, url."""
+        return self._request("GET", f"/api/jobs/{job_id}/artifacts")["items"]
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job."""
+        return self._request("POST", f"/api/jobs/{job_id}/cancel")
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """Queue a failed, canceled or data-only job again."""
+        return self._request("POST", f"/api/jobs/{job_id}/resume")
+
+    def follow(self, job_id: str, retries: int = STREAM_RETRIES) -> Iterator[dict[str, Any]]:
+        """Each new state of the job, live, until it has finished. A dropped stream is reopened
+        (every event is a whole snapshot, so nothing is lost)."""
+        failures = 0
+        while True:
+            error: httpx.TransportError | None = None
+            try:
+                with self._http.stream("GET", f"/api/jobs/{job_id}/events",
+                                       timeout=httpx.Timeout(10, read=None)) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise self._api_error(response)
+                    for event, data in parse_sse(response.iter_lines()):
+                        failures = 0
+                        if event == "job":
+                            yield data
+                        elif event == "end":
+                            if data.get("status") == "deleted":
+                                raise ClientError(f"job {job_id} was deleted")
+                            return
+            except httpx.TransportError as exc:
+                error = exc
+            failures += 1
+            if failures > retries:
+                raise self._unreachable(error) if error else ClientError(
+                    f"the event stream of job {job_id} keeps closing early")
+            time.sleep(min(8.0, 0.5 * 2 ** (failures - 1)))
+
+    def download(self, item: dict[str, Any], folder: Path) -> bool:
+        """Fetch one artifact into `folder` (subfolders from its name), checking its sha256 while
+        streaming; the file appears only once it matches. False if it was already there."""
+        target = safe_path(folder, item["name"])
+        if target.is_file() and file_sha256(target) == item["sha256"]:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        temp = Path(temp_name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    with self._http.stream("GET", item["url"]) as response:
+                        if response.status_code >= 400:
+                            response.read()
+                            raise self._api_error(response)
+                        for chunk in response.iter_bytes(_CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
+                except httpx.TransportError as exc:
+                    raise self._unreachable(exc) from exc
+            if digest.hexdigest() != item["sha256"]:
+                raise ClientError(f"checksum mismatch for {item['name']} "
+                                  f"(expected {item['sha256']}, got {digest.hexdigest()})")
+            temp.replace(target)
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
