@@ -215,8 +215,9 @@ def report_table(report: dict[str, Any]) -> str:
     tuned = (report.get("student") or {}).get("accuracy")
     teacher = (report.get("teacher") or {}).get("accuracy")
     lines.append(f"verdict: {report.get('verdict') or '-'}")
-    if tuned is not None and teacher:
-        lines.append(f"tuned/teacher accuracy: {tuned / teacher:.2f}")
+    ratio = report.get("ratio") or (tuned / teacher if tuned is not None and teacher else None)
+    if ratio is not None:
+        lines.append(f"tuned/teacher accuracy: {ratio:.2f}")
     for warning in report.get("warnings") or []:
         lines.append(f"warning: {warning.get('message') or warning.get('code')}")
     return "\n".join(lines)

@@ -1,98 +1,78 @@
-"""A whole job end to end: the real API, real default and gpu workers with the real stages, the
-real vLLM teacher and real TRL training, on 60 real SMS messages as the test set.
+"""A whole job end to end, the way people run one: the real API process, real default and gpu
+workers with the real stages, the real vLLM teacher and real TRL training, on 60 real SMS
+messages as the test set.
 
-The job first stops after its data (`until: "data"`), then is resumed onto the model stages:
-one data run serves both halves, and the resume path is exercised on the way."""
+The terminal starts it: `vibetune tune ... --until data` stops after the data. The browser then
+reviews the data, presses "Train the student" and follows the training live to the report, the
+artifacts (the bundle downloaded and checked) and the playground. The terminal fetches the
+finished model, verifying checksums. One data run serves both halves."""
 
 import hashlib
 import json
+import re
+import subprocess
+import sys
 import tarfile
-import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
-from sqlalchemy import select
-
-import app.queue
-from app import jobs
-from app.config import get_settings
-from app.db import session_scope
-from app.models import Job
+from tests.support.browser import assert_not_reloaded, browser_page, stays_on_same_document
 from tests.support.datasets import sms_spam
-from tests.support.processes import start_worker
 from workers import curation
 
 NUM_EXAMPLES = 30
 TASK = "Decide whether an SMS text message is spam or a normal personal message"
-
-
-def cancel_unfinished_jobs() -> None:
-    """Earlier tests leave queued jobs behind; a starting worker would re-enqueue them all
-    (its recovery sweep) and this test's job would wait behind them on the slow CPU teacher."""
-    with session_scope() as session:
-        ids = session.execute(select(Job.id).where(Job.status.in_(["queued", "running"]))).scalars().all()
-        for job_id in ids:
-            jobs.cancel(session, job_id)
-
-
-@pytest.fixture(scope="module")
-def real_worker(teacher_url, tmp_path_factory):
-    """Real default and gpu workers on private queues; yields the default one (logs of both)."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("QUEUE_PREFIX", f"whole-{uuid.uuid4().hex[:6]}-")
-    patch.setenv("TEACHER_URL", teacher_url)
-    get_settings.cache_clear()
-    app.queue._celery = None
-    cancel_unfinished_jobs()
-    logs = tmp_path_factory.mktemp("workers")
-    default = start_worker("default", logs / "default.log", concurrency=1, module="workers.main")
-    gpu = start_worker("gpu", logs / "gpu.log", concurrency=1, module="workers.main")
-    yield _Workers(default, gpu)
-    for worker in (default, gpu):
-        worker.stop()
-    patch.undo()
-    get_settings.cache_clear()
-    app.queue._celery = None
-
-
-class _Workers:
-    def __init__(self, default, gpu):
-        self.default, self.gpu = default, gpu
-
-    def output(self) -> str:
-        return self.default.output()[-3000:] + "\n--- gpu ---\n" + self.gpu.output()[-3000:]
+BIN = Path(sys.executable).parent / "vibetune"
+WHOLE_JOB_SECONDS = 2400
 
 
 @pytest.fixture(scope="module")
 def data_job():
-    """The id of the data job, once the first test has run it (shared with the model test)."""
+    """The id of the data job, once the first test has run it (shared with the model tests)."""
     return {}
 
 
-def wait_finished(client, job_id, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "canceled"):
-            return job
-        time.sleep(2)
-    raise AssertionError(f"job still {job['status']} at stage {job['stage']} after {timeout}s")
+def vibetune(service, *args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BIN, *args, "--url", service.url], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["input", "output"])
+        writer.writeheader()
+        writer.writerows({"input": r["input"], "output": r["output"]} for r in rows)
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 TEST_SET = sms_spam(per_class=30)
 
 
-def test_classification_data_job_on_the_bundled_teacher(client, real_worker, data_job):
+def test_cli_tunes_a_data_job_on_the_bundled_teacher(client, live_service, data_job, tmp_path):
     test_set = TEST_SET
-    response = client.post("/api/jobs", json={
-        "task": TASK, "labels": ["spam", "ham"], "test_set": test_set,
-        "num_examples": NUM_EXAMPLES, "until": "data"})
-    assert response.status_code == 201, response.text
-    job = wait_finished(client, response.json()["id"], timeout=2400)
-    assert job["status"] == "succeeded", (job, real_worker.output())
+    result = vibetune(live_service, "tune", TASK, "--labels", "spam,ham", "--test",
+                      str(write_csv(tmp_path / "test.csv", test_set)), "--num-examples", str(NUM_EXAMPLES),
+                      "--until", "data", "--out", str(tmp_path / "data"), cwd=tmp_path, timeout=WHOLE_JOB_SECONDS)
+    assert result.returncode == 0, (result.stdout, result.stderr, live_service.output())
+    job_id = re.search(r"submitted job ([0-9a-f-]{36})", result.stdout).group(1)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "succeeded", job
     data_job["id"] = job["id"]
+    for stage in ("plan", "generate", "label", "curate", "teacher_check"):
+        assert re.search(rf"^\s*{stage}\b.*\b(done|succeeded|100%)", result.stdout, re.M), (stage, result.stdout)
+    downloaded = tmp_path / "data" / "dataset.jsonl"
+    artifacts = {a["name"]: a for a in client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]}
+    assert sha256(downloaded) == artifacts["dataset.jsonl"]["sha256"]
 
     plan = job["plan"]
     assert plan["task_type"] == "classification" and [l["name"] for l in plan["labels"]] == ["spam", "ham"]
@@ -136,14 +116,86 @@ MODEL_ARTIFACTS = {"model/config.json", "model/model.safetensors", "model/tokeni
                    "Modelfile", "README.md", "report.json", "reports/predictions.jsonl", "dataset.jsonl"}
 
 
-def test_resumed_job_trains_evaluates_packages_and_serves_the_student(client, real_worker, data_job):
+def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, data_job, tmp_path):
+    """The browser takes the data job on: data view, "Train the student", the loss curve while it
+    trains, then the report, the artifacts (the bundle downloaded and checked) and the playground."""
     if "id" not in data_job:
         pytest.skip("the data job did not finish")
-    job_id = data_job["id"]
-    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 200
-    job = wait_finished(client, job_id, timeout=2400)
-    assert job["status"] == "succeeded", (job, real_worker.output())
+    job_id, base = data_job["id"], live_service.url
+    dataset = [json.loads(line) for line in httpx.get(f"{base}/api/jobs/{job_id}/dataset").text.splitlines()]
+    with browser_page() as (page, errors):
+        page.goto(f"{base}/#/jobs/{job_id}/data")
+        stays_on_same_document(page)
+        expect(page.locator("#label-chart")).to_contain_text("spam")
+        expect(page.locator("#label-chart")).to_contain_text("ham")
+        expect(page.locator("#curation")).to_contain_text(f"{len(dataset)} kept")
+        expect(page.locator("#examples-range")).to_have_text(f"1–{min(20, len(dataset))} of {len(dataset)}")
+        page.select_option("#label-filter", "spam")
+        spam = sum(r["output"] == "spam" for r in dataset)
+        expect(page.locator("#examples-range")).to_have_text(f"1–{min(20, spam)} of {spam}")
+        outputs = page.locator("#examples tbody td:nth-child(3)").all_inner_texts()
+        assert outputs and set(outputs) == {"spam"}
+        expect(page.locator("#examples .prob.top").first).to_be_visible()
 
+        page.click("#resume")  # "Train the student"
+        expect(page.locator("#job-status .badge")).to_have_text(re.compile("queued|running"))
+        page.click("#tab-training")
+        page.keyboard.press("ArrowRight")  # the tab list is keyboard driven
+        expect(page.locator("#tab-report")).to_have_attribute("aria-selected", "true")
+        page.keyboard.press("ArrowLeft")
+        curve = page.locator("#training svg polyline").first
+        curve.wait_for(timeout=WHOLE_JOB_SECONDS * 1000)
+        train_state = page.locator("[data-stage=train]").get_attribute("data-status")
+        expect(page.locator("#job-status .badge")).to_have_text(
+            re.compile("succeeded|failed"), timeout=WHOLE_JOB_SECONDS * 1000)
+        job = httpx.get(f"{base}/api/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", (job, live_service.output())
+        data_job["model_ok"] = True
+        assert_not_reloaded(page)
+
+        report = httpx.get(f"{base}/api/jobs/{job_id}/report").json()
+        page.click("#tab-report")
+        expect(page.locator("#verdict")).to_contain_text(report["verdict"])
+        comparison = page.locator("#model-comparison")
+        for name in ("Teacher", "Untuned student", "Tuned student"):
+            expect(comparison).to_contain_text(name)
+        expect(comparison).to_contain_text(f"{report['student']['accuracy'] * 100:.1f}%")
+        expect(page.locator("#per-label")).to_contain_text("spam")
+        expect(page.locator("#confusion")).to_contain_text("ham")
+        wrong = httpx.get(f"{base}/api/jobs/{job_id}/predictions", params={"wrong": "student"}).json()["total"]
+        expect(page.locator("#wrong-examples")).to_contain_text(
+            f"of {wrong} wrong" if wrong else "got every row right")
+
+        artifacts = httpx.get(f"{base}/api/jobs/{job_id}/artifacts").json()["items"]
+        page.click("#tab-artifacts")
+        expect(page.locator("#artifacts tbody tr")).to_have_count(len(artifacts))
+        for artifact in artifacts:
+            expect(page.locator("#artifacts")).to_contain_text(artifact["sha256"])
+        with page.expect_download(timeout=300_000) as download:
+            page.click("#download-bundle")
+        bundle = tmp_path / "bundle.tar"
+        download.value.save_as(bundle)
+        with tarfile.open(bundle) as tar:
+            sums = dict(reversed(line.split("  ", 1)) for line in
+                        tar.extractfile(f"{job_id}/SHA256SUMS").read().decode().splitlines())
+            assert set(sums) == {a["name"] for a in artifacts}
+            for name, digest in sums.items():
+                assert hashlib.sha256(tar.extractfile(f"{job_id}/{name}").read()).hexdigest() == digest, name
+
+        page.click("#tab-playground")
+        page.fill("#prompt", TEST_SET[0]["input"])
+        page.click("#chat ~ .actions button, form button[type=submit]")
+        expect(page.locator("#chat .msg.assistant")).to_have_text(re.compile(r"^\s*(spam|ham)\s*$"), timeout=120_000)
+        assert_not_reloaded(page)
+        errors.assert_none()
+    print(f"\nloss curve first seen while train was {train_state}")
+
+
+def test_trained_student_is_evaluated_packaged_and_served(client, data_job):
+    if not data_job.get("model_ok"):
+        pytest.skip("the whole job did not finish")
+    job_id = data_job["id"]
+    job = client.get(f"/api/jobs/{job_id}").json()
     stages = {s["name"]: s for s in job["stages"]}
     train = stages["train"]["metrics"]
     assert train["steps"] > 0 and len(train["loss_history"]) == train["steps"] and train["soft_labels"] is True
@@ -190,10 +242,27 @@ def test_resumed_job_trains_evaluates_packages_and_serves_the_student(client, re
         answers.append(response.json()["choices"][0]["message"]["content"].strip())
     labelled = sum(answer in ("spam", "ham") for answer in answers)
     assert labelled >= 18, answers
-    data_job["model_ok"] = True
     print(f"\nteacher {report['teacher']['accuracy']}, untuned {report['base_student']['accuracy']}, "
           f"tuned {report['student']['accuracy']}, verdict {report['verdict']}, served labels {labelled}/20, "
           f"stages {[(s['name'], s['started_at'], s['finished_at']) for s in job['stages']]}")
+
+
+def test_cli_shows_the_report_and_downloads_the_checked_model(client, live_service, data_job, tmp_path):
+    if not data_job.get("model_ok"):
+        pytest.skip("the whole job did not finish")
+    job_id = data_job["id"]
+    report = client.get(f"/api/jobs/{job_id}/report").json()
+    status = vibetune(live_service, "status", job_id, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "succeeded" in status.stdout and f"verdict: {report['verdict']}" in status.stdout
+    assert f"{report['student']['accuracy']:.3f}" in status.stdout and f"{report['teacher']['accuracy']:.3f}" in status.stdout
+
+    result = vibetune(live_service, "download", job_id, "--out", "model-files", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    artifacts = client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]
+    for artifact in artifacts:
+        assert sha256(tmp_path / "model-files" / artifact["name"]) == artifact["sha256"], artifact["name"]
+    assert (tmp_path / "model-files" / "model" / "config.json").is_file() and (tmp_path / "model-files" / "student.gguf").is_file()
 
 
 class _Reader:
@@ -213,7 +282,7 @@ class _Reader:
         return out
 
 
-def test_packaged_student_folder_is_served_by_vllm(client, real_worker, data_job, tmp_path):
+def test_packaged_student_folder_is_served_by_vllm(client, data_job, tmp_path):
     """The `model/` folder a person downloads runs in vLLM as it is (the real vLLM server)."""
     if not data_job.get("model_ok"):
         pytest.skip("the whole job did not finish")

@@ -1,0 +1,106 @@
+"""The dashboard in real headless Chromium (Debian's, driven by Playwright) against the real API
+process: the form, its errors, and a submitted job going live without a reload. The finished-job
+views (data, training, report, artifacts, playground) are driven in test_whole_job.py on a job
+the real stages made."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.support.browser import assert_not_reloaded, browser_page, stays_on_same_document
+from tests.support.datasets import sms_spam
+
+# Chromium logs every 4xx/5xx answer as a console error; these are the ones the tests provoke
+# (the form's validation errors; /health is 503 where no teacher runs).
+EXPECTED_HTTP_ERRORS = ("status of 422", "status of 503")
+
+
+def test_form_shows_each_api_error_next_to_its_field(api_service):
+    with browser_page() as (page, errors):
+        page.goto(f"{api_service.url}/#/new")
+        expect(page.locator("#f-teacher option")).not_to_have_count(0)
+        expect(page.locator("#f-task")).to_be_focused()
+        page.fill("[name=task]", "Decide whether an SMS is spam")
+        page.fill("[name=labels]", "spam")
+        page.fill("[name=num_examples]", "0")
+        page.fill("[name=test_set]", "input,output\nWin a prize now,maybe")
+        page.click("[type=submit]")
+
+        expect(page.locator("#e-labels")).to_contain_text("at least two labels")
+        expect(page.locator("#e-num_examples")).to_contain_text("greater than 0")
+        expect(page.locator("[name=labels]")).to_have_attribute("aria-invalid", "true")
+        expect(page).to_have_url(re.compile(r"#/new$"))
+
+        page.fill("[name=labels]", "spam, ham")
+        page.fill("[name=num_examples]", "20")
+        page.click("[type=submit]")
+        expect(page.locator("#e-test_set")).to_contain_text("row 0: output 'maybe' is not one of the labels")
+        expect(page.locator("#e-labels")).to_be_hidden()
+
+        page.fill("[name=test_set]", "text;label\nWin a prize now;spam")
+        page.click("[type=submit]")
+        expect(page.locator("#e-test_set")).to_contain_text("header input,output")
+        errors.assert_none(allowed=EXPECTED_HTTP_ERRORS)
+    assert httpx.get(f"{api_service.url}/api/jobs").json()["total"] >= 0  # the server survived it all
+
+
+def test_pages_fit_a_phone_screen_and_work_from_the_keyboard(api_service):
+    with browser_page(width=390, height=844) as (page, errors):
+        for route in ("#/new", "#/jobs"):
+            page.goto(f"{api_service.url}/{route}")
+            page.wait_for_load_state("networkidle") if route == "#/new" else page.wait_for_selector("#job-rows td")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{route} is {overflow}px wider than a phone screen"
+        page.goto(f"{api_service.url}/#/new")
+        page.keyboard.type("Sort support tickets into billing, shipping and technical")
+        page.keyboard.press("Tab")
+        page.keyboard.type("billing, shipping")
+        expect(page.locator("[name=labels]")).to_have_value("billing, shipping")
+        errors.assert_none(allowed=EXPECTED_HTTP_ERRORS)
+
+
+def test_a_submitted_job_shows_up_and_changes_status_without_reloading(live_service, tmp_path):
+    test_csv = tmp_path / "test.csv"
+    rows = sms_spam(per_class=5)
+    test_csv.write_text("input,output\n" + "".join(f'"{r["input"].replace(chr(34), chr(34) * 2)}",{r["output"]}\n'
+                                                   for r in rows))
+    with browser_page() as (page, errors):
+        page.goto(f"{live_service.url}/#/new")
+        stays_on_same_document(page)
+        expect(page.locator("#f-teacher option")).not_to_have_count(0)
+        page.fill("[name=task]", "Decide whether an SMS text message is spam or a normal message")
+        page.fill("[name=labels]", "spam, ham")
+        page.set_input_files("[data-upload=test_set]", str(test_csv))
+        expect(page.locator("[name=test_set]")).to_have_value(re.compile(r"^input,output\n"))
+        page.fill("[name=num_examples]", "20")
+        page.check("[name=until]")
+        page.click("[type=submit]")
+
+        page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}"))
+        job_id = re.search(r"#/jobs/([0-9a-f-]{36})", page.url).group(1)
+        job = httpx.get(f"{live_service.url}/api/jobs/{job_id}").json()
+        assert job["spec"]["until"] == "data" and job["spec"]["labels"] == ["spam", "ham"]
+        assert len(job["spec"]["test_set"]) == len(rows) and job["spec"]["num_examples"] == 20
+
+        # The worker picks the job up and the page follows it over Server-Sent Events.
+        expect(page.locator("#job-status .badge")).to_have_text("running", timeout=60_000)
+        expect(page.locator("[data-stage=plan]")).not_to_have_attribute("data-status", "pending", timeout=60_000)
+
+        page.click("[data-nav=jobs]")
+        row = page.locator(f"[data-job='{job_id}']")
+        expect(row).to_contain_text("running")
+        httpx.post(f"{live_service.url}/api/jobs/{job_id}/cancel")  # changed elsewhere: the list follows
+        expect(row).to_contain_text("canceled", timeout=20_000)
+
+        row.get_by_role("link").click()
+        page.click("#resume")
+        expect(page.locator("#job-status .badge")).to_have_text(re.compile("queued|running"))
+        page.click("#cancel")
+        expect(page.locator("#job-status .badge")).to_have_text("canceled", timeout=20_000)
+        expect(page.locator("#resume")).to_be_visible()
+        assert_not_reloaded(page)
+        errors.assert_none()
+    assert httpx.get(f"{live_service.url}/api/jobs/{job_id}").json()["status"] == "canceled"
