@@ -256,7 +256,7 @@ class ReportPublic(BaseModel):
 class ExamplesPage(BaseModel):
     items: list[dict[str, Any]] = Field(description="Rows: index, input, output, split, bucket, label_probs (classification).")
     total: int = Field(description="Rows that match the filter.")
-    label_counts: dict[str, int] = Field(description="Rows per output over the whole data set (classification: per label).")
+    label_counts: dict[str, int] = Field(description="Rows per label over the whole data set (classification only; else empty).")
     split_counts: dict[str, int]
     dropped: dict[str, int] = Field(description="Rows curation removed, by reason.")
     input_rows: int | None = Field(None, description="Labeled rows curation started from.")

@@ -33,7 +33,9 @@ def services(host: str, port: int) -> list[Service]:
     """The long-running processes of one vibetune machine (docker-compose.yml mirrors these)."""
     py = sys.executable
     return [
-        Service("api", (py, "-m", "uvicorn", "app.main:app", "--host", host, "--port", str(port))),
+        # Live dashboards hold event streams open; without a bound, uvicorn would wait on them forever.
+        Service("api", (py, "-m", "uvicorn", "app.main:app", "--host", host, "--port", str(port),
+                        "--timeout-graceful-shutdown", "3")),
         Service("worker", (py, "-m", "workers.main", "--queue", "default")),
         Service("gpu-worker", (py, "-m", "workers.main", "--queue", "gpu", "--concurrency", "1")),
     ]

@@ -26,6 +26,13 @@ def test_examples_page_filter_counts_and_soft_labels(client):
     assert page["label_counts"] == spam["label_counts"], "the counts describe the whole set, not the filter"
 
 
+def test_free_form_outputs_are_not_counted_as_labels(client):
+    rows = [{"input": f"question {i}", "output": f"answer {i}", "split": "train", "bucket": "b"} for i in range(5)]
+    job_id = make_trainable_job(rows, task_spec={"task": "answer questions", "task_type": "qa", "labels": []})
+    page = client.get(f"/api/jobs/{job_id}/examples").json()
+    assert page["total"] == 5 and page["label_counts"] == {} and "label_probs" not in page["items"][0]
+
+
 def test_examples_before_curation_and_bad_paging_are_clear_4xx(client):
     job_id = make_job()
     missing = client.get(f"/api/jobs/{job_id}/examples")

@@ -104,3 +104,29 @@ def test_a_submitted_job_shows_up_and_changes_status_without_reloading(live_serv
         assert_not_reloaded(page)
         errors.assert_none()
     assert httpx.get(f"{live_service.url}/api/jobs/{job_id}").json()["status"] == "canceled"
+
+
+def test_csv_reader_handles_quotes_commas_newlines_and_column_order(api_service):
+    """The dashboard's own CSV reader (frontend/js/csv.js), run in the browser."""
+    text = ('\ufeffoutput,input,notes\r\n'
+            'spam,"WIN a ""free"" prize, call now",x\r\n'
+            'ham,"see you at 6\nbring the keys",\r\n'
+            '\r\n'
+            'ham,plain,\n')
+    with browser_page() as (page, errors):
+        page.goto(f"{api_service.url}/#/new")
+        parsed = page.evaluate("async (text) => (await import('/js/csv.js')).parseExamples(text)", text)
+        assert parsed == [
+            {"input": 'WIN a "free" prize, call now', "output": "spam"},
+            {"input": "see you at 6\nbring the keys", "output": "ham"},
+            {"input": "plain", "output": "ham"},
+        ]
+        for bad, message in (("input,output\n\"never closed,spam", "never closed"),
+                             ("text,label\nhi,ham", "header input,output"),
+                             ("input,output,extra\nonly-one-column", "line 2 has 1 column")):
+            error = page.evaluate("""async (text) => {
+                try { (await import('/js/csv.js')).parseExamples(text); return null; }
+                catch (err) { return err.message; } }""", bad)
+            assert error and message in error, (bad, error)
+        assert page.evaluate("async () => (await import('/js/csv.js')).parseExamples('  ')") == []
+        errors.assert_none(allowed=EXPECTED_HTTP_ERRORS)

@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import threading
 import time
 import uuid
 
@@ -71,6 +72,7 @@ def test_make_up_serves_and_runs_jobs_then_stops_cleanly(service):
 
     pids = [int(p) for p in re.findall(r"started [\w-]+ \(pid (\d+)\)", proc.output())]
     assert len(pids) == 3
+    dashboard = open_event_stream(f"{url}/api/events/jobs")  # an open dashboard must not hold the API up
     proc.signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
@@ -78,3 +80,23 @@ def test_make_up_serves_and_runs_jobs_then_stops_cleanly(service):
     assert not any(alive(p) for p in pids), proc.output()[-3000:]
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health")
+    dashboard.join(10)
+    assert not dashboard.is_alive(), "the event stream stayed open after the API stopped"
+
+
+def open_event_stream(url: str) -> threading.Thread:
+    """Read a Server-Sent Events stream in the background until the server ends it."""
+    opened = threading.Event()
+
+    def read() -> None:
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=None)) as response:
+                for _ in response.iter_lines():
+                    opened.set()
+        except httpx.HTTPError:
+            pass
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert opened.wait(10), "the event stream did not start"
+    return thread

@@ -18,16 +18,22 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 
 class PageErrors:
-    """JavaScript errors and failed requests the page saw, collected for a final assertion."""
+    """JavaScript errors, failed requests and requests that left the machine (the dashboard must
+    work offline: no CDN, no web fonts), collected for a final assertion."""
+
+    LOCAL = ("http://127.0.0.1:", "http://localhost:", "data:", "blob:", "about:")
 
     def __init__(self, page: Page) -> None:
         self.messages: list[str] = []
+        self.outside: list[str] = []
         page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
         page.on("console", lambda msg: msg.type == "error" and self.messages.append(f"console: {msg.text}"))
+        page.on("request", lambda request: request.url.startswith(self.LOCAL) or self.outside.append(request.url))
 
     def assert_none(self, allowed: tuple[str, ...] = ()) -> None:
         unexpected = [m for m in self.messages if not any(a in m for a in allowed)]
         assert not unexpected, "JavaScript errors:\n" + "\n".join(unexpected)
+        assert not self.outside, f"the page asked for resources outside this service: {self.outside}"
 
 
 @contextmanager

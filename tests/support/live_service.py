@@ -35,7 +35,7 @@ class LiveService:
         self.url = f"http://127.0.0.1:{port}"
         self.workers: list[Process] = []
         self.api = Process([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                            "--port", str(port)], logs / "api.log", env=self.env)
+                            "--port", str(port), "--timeout-graceful-shutdown", "3"], logs / "api.log", env=self.env)
         try:
             self.api.wait_for(self._answers, timeout=60, what="API answering")
             if workers:

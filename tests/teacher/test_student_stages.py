@@ -2,7 +2,6 @@
 real SMS messages: every model is scored the same way on the same rows."""
 
 import json
-import uuid
 
 import pytest
 

@@ -56,7 +56,8 @@ def list_examples(
     return ExamplesPage(
         items=[{"index": i, **r} for i, r in chosen[offset: offset + limit]],
         total=len(chosen),
-        label_counts=dict(Counter(r["output"] for r in rows).most_common()),
+        # Only classification rows carry label_probs; counting free-form outputs would list every row.
+        label_counts=dict(Counter(r["output"] for r in rows if "label_probs" in r).most_common()),
         split_counts=dict(Counter(r["split"] for r in rows)),
         dropped=curate.get("dropped", {}),
         input_rows=curate.get("input_rows"),

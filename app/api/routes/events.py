@@ -15,15 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import load_job, parse_job_id
+from app.api.deps import load_job, newest_jobs, parse_job_id
 from app.api.views import job_summary, job_warnings, stage_public, succeeded_metrics
 from app.config import get_settings
 from app.db import session_scope
 from app.errors import APIError, errors
-from app.models import Job, JobStatus
+from app.models import JobStatus
 
 router = APIRouter(tags=["jobs"])
 
@@ -50,8 +49,7 @@ def _without_eta(snapshot: dict[str, Any]) -> dict[str, Any]:
 def jobs_snapshot(limit: int) -> dict[str, Any]:
     """The newest jobs as the job list shows them."""
     with session_scope() as session:
-        total = session.execute(select(func.count()).select_from(Job)).scalar_one()
-        rows = session.execute(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).scalars()
+        rows, total = newest_jobs(session, limit)
         return {"items": [job_summary(j).model_dump(mode="json") for j in rows], "total": total}
 
 

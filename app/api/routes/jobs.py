@@ -7,10 +7,9 @@ import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import func, select
 
 from app import jobs
-from app.api.deps import SessionDep, load_job
+from app.api.deps import SessionDep, load_job, newest_jobs
 from app.api.views import job_public, job_summary
 from app.config import get_settings
 from app.errors import APIError, errors
@@ -52,10 +51,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobsPublic:
     """Jobs, newest first."""
-    total = session.execute(select(func.count()).select_from(Job)).scalar_one()
-    rows = session.execute(
-        select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
-    ).scalars()
+    rows, total = newest_jobs(session, limit, offset)
     return JobsPublic(items=[job_summary(j) for j in rows], total=total)
 
 
