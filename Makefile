@@ -59,6 +59,7 @@ bench: install models services
 	$(PY) bench/pickup_latency.py
 	$(PY) bench/teacher_throughput.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/watch_and_download.py
 
 clean:
 	rm -rf $(VENV) $(TEACHER_VENV) var .pytest_cache
