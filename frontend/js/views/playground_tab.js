@@ -1,5 +1,5 @@
 // Try the tuned student through the service's OpenAI-compatible endpoint.
-import { api } from '../api.js';
+import { ApiError } from '../api.js';
 import { h } from '../dom.js';
 
 export function playgroundTab(panel, jobId) {
@@ -30,8 +30,9 @@ export function playgroundTab(panel, jobId) {
     log.append(pending);
     send.disabled = true;
     try {
-      const reply = await api('/v1/chat/completions', { method: 'POST', body: { model: jobId, messages: history, max_tokens: 128, temperature: 0 } });
-      const answer = reply.choices[0].message.content;
+      pending.textContent = '';
+      const answer = await streamCompletion({ model: jobId, messages: history, max_tokens: 128, temperature: 0 },
+        (piece) => { pending.textContent += piece; });
       history.push({ role: 'assistant', content: answer });
       pending.className = 'msg assistant';
       pending.textContent = answer;
@@ -46,4 +47,35 @@ export function playgroundTab(panel, jobId) {
     }
   });
   return null;
+}
+
+// POST /v1/chat/completions with `stream: true`: calls `onPiece` with each piece of text as the
+// student writes it, and resolves to the whole answer.
+async function streamCompletion(body, onPiece) {
+  const response = await fetch('/v1/chat/completions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }),
+  });
+  if (!response.ok) {
+    let payload = null;
+    try { payload = await response.json(); } catch { /* keep the status */ }
+    throw new ApiError(response.status, payload?.error);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '', answer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    const events = buffer.split('\n\n');
+    buffer = events.pop();
+    for (const event of events) {
+      const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('');
+      if (!data || data === '[DONE]') continue;
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new ApiError(500, chunk.error);
+      const piece = chunk.choices?.[0]?.delta?.content || '';
+      if (piece) { answer += piece; onPiece(piece); }
+    }
+  }
+  return answer;
 }
