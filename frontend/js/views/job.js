@@ -25,7 +25,10 @@ export function jobView(root, jobId, initialTab) {
   const tabBar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Job sections' });
   const panel = h('section', { id: 'tab-panel', role: 'tabpanel', tabindex: 0 });
   const live = h('p', { class: 'small muted', id: 'live-state', 'aria-live': 'polite' });
-  root.append(header, h('div', { class: 'card' }, h('h2', { style: { marginTop: 0 } }, 'Progress'), stages, live), tabBar, panel);
+  const progressTitle = h('span', { class: 'small muted' });
+  const progress = h('details', { class: 'card', id: 'progress', open: true },
+    h('summary', {}, h('h2', { style: { display: 'inline', margin: 0 } }, 'Progress'), ' ', progressTitle), stages, live);
+  root.append(header, progress, tabBar, panel);
 
   let tabCleanup = null;
   const showTab = (name, focus = false) => {
@@ -50,6 +53,11 @@ export function jobView(root, jobId, initialTab) {
     state.snapshot = snapshot;
     renderHeader(header, state, { cancel, resume });
     renderStages(stages, snapshot);
+    const active = snapshot.status === 'queued' || snapshot.status === 'running';
+    // A finished job opens with its stages folded away (the tabs matter then); a running one shows them.
+    if (!before && !active) progress.open = false;
+    if (active && before && !(before.status === 'queued' || before.status === 'running')) progress.open = true;
+    progressTitle.textContent = progressSummary(snapshot);
     live.textContent = snapshot.status === 'queued' || snapshot.status === 'running'
       ? `Live: updates as the job runs (last change ${new Date(snapshot.updated_at).toLocaleTimeString()}).` : '';
     // A stage that just finished changes what the data, report and artifacts tabs can show.
@@ -124,6 +132,13 @@ function renderHeader(header, state, { cancel, resume }) {
     job.error ? h('div', { class: 'banner error', role: 'alert', id: 'job-error' }, h('strong', {}, job.error.code), ': ', job.error.message) : null,
     (job.warnings || []).map((w) => h('div', { class: 'banner warn' }, h('strong', {}, w.code), ': ', w.message)),
     h('div', { class: 'error-slot' }));
+}
+
+function progressSummary(job) {
+  const done = job.stages.filter((s) => s.status === 'succeeded').length;
+  const started = job.stages.map((s) => s.started_at).filter(Boolean).sort()[0];
+  const ended = job.finished_at && started ? ` in ${duration((new Date(job.finished_at) - new Date(started)) / 1000)}` : '';
+  return `— ${done} of ${job.stages.length} stages done${job.status === 'succeeded' ? ended : ''}`;
 }
 
 function showError(header, err) {
