@@ -14,8 +14,6 @@ Run with `make bench` (or `.venv/bin/python bench/watch_and_download.py`).
 from __future__ import annotations
 
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,16 +28,6 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 ARTIFACT_MB = int(os.environ.get("BENCH_ARTIFACT_MB", "200"))
 POLL_SECONDS = 1.0
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pct(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(q * len(values)))]
 
 
 def _setup() -> tuple[dict[str, str], str]:
@@ -107,6 +95,7 @@ class PollingWatcher(Watcher):
 def measure_watchers(base: str) -> None:
     from app import job_stages, jobs
     from app.db import session_scope
+    from workers.scoring import percentiles
 
     job = httpx.post(f"{base}/api/jobs", json={"task": "bench: watch a job", "until": "data"}).json()
     job_id = uuid.UUID(job["id"])
@@ -128,7 +117,8 @@ def measure_watchers(base: str) -> None:
     idle = (events.bytes - before[0], polling.bytes - before[1])
     for name, watcher in (("events (SSE)", events), (f"polling every {POLL_SECONDS:g}s", polling)):
         delays = [1000 * (watcher.seen[d] - written[d]) for d in written if d in watcher.seen]
-        print(f"{name:>22}: change seen after p50 {statistics.median(delays):6.0f} ms, p95 {_pct(delays, 0.95):6.0f} ms "
+        p = percentiles(delays)
+        print(f"{name:>22}: change seen after p50 {p['p50']:6.0f} ms, p95 {p['p95']:6.0f} ms "
               f"({len(delays)}/{ROUNDS} changes)")
     print(f"{'idle minute':>22}: events {idle[0]} bytes, polling {idle[1]} bytes "
           f"({idle[1] / max(1, idle[0]):.0f}x more)")
@@ -166,8 +156,10 @@ def measure_download(base: str, scratch: str) -> None:
 
 
 def main() -> None:
+    from tests.support.processes import free_port
+
     env, scratch = _setup()
-    port = _free_port()
+    port = free_port()
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
                             "--timeout-graceful-shutdown", "1"], env={**os.environ, **env},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
-from collections.abc import Iterator
 
 import httpx
 
 from app import job_stages, jobs
+from app.client import parse_sse
 from app.db import session_scope
 from app.models import JobStatus, StageStatus
 from tests.support.factories import make_job
@@ -25,7 +24,7 @@ def events(url: str) -> tuple[queue.Queue, threading.Thread]:
         try:
             with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=60)) as response:
                 assert response.headers["content-type"].startswith("text/event-stream")
-                for event, data in parse(response.iter_lines()):
+                for event, data in parse_sse(response.iter_lines()):
                     out.put((event, data))
         except httpx.HTTPError:  # the server went away with the test module: nothing more to read
             pass
@@ -35,19 +34,6 @@ def events(url: str) -> tuple[queue.Queue, threading.Thread]:
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
     return out, thread
-
-
-def parse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
-    event, data = "message", []
-    for line in lines:
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
 
 
 def next_job_event(out: queue.Queue, until) -> dict:
