@@ -1,5 +1,5 @@
 // One job: live header and stages (Server-Sent Events), then tabs for what it made.
-import { api, ApiError, watch } from '../api.js';
+import { api, watch } from '../api.js';
 import { fill, h, ago, badge, duration, progressBar } from '../dom.js';
 import { dataTab } from './data_tab.js';
 import { trainingTab } from './training_tab.js';
@@ -206,5 +206,3 @@ function overview(job, plan) {
       plan.topics?.length ? h('p', { class: 'small muted' }, 'Topics: ', plan.topics.join(', ')) : null,
     ] : h('p', { class: 'muted' }, 'The plan appears once the teacher has read the task.'));
 }
-
-export { ApiError };
