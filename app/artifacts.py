@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import io
+import shutil
 import uuid
 from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.config import get_settings
 from app.models import Artifact
 from app.storage import Storage, validate_name
 
+# Every artifact name a job's stages write, in one place (the API, the stages and the tests read them here).
+#: The teacher's inputs, written by the generate stage.
+GENERATED_ARTIFACT = "data/generated.jsonl"
+#: The generated inputs with the teacher's answers (and soft labels), written by the label stage.
+LABELED_ARTIFACT = "data/labeled.jsonl"
 #: The curated data set a job produces (served by GET /api/jobs/{id}/dataset).
 DATASET_ARTIFACT = "dataset.jsonl"
+#: Per test row: expected answer and the teacher's (teacher_check stage).
+TEACHER_PREDICTIONS_ARTIFACT = "reports/teacher_predictions.jsonl"
 #: Per test row: expected answer and the teacher's, untuned and tuned student's (evaluate stage).
 PREDICTIONS_ARTIFACT = "reports/predictions.jsonl"
+#: The student's merged Hugging Face folder, written by the train stage (artifacts `model/...`).
+MODEL_FOLDER = "model"
+#: The LoRA adapter when the student was trained with LoRA (artifacts `adapter/...`).
+ADAPTER_FOLDER = "adapter"
+#: The package stage's files: the GGUF export, the Ollama Modelfile, the model card, the report.
+GGUF_ARTIFACT = "student.gguf"
+MODELFILE_ARTIFACT = "Modelfile"
+MODEL_CARD_ARTIFACT = "README.md"
+REPORT_ARTIFACT = "report.json"
 
 
 def artifact_key(job_id: uuid.UUID, name: str) -> str:
@@ -38,17 +56,25 @@ def save_artifact(session: Session, storage: Storage, job_id: uuid.UUID, name: s
     return artifact
 
 
+def list_artifacts(session: Session, job_id: uuid.UUID) -> list[Artifact]:
+    """Every recorded artifact of the job, ordered by name."""
+    return list(session.execute(
+        select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)
+    ).scalars().all())
+
+
+def delete_job_files(storage: Storage, job_id: uuid.UUID, work_dir: Path | None = None) -> None:
+    """Remove every file of a job: its stored artifacts and its scratch folder under `work_dir`
+    (default: the WORK_DIR setting). The rows go with the job row (cascade); missing files are fine."""
+    storage.delete_prefix(str(job_id))
+    shutil.rmtree((work_dir or get_settings().work_dir) / str(job_id), ignore_errors=True)
+
+
 def find_artifact(session: Session, job_id: uuid.UUID, name: str) -> Artifact | None:
     """The job's artifact called `name`, if recorded."""
     return session.execute(
         select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
     ).scalar_one_or_none()
-
-
-#: The student's merged Hugging Face folder, written by the train stage (artifacts `model/...`).
-MODEL_FOLDER = "model"
-#: The LoRA adapter when the student was trained with LoRA (artifacts `adapter/...`).
-ADAPTER_FOLDER = "adapter"
 
 
 def save_folder(session: Session, storage: Storage, job_id: uuid.UUID, prefix: str, folder: Path) -> list[Artifact]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Job, JobStage, JobStatus, StageStatus
 from app.stage_plan import MODEL_STAGES, stages_for
+from app.specs import JobSpec
 
 Q, R, S, F, C = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
@@ -79,10 +80,10 @@ def transition(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any
         raise IllegalTransition(job_id, to, current_status(session, job_id))
 
 
-def create_job(session: Session, task: str, spec: dict[str, Any], owner: str = "local") -> Job:
+def create_job(session: Session, spec: JobSpec, owner: str = "local") -> Job:
     """Insert a queued job and a pending record for each of its stages (not committed)."""
-    job = Job(task=task, spec=spec, owner=owner, status=Q.value, progress=0.0)
-    job.stages = [JobStage(name=name, position=i, metrics={}) for i, name in enumerate(stages_for(spec["until"]))]
+    job = Job(task=spec.task, spec=spec.model_dump(mode="json"), owner=owner, status=Q.value, progress=0.0)
+    job.stages = [JobStage(name=name, position=i, metrics={}) for i, name in enumerate(stages_for(spec.until))]
     session.add(job)
     session.flush()
     return job
@@ -161,3 +162,12 @@ def resume(session: Session, job: Job) -> None:
         session, job.id, Q, expect={S, F, C},
         error_code=None, error_message=None, finished_at=None, run_token=None,
     )
+
+
+def newest_jobs(session: Session, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+    """A page of jobs, newest first, and how many there are in all (a read; writes no status)."""
+    total = session.execute(select(func.count()).select_from(Job)).scalar_one()
+    rows = session.execute(
+        select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+    ).scalars().all()
+    return list(rows), total

@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.api.routes import artifacts, bundle, data, events, health, jobs, models, openai_compat, reports
+from app.api.openai import router as openai_api
+from app.api.routes import artifacts, bundle, data, events, health, jobs, models, reports
 from app.errors import install_error_handlers
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -21,7 +22,7 @@ def create_app() -> FastAPI:
         description="Describe a task in plain words; a teacher model makes the data and a small student learns it.",
     )
     install_error_handlers(app)
-    for module in (jobs, events, artifacts, bundle, reports, data, models, openai_compat, health):
+    for module in (jobs, events, artifacts, bundle, reports, data, models, openai_api, health):
         app.include_router(module.router)
     if FRONTEND_DIR.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="dashboard")

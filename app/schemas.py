@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from app.config import get_settings
-
-
-class TaskType(str, Enum):
-    CLASSIFICATION = "classification"
-    EXTRACTION = "extraction"
-    QA = "qa"
-    TOOL_CALLING = "tool_calling"
-
-
-class Strict(BaseModel):
-    """Unknown fields are an error, so a typo never silently changes a job."""
-
-    model_config = ConfigDict(extra="forbid")
+from app.specs import JobSpec, Strict, TaskType, TrainingOptions
 
 
 class Example(Strict):
@@ -40,49 +27,6 @@ class Example(Strict):
         if len(value) > limit:
             raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
         return value
-
-
-class TrainingOptions(Strict):
-    """How the student is fine-tuned. Every field is optional; the train stage picks defaults per student size."""
-
-    method: Literal["lora", "full"] | None = Field(None, description="LoRA adapters or full fine-tuning.")
-    epochs: float | None = Field(None, gt=0, le=100, description="Passes over the training split.")
-    learning_rate: float | None = Field(None, gt=0, le=1, description="Peak learning rate.")
-    batch_size: int | None = Field(None, ge=1, le=1024, description="Examples per optimiser step.")
-    max_length: int | None = Field(None, ge=16, le=32768, description="Longest training sequence in tokens.")
-    lora_r: int | None = Field(None, ge=1, le=1024, description="LoRA rank.")
-    lora_alpha: int | None = Field(None, ge=1, le=4096, description="LoRA scaling numerator.")
-    soft_label_weight: float | None = Field(
-        None, ge=0, le=1, description="Weight of the KL term against the teacher's soft labels (classification)."
-    )
-    temperature: float | None = Field(
-        None, gt=0, le=20,
-        description="Distillation temperature (default 2 for soft labels; 1 for on-policy, where it is also the sampling temperature).",
-    )
-    seed: int | None = Field(None, ge=0, description="Random seed.")
-    distillation: Literal["soft_labels", "on_policy"] = Field(
-        "soft_labels",
-        description=(
-            "`soft_labels`: fine-tune on the teacher's data, plus a KL term against its label distribution "
-            "(classification). `on_policy`: TRL's DistillationTrainer; the student writes its own answers and the "
-            "teacher's weights score every token. Needs the teacher's weights and a teacher that shares the "
-            "student's vocabulary (the bundled pair does not), else the train stage fails with "
-            "`distillation_unavailable`."
-        ),
-    )
-    teacher_weights: str | None = Field(
-        None, min_length=1, max_length=512,
-        description=(
-            "On-policy only: a local folder or hub id of the teacher's weights. Default: the folder the service "
-            "serves the job's teacher from (TEACHER_MODEL_PATH, or the bundled teacher)."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _teacher_weights_need_on_policy(self) -> "TrainingOptions":
-        if self.teacher_weights is not None and self.distillation != "on_policy":
-            raise ValueError("teacher_weights is only used with distillation: on_policy")
-        return self
 
 
 class JobCreate(Strict):
@@ -165,13 +109,11 @@ class JobCreate(Strict):
             raise ValueError("must be a model name, local path or hub id of at most 512 characters")
         return value
 
-    def to_spec(self) -> dict[str, Any]:
-        """The validated request with defaults filled in, as stored on the job."""
+    def to_spec(self) -> JobSpec:
+        """The validated request with the service's defaults filled in (stored on the job as JSON)."""
         settings = get_settings()
-        spec = self.model_dump(mode="json")
-        spec["teacher"] = self.teacher or settings.teacher_model
-        spec["student"] = self.student or settings.student_model
-        return spec
+        return JobSpec.model_validate({**self.model_dump(mode="json"), "teacher": self.teacher or settings.teacher_model,
+                                       "student": self.student or settings.student_model})
 
 
 class ErrorBody(BaseModel):

@@ -1,6 +1,6 @@
 """How fast the foundation moves a job: API submit latency and queue pickup latency.
 
-Starts the real service (`python -m app.supervisor`) on a throwaway database, submits jobs one
+Starts the real service (`python -m app.cli.supervisor`) on a throwaway database, submits jobs one
 after another, and reports submit time (POST /api/jobs) and pickup time (created_at -> started_at,
 i.e. the commit, the enqueue, Redis and a worker claiming it). Run with `make bench`.
 """
@@ -37,7 +37,7 @@ def main() -> None:
     db, port, scratch = f"vibetune_bench_{uuid.uuid4().hex[:8]}", _free_port(), tempfile.mkdtemp()
     env = {**os.environ, "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
            "QUEUE_PREFIX": f"bench-{db}-", "ARTIFACT_DIR": f"{scratch}/a", "WORK_DIR": f"{scratch}/w"}
-    server = subprocess.Popen([sys.executable, "-m", "app.supervisor", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "app.cli.supervisor", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

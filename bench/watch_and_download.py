@@ -59,7 +59,7 @@ class EventWatcher(Watcher):
         self.url = url
 
     def run(self) -> None:
-        from app.client import parse_sse
+        from app.cli.client import parse_sse
 
         def counted(lines):
             for line in lines:
@@ -126,7 +126,7 @@ def measure_watchers(base: str) -> None:
 
 def measure_download(base: str, scratch: str) -> None:
     from app.artifacts import save_artifact
-    from app.client import VibetuneClient
+    from app.cli.client import VibetuneClient
     from app.db import session_scope
     from app.storage import get_storage
 
@@ -146,7 +146,8 @@ def measure_download(base: str, scratch: str) -> None:
             client.download(item, target)
             checked.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            with httpx.stream("GET", f"{base}{item['url']}") as response, (Path(scratch) / f"bare-{attempt}").open("wb") as out:
+            bare_file = Path(scratch) / f"bare-{attempt}"
+            with httpx.stream("GET", f"{base}{item['url']}") as response, bare_file.open("wb") as out:
                 for chunk in response.iter_bytes(1024 * 1024):
                     out.write(chunk)
             bare.append(time.perf_counter() - t0)

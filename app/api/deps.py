@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import get_session
@@ -31,12 +30,3 @@ def load_job(session: Session, job_id: str, *, lock: bool = False) -> Job:
     if job is None:
         raise not_found(f"job {job_id!r}")
     return job
-
-
-def newest_jobs(session: Session, limit: int, offset: int = 0) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and how many there are in all."""
-    total = session.execute(select(func.count()).select_from(Job)).scalar_one()
-    rows = session.execute(
-        select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
-    ).scalars().all()
-    return list(rows), total

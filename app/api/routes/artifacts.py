@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from sqlalchemy import select
 
 from app.api.deps import SessionDep, load_job
 from app.api.views import artifact_public
 from app.artifacts import artifact_key, find_artifact
+from app.artifacts import list_artifacts as job_artifacts
 from app.errors import APIError, errors, not_found
-from app.models import Artifact
 from app.schemas import ArtifactsPublic
 from app.storage import InvalidArtifactName, get_storage
 
@@ -21,8 +20,7 @@ router = APIRouter(prefix="/api/jobs/{job_id}/artifacts", tags=["artifacts"])
 def list_artifacts(job_id: str, session: SessionDep) -> ArtifactsPublic:
     """The job's artifacts with size, sha256 and download URL."""
     job = load_job(session, job_id)
-    rows = session.execute(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)).scalars()
-    return ArtifactsPublic(items=[artifact_public(a) for a in rows])
+    return ArtifactsPublic(items=[artifact_public(a) for a in job_artifacts(session, job.id)])
 
 
 @router.get(

@@ -9,12 +9,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from app.api.deps import SessionDep, load_job
-from app.artifacts import artifact_key
+from app.artifacts import artifact_key, list_artifacts
 from app.errors import APIError, errors
-from app.models import Artifact
 from app.storage import get_storage
 
 router = APIRouter(prefix="/api/jobs/{job_id}", tags=["artifacts"])
@@ -87,8 +85,7 @@ def get_bundle(job_id: str, session: SessionDep) -> StreamingResponse:
     """Download all of the job's files at once: `<job id>/<artifact name>` for every artifact and
     `<job id>/SHA256SUMS` (`sha256sum -c SHA256SUMS` inside the folder checks them)."""
     job = load_job(session, job_id)
-    query = select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)
-    artifacts = session.execute(query).scalars().all()
+    artifacts = list_artifacts(session, job.id)
     if not artifacts:
         raise APIError(404, "not_found", f"job {job.id} has no artifacts yet")
     storage = get_storage()

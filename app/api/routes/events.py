@@ -17,7 +17,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import load_job, newest_jobs, parse_job_id
+from app import jobs
+from app.api.deps import load_job, parse_job_id
 from app.api.views import job_summary, job_warnings, stage_public, succeeded_metrics
 from app.config import get_settings
 from app.db import session_scope
@@ -49,7 +50,7 @@ def _without_eta(snapshot: dict[str, Any]) -> dict[str, Any]:
 def jobs_snapshot(limit: int) -> dict[str, Any]:
     """The newest jobs as the job list shows them."""
     with session_scope() as session:
-        rows, total = newest_jobs(session, limit)
+        rows, total = jobs.newest_jobs(session, limit)
         return {"items": [job_summary(j).model_dump(mode="json") for j in rows], "total": total}
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from app import jobs
-from app.api.deps import SessionDep, load_job, newest_jobs
+from app.api.deps import SessionDep, load_job
 from app.api.views import job_public, job_summary
-from app.config import get_settings
+from app.artifacts import delete_job_files
 from app.errors import APIError, errors
 from app.models import Job, JobStatus
 from app.queue import enqueue_run
@@ -37,7 +36,7 @@ def _enqueue_or_fail(session: SessionDep, job: Job) -> None:
 @router.post("", status_code=201, response_model=JobPublic, responses=errors(422, 503))
 def create_job(body: JobCreate, session: SessionDep) -> JobPublic:
     """Submit a task. The job is stored first, then queued for a worker."""
-    job = jobs.create_job(session, body.task, body.to_spec())
+    job = jobs.create_job(session, body.to_spec())
     session.commit()
     _enqueue_or_fail(session, job)
     session.refresh(job)
@@ -51,7 +50,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobsPublic:
     """Jobs, newest first."""
-    rows, total = newest_jobs(session, limit, offset)
+    rows, total = jobs.newest_jobs(session, limit, offset)
     return JobsPublic(items=[job_summary(j) for j in rows], total=total)
 
 
@@ -98,6 +97,5 @@ def delete_job(job_id: str, session: SessionDep) -> Response:
         raise APIError(409, "job_active", f"job {job.id} is {job.status}; cancel it before deleting")
     session.delete(job)
     session.commit()
-    get_storage().delete_prefix(str(job.id))
-    shutil.rmtree(get_settings().work_dir / str(job.id), ignore_errors=True)
+    delete_job_files(get_storage(), job.id)
     return Response(status_code=204)

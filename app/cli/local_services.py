@@ -1,7 +1,7 @@
 """Make sure the local Postgres and Redis answer, starting them if they are installed but down.
 
 Run with any Python 3 (standard library only), before the virtual environment exists:
-`python3 -m app.local_services`. Exits non-zero with a clear message when a service cannot be had.
+`python3 -m app.cli.local_services`. Exits non-zero with a clear message when a service cannot be had.
 """
 
 from __future__ import annotations

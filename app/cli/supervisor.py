@@ -63,7 +63,7 @@ def ensure_database(url: str) -> None:
 
 def migrate() -> None:
     """Bring the schema to the newest revision (alembic.ini of this checkout, else of the cwd)."""
-    ini = Path(__file__).resolve().parent.parent / "alembic.ini"
+    ini = Path(__file__).resolve().parents[2] / "alembic.ini"
     config = ["-c", str(ini)] if ini.is_file() else []
     subprocess.run([sys.executable, "-m", "alembic", *config, "upgrade", "head"], check=True)
 

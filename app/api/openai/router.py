@@ -21,13 +21,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import serving
 from app.api.deps import SessionDep
-from app.api.openai_errors import OpenAIError, OpenAIRoute, internal_error, openai_errors
-from app.artifacts import MODEL_FOLDER
-from app.db import session_scope
-from app.models import Artifact, Job, JobStatus
-from app.openai_schemas import (
+from app.api.openai import serving
+from app.api.openai.errors import OpenAIError, OpenAIRoute, internal_error, openai_error_responses
+from app.api.openai.protocol import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -39,6 +36,9 @@ from app.openai_schemas import (
     ModelList,
     Usage,
 )
+from app.artifacts import MODEL_FOLDER
+from app.db import session_scope
+from app.models import Artifact, Job, JobStatus
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
@@ -84,13 +84,13 @@ def _card(job: Job) -> ModelCard:
     return ModelCard(id=str(job.id), created=int(finished.timestamp()), owned_by=job.owner)
 
 
-@router.get("/models", response_model=ModelList, responses=openai_errors())
+@router.get("/models", response_model=ModelList, responses=openai_error_responses())
 def list_models(session: SessionDep) -> ModelList:
     """Finished students that can be called: succeeded jobs with a model, newest first."""
     return ModelList(data=[_card(job) for job in _served_jobs(session)])
 
 
-@router.get("/models/{model}", response_model=ModelCard, responses=openai_errors(404))
+@router.get("/models/{model}", response_model=ModelCard, responses=openai_error_responses(404))
 def get_model(model: str, session: SessionDep) -> ModelCard:
     """One finished student."""
     return _card(_served_job(session, model))
@@ -127,7 +127,7 @@ def _usage(completion: serving.Completion) -> Usage:
         200: {"description": "The answer; with `stream: true` server-sent events, each `data:` a "
                              "`chat.completion.chunk`, the last `data: [DONE]`",
               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **openai_errors(400, 404, 503),
+        **openai_error_responses(400, 404, 503),
     },
 )
 async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.openai_schemas import OpenAIErrorResponse
+from app.api.openai.protocol import OpenAIErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class OpenAIRoute(APIRoute):
         return handle
 
 
-def openai_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries declaring OpenAI's error shape for these statuses (and for
     any other status, so no default validation-error schema is added)."""
     descriptions = {400: "Invalid request (`invalid_request_error`), e.g. a malformed body or n > 1",

@@ -1,5 +1,5 @@
 """The `vibetune` client commands: turn parsed arguments into API calls and print the results.
-(Argument parsing is in app.cli; the text itself comes from app.cli_output.)"""
+(Argument parsing is in app.cli.main; the text itself comes from app.cli.output.)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.cli_output import (
+from app.cli.output import (
     LineProgress, LiveProgress, download_line, download_summary, error_text, has_scores, jobs_table,
     report_table, status_text,
 )
-from app.client import ClientError, VibetuneClient, server_url
+from app.cli.client import ClientError, VibetuneClient, server_url
 
 
 class UsageError(Exception):

@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command in CLIENT_COMMANDS:
-        from app.cli_commands import run
+        from app.cli.commands import run
 
         return run(args)
     if args.command == "up":
-        from app.supervisor import main as supervise
+        from app.cli.supervisor import main as supervise
 
         extra = [*(["--host", args.host] if args.host else []), *(["--port", str(args.port)] if args.port else [])]
         return supervise(extra)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         run_worker(["--queue", args.queue, *(["--concurrency", str(args.concurrency)] if args.concurrency else [])])
         return 0
     from app.config import get_settings
-    from app.supervisor import ensure_database, migrate
+    from app.cli.supervisor import ensure_database, migrate
 
     ensure_database(get_settings().database_url)
     migrate()

@@ -1,0 +1,170 @@
+"""The typed specs a job carries through every stage: what the person asked for (`JobSpec`, stored
+on the job row) and what the teacher planned from it (`TaskSpec`, the plan stage's result).
+
+Plain pydantic, no settings and no I/O: the API validates requests against its own limits
+(`app.schemas.JobCreate`) and builds a `JobSpec`; workers read the stored JSON back with
+`JobSpec.model_validate`, which also accepts every spec written before these types existed.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TaskType(str, Enum):
+    """What kind of answer the student learns to give."""
+
+    CLASSIFICATION = "classification"
+    EXTRACTION = "extraction"
+    QA = "qa"
+    TOOL_CALLING = "tool_calling"
+
+
+TASK_TYPE_NAMES: tuple[str, ...] = tuple(t.value for t in TaskType)
+
+SOFT_LABELS = "soft_labels"
+ON_POLICY = "on_policy"
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, so a typo never silently changes a job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Row(BaseModel):
+    """One stored input with its expected output (a seed example or a test row)."""
+
+    input: str
+    output: str
+
+
+def _default(text: str) -> dict[str, Any]:
+    # The default of a size-dependent option, in words, for the docs table and the OpenAPI document.
+    return {"default_text": text}
+
+
+class TrainingOptions(Strict):
+    """How the student is fine-tuned: the one list of training options, each with its default
+    and help text. Options left `None` get a default that depends on the run (the student's
+    size, the data set's size or the distillation), filled in by `workers.training.options.resolve`."""
+
+    method: Literal["lora", "full"] | None = Field(
+        None, description="full fine-tuning or LoRA adapters",
+        json_schema_extra=_default("`full` for students up to 500M parameters, else `lora`"))
+    epochs: float | None = Field(
+        None, gt=0, le=100, description="passes over the train split",
+        json_schema_extra=_default("3, or more on a small data set so the run makes at least 40 optimiser steps "
+                                   "(at most 20 epochs)"))
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="peak learning rate (AdamW, linear decay to 0, no warm-up)",
+        json_schema_extra=_default("5e-5 (`full`), 2e-4 (`lora`)"))
+    batch_size: int = Field(8, ge=1, le=1024, description="examples per optimiser step (no gradient accumulation)")
+    max_length: int = Field(
+        256, ge=16, le=32768,
+        description="longest training sequence in tokens; on-policy: only caps the student's answer length")
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank (dropout 0.05, on every linear layer)")
+    lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA scaling numerator")
+    soft_label_weight: float = Field(
+        0.5, ge=0, le=1, description="weight `w` of the KL term against the teacher's soft labels (classification)")
+    temperature: float | None = Field(
+        None, gt=0, le=20,
+        description="distillation temperature `T` (on-policy: also the student's sampling temperature)",
+        json_schema_extra=_default("2 (`soft_labels`), 1 (`on_policy`)"))
+    seed: int = Field(0, ge=0, description="random seed of the data order, generation buckets and curation")
+    distillation: Literal["soft_labels", "on_policy"] = Field(
+        SOFT_LABELS,
+        description=(
+            "`soft_labels`: fine-tune on the teacher's data, plus a KL term against its label distribution "
+            "(classification). `on_policy`: TRL's DistillationTrainer; the student writes its own answers and the "
+            "teacher's weights score every token. Needs the teacher's weights and a teacher that shares the "
+            "student's vocabulary (the bundled pair does not), else the train stage fails with "
+            "`distillation_unavailable`"))
+    teacher_weights: str | None = Field(
+        None, min_length=1, max_length=512,
+        description="on-policy only: a local folder or hub id of the teacher's weights",
+        json_schema_extra=_default("the folder the job's teacher is served from (`TEACHER_MODEL_PATH`, or the "
+                                   "bundled teacher)"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_means_default(cls, data: Any) -> Any:
+        # Specs stored before the defaults lived here hold `null` for every option not given.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+    @model_validator(mode="after")
+    def _teacher_weights_need_on_policy(self) -> "TrainingOptions":
+        if self.teacher_weights is not None and self.distillation != ON_POLICY:
+            raise ValueError("teacher_weights is only used with distillation: on_policy")
+        return self
+
+
+def training_options_table() -> str:
+    """The Markdown table of every training option, its default and what it does (docs/training.md
+    holds exactly this; a test keeps them equal)."""
+    lines = ["| option | default | what it does |", "| --- | --- | --- |"]
+    for name, field in TrainingOptions.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        default = extra.get("default_text") or f"`{field.default}`"
+        lines.append(f"| `{name}` | {default} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+class JobSpec(BaseModel):
+    """What a person asked for, with the service's defaults filled in: the job row's `spec`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: str
+    task_type: TaskType | None = None
+    labels: list[str] | None = None
+    examples: list[Row] = Field(default_factory=list)
+    test_set: list[Row] = Field(default_factory=list)
+    teacher: str
+    student: str
+    num_examples: int = 200
+    until: Literal["data", "model"] = "model"
+    training: TrainingOptions = Field(default_factory=TrainingOptions)
+
+    @property
+    def seed(self) -> int:
+        """The job's random seed, shared by every stage that samples."""
+        return self.training.seed
+
+
+class Label(BaseModel):
+    """A classification label with the teacher's one-line description of it."""
+
+    name: str
+    description: str
+
+
+class TaskSpec(BaseModel):
+    """The plan stage's task spec: the input of every later teacher stage and of training."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: str
+    task_type: TaskType
+    instruction: str = ""
+    labels: list[Label] = Field(default_factory=list)
+    output_fields: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
+    styles: list[str] = Field(default_factory=list)
+    lengths: list[str] = Field(default_factory=list)
+
+    @property
+    def label_names(self) -> list[str]:
+        """The label names of a classification task; empty for every other task type."""
+        if self.task_type != TaskType.CLASSIFICATION:
+            return []
+        return [label.name for label in self.labels]
+
+    def describe(self, label: str) -> str:
+        """The planned description of `label` (the name itself when there is none)."""
+        return next((item.description for item in self.labels if item.name == label), label)
