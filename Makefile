@@ -14,7 +14,7 @@ SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 STAMP         := $(VENV)/.installed
 TEACHER_STAMP := $(TEACHER_VENV)/.installed
 
-.PHONY: up test install teacher models services browser migrate bench clean
+.PHONY: up test lint install teacher models services browser migrate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,15 +44,21 @@ models: teacher
 	$(TEACHER_PY) -m workers.bundled_models prepare all
 
 services:
-	$(PYTHON) -m app.local_services
+	$(PYTHON) -m app.cli.local_services
 
 migrate: install services
 	$(PY) -m app.cli migrate
 
 up: install models services
-	HOST=$(HOST) PORT=$(PORT) $(PY) -m app.supervisor
+	HOST=$(HOST) PORT=$(PORT) $(PY) -m app.cli.supervisor
 
-test: install models services browser
+# ruff and mypy ([tool.ruff], [tool.mypy]) and the import contracts ([tool.importlinter]).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: install models services browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install models services

@@ -2,6 +2,11 @@
 
 The variables are set before any app module reads its settings, so every test, and every worker
 process a test starts, talks to this run's database and queues only.
+
+The database is made only for the tiers that use services: each of them (`tests/db`, `tests/api`,
+`tests/workers`, `tests/teacher`, `tests/training`, `tests/integration`) has a `conftest.py` whose
+autouse fixture asks for `test_database`. `tests/unit` has none, so `pytest tests/unit` runs with
+Postgres and Redis stopped.
 """
 
 from __future__ import annotations
@@ -15,14 +20,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 RUN_ID = secrets.token_hex(4)
 ADMIN_URL = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB = f"vibetune_test_{RUN_ID}"
+# This run's database, on the server that ADMIN_URL names.
+TEST_DATABASE_URL = make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=TEST_DB)
 SCRATCH = Path(tempfile.mkdtemp(prefix=f"vibetune-test-{RUN_ID}-"))
 
 os.environ.update(
-    DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}",
+    DATABASE_URL=TEST_DATABASE_URL.render_as_string(hide_password=False),
     REDIS_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
     QUEUE_PREFIX=f"test-{RUN_ID}-",
     ARTIFACT_DIR=str(SCRATCH / "artifacts"),
@@ -38,9 +46,12 @@ from app.db import reset_engine  # noqa: E402
 from tests.support.database import create_database, drop_database, migrate_to_head  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def test_database() -> Iterator[str]:
-    """This run's database, migrated to head; dropped when the run ends."""
+    """This run's database, migrated to head; dropped (and this run's queues deleted) when the run ends.
+
+    Not autouse: the conftest of every tier that needs Postgres and Redis asks for it.
+    """
     get_settings.cache_clear()
     reset_engine()
     url = os.environ["DATABASE_URL"]

@@ -13,6 +13,7 @@ from app import job_stages, jobs
 from app.config import get_settings
 from app.db import session_scope
 from app.models import Job, JobStatus, StageStatus
+from app.specs import JobSpec
 from app.storage import get_storage
 from workers.monitor import JobCanceled, LeaseLost, RunMonitor
 from workers.stages import REGISTRY, Stage, StageContext, StageError
@@ -94,7 +95,7 @@ def _run_claimed(
     with session_scope() as session:
         job = session.get(Job, job_id)
         assert job is not None  # we hold its lease
-        spec, count = dict(job.spec), len(job.stages)
+        spec, count = JobSpec.model_validate(job.spec), len(job.stages)
         pending = [(s.position, s.name) for s in job_stages.pending_stages(session, job_id)]
         results = job_stages.stage_results(session, job_id)
     current: str | None = None
@@ -127,7 +128,7 @@ def _run_claimed(
 
 
 def _run_stage(
-    job_id: uuid.UUID, stage: Stage, index: int, count: int, spec: dict[str, Any],
+    job_id: uuid.UUID, stage: Stage, index: int, count: int, spec: JobSpec,
     results: dict[str, dict[str, Any]], monitor: RunMonitor,
 ) -> dict[str, Any]:
     sink = _Progress(job_id, stage.name, index, count, monitor)

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-TASK_TYPES = ("classification", "extraction", "qa", "tool_calling")
+from app.specs import JobSpec, Row, TaskSpec, TaskType
 
 
-def _seed_lines(examples: list[dict[str, str]], limit: int, with_output: bool) -> str:
+def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool) -> str:
     rows = examples[:limit]
     if not rows:
         return ""
-    lines = [f"- {row['input']!r}" + (f" -> {row['output']!r}" if with_output else "") for row in rows]
+    lines = [f"- {row.input!r}" + (f" -> {row.output!r}" if with_output else "") for row in rows]
     return "Examples:\n" + "\n".join(lines) + "\n"
 
 
-def _context(spec: dict[str, Any]) -> str:
-    labels = spec.get("labels")
-    label_line = f"Labels: {', '.join(labels)}.\n" if labels else ""
-    return f"Task: {spec['task']}\n{label_line}{_seed_lines(spec.get('examples', []), 3, True)}"
+def _context(spec: JobSpec) -> str:
+    label_line = f"Labels: {', '.join(spec.labels)}.\n" if spec.labels else ""
+    return f"Task: {spec.task}\n{label_line}{_seed_lines(spec.examples, 3, True)}"
 
 
-def plan_question(spec: dict[str, Any], question: str) -> list[dict[str, str]]:
+def plan_question(spec: JobSpec, question: str) -> list[dict[str, str]]:
     """One small planning question about the task. The plan is several of these asked at once:
     on a CPU teacher, many short answers in parallel finish far sooner than one long answer."""
     return [
@@ -51,12 +51,13 @@ def list_schema(min_items: int, max_items: int, max_chars: int = 60) -> dict[str
         "items": {"type": "string", "minLength": 1, "maxLength": max_chars}}}}
 
 
-def generate_messages(task_spec: dict[str, Any], bucket: dict[str, str], seeds: list[dict[str, str]], count: int) -> list[dict[str, str]]:
+def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequence[Row],
+                      count: int) -> list[dict[str, str]]:
     # Shared text first, varying text last: the server's prefix cache then skips most of the prompt.
     label = bucket.get("label")
     if label:
-        description = next((l["description"] for l in task_spec["labels"] if l["name"] == label), label)
-        same_label = [row for row in seeds if row["output"].strip() == label]
+        description = task_spec.describe(label)
+        same_label = [row for row in seeds if row.output.strip() == label]
         ask = (f"Write {count} different inputs that a careful annotator would label \"{label}\" "
                f"({description}). Write them as real people would, and do not write the label.")
         examples = _seed_lines(same_label or seeds, 3, False)
@@ -66,7 +67,7 @@ def generate_messages(task_spec: dict[str, Any], bucket: dict[str, str], seeds: 
     return [
         {"role": "system", "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
         {"role": "user", "content": (
-            f"Task: {task_spec['task']}\n{examples}{ask}\n"
+            f"Task: {task_spec.task}\n{examples}{ask}\n"
             f"Topic: {bucket['topic']}. Style: {bucket['style']}. Length: {bucket['length']}."
         )},
     ]
@@ -81,22 +82,22 @@ def generate_schema(count: int) -> dict[str, Any]:
     }
 
 
-def label_messages(task_spec: dict[str, Any], text: str) -> list[dict[str, str]]:
-    lines = [f"Task: {task_spec['task']}"]
-    if task_spec["task_type"] == "classification":
+def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
+    lines = [f"Task: {task_spec.task}"]
+    if task_spec.task_type == TaskType.CLASSIFICATION:
         # The planned one-line instruction is left out here: written by the teacher itself, it can
         # contradict the labels (one plan said "neither spam nor personal -> ham"); on 60 real SMS
         # messages the same plan scored 0.58 with it and 0.67 without. Label descriptions stay.
         lines.append("Labels:")
-        lines += [f"- {l['name']}: {l['description']}" for l in task_spec["labels"]]
+        lines += [f"- {label.name}: {label.description}" for label in task_spec.labels]
         lines.append("Answer with the label only.")
     else:
-        lines.append(task_spec.get("instruction", ""))
-    if task_spec["task_type"] == "extraction":
-        lines.append(f"Answer with a JSON object with the fields: {', '.join(task_spec.get('output_fields') or [])}.")
+        lines.append(task_spec.instruction)
+    if task_spec.task_type == TaskType.EXTRACTION:
+        lines.append(f"Answer with a JSON object with the fields: {', '.join(task_spec.output_fields)}.")
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
             {"role": "user", "content": text}]
 
 
-def extraction_schema(fields: list[str]) -> dict[str, Any]:
+def extraction_schema(fields: Sequence[str]) -> dict[str, Any]:
     return {"type": "object", "properties": {f: {"type": "string"} for f in fields}, "required": list(fields)}

@@ -47,6 +47,15 @@ def exact_match(pairs: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
             "invalid": sum(p is None for _, p in pairs), "per_label": {}, "confusion": {}, "rule": "exact_match"}
 
 
+def score_answers(expected: Sequence[str], predicted: Sequence[str | None], task_type: str,
+                  labels: Sequence[str] = ()) -> dict[str, Any]:
+    """The scoring rule for one model's answers to a task: both sides normalised the same way
+    (`normalize_answer`), then per-label scores for classification or exact match otherwise."""
+    pairs = [(normalize_answer(e, task_type), None if p is None else normalize_answer(p, task_type))
+             for e, p in zip(expected, predicted)]
+    return score(pairs, labels) if labels else exact_match(pairs)
+
+
 def normalize_answer(text: str, task_type: str) -> str:
     """The form answers are compared in: JSON objects (extraction) canonically re-serialised,
     everything else stripped, lower-cased and with runs of whitespace made single spaces."""

@@ -16,7 +16,8 @@ import httpx
 import openai
 import pytest
 
-from app import jobs, serving
+from app import jobs
+from app.api.openai import serving
 from app.artifacts import MODEL_FOLDER, save_folder
 from app.db import session_scope
 from app.models import JobStatus

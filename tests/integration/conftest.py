@@ -9,6 +9,12 @@ import pytest
 from tests.support.live_service import LiveService
 
 
+@pytest.fixture(scope="session", autouse=True)
+def services(test_database: str) -> str:
+    """This tier runs on the real Postgres and Redis: this run's database and queues (tests/conftest.py)."""
+    return test_database
+
+
 @pytest.fixture(scope="module")
 def api_service(tmp_path_factory) -> Iterator[LiveService]:
     """The real API on a free port, with no workers: jobs stay queued unless a test moves them."""

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from app.supervisor import services
+from app.cli.supervisor import services
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

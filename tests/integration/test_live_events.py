@@ -8,7 +8,7 @@ import threading
 import httpx
 
 from app import job_stages, jobs
-from app.client import parse_sse
+from app.cli.client import parse_sse
 from app.db import session_scope
 from app.models import JobStatus, StageStatus
 from tests.support.factories import make_job

@@ -16,9 +16,8 @@ from app.schemas import JobCreate
 def make_job(**body: Any) -> uuid.UUID:
     """Insert a queued job from a submission body (validated like the API does); returns its id."""
     body.setdefault("task", "sort support tickets into billing, shipping, technical")
-    spec = JobCreate(**body).to_spec()
     with session_scope() as session:
-        return jobs.create_job(session, spec["task"], spec).id
+        return jobs.create_job(session, JobCreate(**body).to_spec()).id
 
 
 def load(job_id: uuid.UUID) -> Job:

@@ -36,7 +36,7 @@ class RecordingStage:
     def run(self, ctx: StageContext) -> dict[str, Any]:
         with runs_log(ctx.work_dir.parent.parent, ctx.job_id).open("a") as log:
             log.write(f"{self.name}\n")
-        task = ctx.spec["task"]
+        task = ctx.spec.task
         if f"[fail {self.name}]" in task:
             raise StageError("test_failure", f"{self.name} was told to fail")
         if f"[crash {self.name}]" in task:

@@ -1,14 +1,17 @@
 """Teacher stages on a misbehaving teacher: garbage answers are counted and dropped, a teacher
 that goes away fails the job with `teacher_unavailable` naming its URL."""
 
+from app.artifacts import GENERATED_ARTIFACT as GENERATED
+from app.artifacts import LABELED_ARTIFACT as LABELED
 from app.config import get_settings
+from app.specs import JobSpec
 from app.storage import get_storage
 from tests.support.factories import load, make_job
 from tests.support.faulty_proxy import Faults, FaultyProxy
 from tests.teacher.test_teacher_client import SPAM_SPEC
 from workers.pipeline import Outcome, run_job
 from workers.stages.base import StageContext
-from workers.stages.common import GENERATED, LABELED, read_jsonl, write_jsonl
+from workers.stages.common import read_jsonl, write_jsonl
 from workers.stages.label import LabelStage
 
 TEXTS = [
@@ -22,8 +25,8 @@ TEXTS = [
 
 
 def context(job_id):
-    spec = {"task": SPAM_SPEC["task"], "labels": ["spam", "ham"], "teacher": get_settings().teacher_model,
-            "num_examples": 10, "examples": [], "test_set": []}
+    spec = JobSpec(task=SPAM_SPEC["task"], labels=["spam", "ham"], teacher=get_settings().teacher_model,
+                   student=get_settings().student_model, num_examples=10)
     work = get_settings().work_dir / str(job_id) / "label"
     work.mkdir(parents=True, exist_ok=True)
     return StageContext(job_id=job_id, spec=spec, work_dir=work, storage=get_storage(),

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
+from app.specs import JobSpec, TaskSpec
+from tests.support.faulty_proxy import Faults, FaultyProxy
 from workers import prompts
 from workers.bundled_models import TEACHER
 from workers.teacher import Teacher, TeacherConfig, TeacherUnavailable, label_distribution
-from tests.support.faulty_proxy import Faults, FaultyProxy
 
 SPAM_SPEC = {
     "task": "Decide whether an SMS message is spam or a normal message",
@@ -33,7 +34,7 @@ async def with_teacher(url, work, **config):
 
 def test_guided_choice_answers_a_label_with_a_distribution(teacher_url):
     async def work(t):
-        return await t.chat(prompts.label_messages(SPAM_SPEC, "WINNER! Claim your free prize now, txt WIN to 80082"),
+        return await t.chat(prompts.label_messages(TaskSpec.model_validate(SPAM_SPEC), "WINNER! Claim your free prize now, txt WIN to 80082"),
                             max_tokens=8, choices=["spam", "ham"], top_logprobs=10)
 
     answer, teacher = run(with_teacher(teacher_url, work))
@@ -46,7 +47,7 @@ def test_guided_choice_answers_a_label_with_a_distribution(teacher_url):
 
 def test_json_schema_answer_parses(teacher_url):
     async def work(t):
-        return await t.chat(prompts.plan_question({"task": SPAM_SPEC["task"]}, prompts.PLAN_QUESTIONS["styles"]),
+        return await t.chat(prompts.plan_question(JobSpec(task=SPAM_SPEC["task"], teacher=TEACHER.name, student="s"), prompts.PLAN_QUESTIONS["styles"]),
                             max_tokens=60, json_schema=prompts.list_schema(1, 3))
 
     answer, _ = run(with_teacher(teacher_url, work))

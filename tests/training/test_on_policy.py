@@ -15,12 +15,14 @@ import pytest
 from safetensors.torch import load_file
 
 from app.config import get_settings
+from app.inference import answer_budget
 from app.schemas import JobCreate
+from app.specs import TaskSpec
 from tests.support.factories import SMS_TASK_SPEC, load, make_trainable_job, sms_training_rows
 from workers import bundled_models
 from workers.errors import StageError
 from workers.training.data import on_policy_example
-from workers.training.on_policy import answer_budget, teacher_source, vocabularies_match
+from workers.training.on_policy import teacher_source, vocabularies_match
 from workers.training.options import distillation_config, resolve, total_steps
 from workers.training.predict import LabelChooser
 from workers.training.run import last_complete_checkpoint, train_student
@@ -79,6 +81,7 @@ def test_the_bundled_pair_is_refused_naming_the_vocabulary_mismatch(tmp_path):
 
 def test_the_train_stage_fails_an_on_policy_job_of_the_bundled_pair():
     """The real train stage, in process: the job's teacher (the default, bundled one) reaches the check."""
+    from app.specs import JobSpec
     from app.storage import get_storage
     from workers.stages import REGISTRY, StageContext
 
@@ -87,7 +90,7 @@ def test_the_train_stage_fails_an_on_policy_job_of_the_bundled_pair():
     assert job.spec["teacher"] == get_settings().teacher_model == TEACHER
     work = get_settings().work_dir / str(job_id) / "train"
     work.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(job_id=job_id, spec=dict(job.spec), work_dir=work, storage=get_storage(),
+    ctx = StageContext(job_id=job_id, spec=JobSpec.model_validate(job.spec), work_dir=work, storage=get_storage(),
                        results={"plan": {"task_spec": SMS_TASK_SPEC}})
     with pytest.raises(StageError) as info:
         REGISTRY["train"].run(ctx)
@@ -117,7 +120,7 @@ def test_a_teacher_without_known_weights_is_refused(tmp_path):
 def test_vocabularies_match_compares_the_token_map():
     from transformers import AutoTokenizer
 
-    _, student = load_student(STUDENT)
+    student = load_student(STUDENT).tokenizer
     same = AutoTokenizer.from_pretrained(student_source(STUDENT))
     teacher = AutoTokenizer.from_pretrained(str(bundled_models.model_dir(bundled_models.TEACHER)))
     assert vocabularies_match(student, same)
@@ -179,9 +182,9 @@ def test_the_model_folder_is_saved_loads_and_answers(distilled):
     saved = json.loads((result.model_dir / "generation_config.json").read_text())
     assert {k: saved.get(k) for k in ("do_sample", "temperature", "max_new_tokens")} == \
         {k: original.get(k) for k in ("do_sample", "temperature", "max_new_tokens")}
-    model, tokenizer = load_student(str(result.model_dir))
-    assert tokenizer.chat_template
-    assert LabelChooser(model, tokenizer, LABELS).choose([{"role": "user", "content": "Hi mum"}]) in LABELS
+    tuned = load_student(str(result.model_dir))
+    assert tuned.tokenizer.chat_template
+    assert LabelChooser(tuned, LABELS).choose([{"role": "user", "content": "Hi mum"}]) in LABELS
 
 
 def test_checkpoints_are_kept_until_the_stage_stores_the_model(distilled):
@@ -198,7 +201,7 @@ def test_soft_labels_stay_the_default():
     plan = resolve({}, SMALL, teacher=TEACHER)
     assert plan.distillation == "soft_labels" and plan.teacher_weights is None and plan.temperature == 2.0
     assert "teacher_weights" not in plan.as_dict()
-    assert JobCreate(task="t").to_spec()["training"]["distillation"] == "soft_labels"
+    assert JobCreate(task="t").to_spec().training.distillation == "soft_labels"
 
 
 def test_on_policy_defaults_to_the_bundled_teacher_folder():
@@ -230,7 +233,7 @@ def test_the_schema_refuses_teacher_weights_without_on_policy():
     with pytest.raises(ValidationError):
         JobCreate(task="t", training={"distillation": "magic"})
     spec = JobCreate(task="t", training={"distillation": "on_policy", "teacher_weights": "/m"}).to_spec()
-    assert spec["training"]["teacher_weights"] == "/m"
+    assert spec.training.teacher_weights == "/m"
 
 
 def test_distillation_config_carries_the_plan(tmp_path):
@@ -249,12 +252,13 @@ def test_distillation_config_carries_the_plan(tmp_path):
 
 def test_on_policy_examples_give_the_teacher_the_labeling_prompt():
     row = sms_training_rows(1)[0]
-    example = on_policy_example(row, SMS_TASK_SPEC)
+    example = on_policy_example(row, TaskSpec.model_validate(SMS_TASK_SPEC))
     assert example["prompt"] == [{"role": "user", "content": row["input"]}]
     system, user = example["teacher_prompt"]
     assert system["role"] == "system" and SMS_TASK_SPEC["task"] in system["content"]
     assert all(label["description"] in system["content"] for label in SMS_TASK_SPEC["labels"])
     assert user == {"role": "user", "content": row["input"]}
     assert on_policy_example(row)["teacher_prompt"] == example["prompt"]
-    _, tokenizer = load_student(STUDENT)
-    assert 3 <= answer_budget(tokenizer, [{"output": "spam"}, {"output": "ham"}]) <= 4
+    tokenizer = load_student(STUDENT).tokenizer
+    longest = max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in ("spam", "ham"))
+    assert answer_budget(tokenizer, ["spam", "ham"]) == longest + 8

@@ -5,21 +5,22 @@ import json
 
 import pytest
 
+from app import job_stages
+from app.artifacts import PREDICTIONS_ARTIFACT as PREDICTIONS
 from app.config import get_settings
 from app.db import session_scope
-from app import job_stages
+from app.specs import JobSpec
 from app.storage import get_storage
 from tests.support.datasets import sms_spam
 from tests.support.factories import load, make_trainable_job, sms_training_rows
 from workers.stages import REGISTRY, StageContext
-from workers.stages.evaluate import PREDICTIONS
 
 
 def run_stage(name, job_id, results):
     job = load(job_id)
     work = get_settings().work_dir / str(job_id) / name
     work.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(job_id=job_id, spec=dict(job.spec), work_dir=work, storage=get_storage(), results=results)
+    ctx = StageContext(job_id=job_id, spec=JobSpec.model_validate(job.spec), work_dir=work, storage=get_storage(), results=results)
     return REGISTRY[name].run(ctx)
 
 

@@ -36,9 +36,9 @@ def test_training_changes_the_weights_and_records_the_loss(trained):
 
 def test_trained_folder_loads_and_has_the_chat_template(trained):
     result, _ = trained
-    model, tokenizer = load_student(str(result.model_dir))
-    assert tokenizer.chat_template and (result.model_dir / "generation_config.json").is_file()
-    assert LabelChooser(model, tokenizer, ["spam", "ham"]).choose([{"role": "user", "content": "Hi mum"}]) in ("spam", "ham")
+    tuned = load_student(str(result.model_dir))
+    assert tuned.tokenizer.chat_template and (result.model_dir / "generation_config.json").is_file()
+    assert LabelChooser(tuned, ["spam", "ham"]).choose([{"role": "user", "content": "Hi mum"}]) in ("spam", "ham")
 
 
 def test_checkpoints_are_kept_for_resuming_and_a_half_written_one_is_skipped(trained):
@@ -64,7 +64,7 @@ def test_lora_trains_only_adapters_and_merges(tmp_path):
 
 
 def test_answer_tokens_follow_the_chat_template():
-    _, tokenizer = load_student(STUDENT)
+    tokenizer = load_student(STUDENT).tokenizer
     ids = first_answer_tokens(tokenizer, ["spam", "ham"])
     assert ids is not None and len(set(ids)) == 2
     assert tokenizer.decode(answer_token_ids(tokenizer, "spam")) == "spam"
@@ -72,8 +72,7 @@ def test_answer_tokens_follow_the_chat_template():
 
 
 def test_label_chooser_answers_labels_that_share_first_tokens():
-    model, tokenizer = load_student(STUDENT)
     labels = ["card_arrival", "card_linking", "cash_withdrawal"]
-    chooser = LabelChooser(model, tokenizer, labels)
+    chooser = LabelChooser(load_student(STUDENT), labels)
     for text in ("My card has not arrived yet", "How do I link my card?", "Can I take cash out?"):
         assert chooser.choose([{"role": "user", "content": text}]) in labels

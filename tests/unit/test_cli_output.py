@@ -1,17 +1,29 @@
 """The text the `vibetune` client commands print, and the client's pure helpers (SSE parsing, paths)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from app.cli_output import (
-    LineProgress, LiveProgress, age, download_summary, duration, error_text, has_scores, human_size, jobs_table,
-    progress_bar, report_table, stage_line, status_text, truncate,
+from app.cli.client import ClientError, parse_sse, safe_path
+from app.cli.output import (
+    LineProgress,
+    LiveProgress,
+    age,
+    download_summary,
+    duration,
+    error_text,
+    has_scores,
+    human_size,
+    jobs_table,
+    progress_bar,
+    report_table,
+    stage_line,
+    status_text,
+    truncate,
 )
-from app.client import ClientError, parse_sse, safe_path
 
-NOW = datetime(2025, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 2, 12, 0, 0, tzinfo=UTC)
 JOB_ID = "2f1c0b8e-0000-4000-8000-000000000001"
 
 

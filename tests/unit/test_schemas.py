@@ -15,11 +15,11 @@ def errors_of(**body):
 
 def test_defaults_are_filled_into_the_spec():
     spec = JobCreate(task="  sort tickets  ").to_spec()
-    assert spec["task"] == "sort tickets"
-    assert spec["teacher"] == get_settings().teacher_model
-    assert spec["student"] == get_settings().student_model
-    assert spec["until"] == "model" and spec["num_examples"] == 200
-    assert spec["examples"] == [] and spec["test_set"] == []
+    assert spec.task == "sort tickets"
+    assert spec.teacher == get_settings().teacher_model
+    assert spec.student == get_settings().student_model
+    assert spec.until == "model" and spec.num_examples == 200
+    assert spec.examples == [] and spec.test_set == []
 
 
 def test_blank_task_is_refused():

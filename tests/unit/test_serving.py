@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app import serving
+from app.api.openai import serving
+from app.inference import _TextWatch
 from app.storage import get_storage
 
 
@@ -121,7 +122,7 @@ class CharTokenizer:
 
 def watch_text(text: str, stop: list[str]) -> tuple[list[str], str, bool]:
     pieces: list[str] = []
-    watch = serving._TextWatch(CharTokenizer(), 0, stop, pieces.append, None)
+    watch = _TextWatch(CharTokenizer(), 0, stop, pieces.append, None)
     ids = [ord(ch) for ch in text]
     for n in range(1, len(ids) + 1):
         if watch.stopped:

@@ -1,10 +1,10 @@
 """A running stage's ETA comes from its own pace so far."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from app.api.views import stage_eta
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def test_eta_extrapolates_the_pace_so_far():

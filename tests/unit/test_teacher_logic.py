@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from workers.stages.generate import plan_buckets
-from workers.stages.label import MalformedAnswer, match_label
-from workers.stages.plan import build_task_spec
+from app.specs import JobSpec, TaskSpec
+from workers.labelling import MalformedAnswer, match_label
 from workers.scoring import score
+from workers.stages.generate import plan_buckets
+from workers.stages.plan import build_task_spec
 from workers.teacher import Answer, label_distribution
 
 
@@ -36,20 +37,20 @@ def test_match_label():
 
 
 def test_plan_keeps_the_persons_labels_and_adds_descriptions():
-    request = {"task": "spam or not", "labels": ["spam", "ham"], "task_type": None}
+    request = JobSpec(task="spam or not", labels=["spam", "ham"], teacher="t", student="s")
     raw = {"task_type": "classification", "instruction": "Decide if the SMS is unwanted advertising.",
            "labels": [{"name": "ham", "description": "a normal, legitimate message"}, {"name": "eggs", "description": "x"}],
            "topics": ["banking", "banking", "friends"], "styles": ["casual"], "lengths": ["short"]}
     spec = build_task_spec(request, raw)
-    assert [l["name"] for l in spec["labels"]] == ["spam", "ham"]
-    assert spec["labels"][1]["description"] == "a normal, legitimate message"
-    assert spec["labels"][0]["description"] == "spam", "a label the teacher did not describe keeps its name"
-    assert spec["topics"] == ["banking", "friends"]
+    assert spec.label_names == ["spam", "ham"]
+    assert spec.labels[1].description == "a normal, legitimate message"
+    assert spec.labels[0].description == "spam", "a label the teacher did not describe keeps its name"
+    assert spec.topics == ["banking", "friends"]
 
 
 def test_plan_survives_a_useless_teacher_answer():
-    spec = build_task_spec({"task": "t", "labels": ["a", "b"], "task_type": None}, {})
-    assert spec["task_type"] == "classification" and spec["topics"] and spec["styles"] and spec["lengths"]
+    spec = build_task_spec(JobSpec(task="t", labels=["a", "b"], teacher="t", student="s"), {})
+    assert spec.task_type == "classification" and spec.topics and spec.styles and spec.lengths
 
 
 def test_score_counts_invalid_predictions_as_wrong():
@@ -63,7 +64,8 @@ def test_score_counts_invalid_predictions_as_wrong():
 
 
 def test_buckets_cover_labels_and_combinations_evenly():
-    spec = {"labels": [{"name": "a"}, {"name": "b"}], "topics": ["t1", "t2"], "styles": ["s"], "lengths": ["l1", "l2"]}
+    spec = TaskSpec(task="t", task_type="classification", labels=[{"name": "a", "description": "a"},
+                    {"name": "b", "description": "b"}], topics=["t1", "t2"], styles=["s"], lengths=["l1", "l2"])
     buckets = plan_buckets(spec, 8, seed=0)
     assert sum(b["label"] == "a" for b in buckets) == 4
     for label in "ab":
@@ -74,14 +76,13 @@ def test_no_prompt_ever_contains_the_test_set():
     from workers import prompts
 
     secret = "ZEBRA-7731 held-out message"
-    request = {"task": "spam or ham", "labels": ["spam", "ham"], "task_type": None,
-               "examples": [{"input": "seed text", "output": "ham"}],
-               "test_set": [{"input": secret, "output": "spam"}]}
-    spec = {**request, "task_type": "classification", "instruction": "i", "output_fields": [],
-            "labels": [{"name": "spam", "description": "ads"}, {"name": "ham", "description": "normal"}]}
+    request = JobSpec(task="spam or ham", labels=["spam", "ham"], teacher="t", student="s",
+                      examples=[{"input": "seed text", "output": "ham"}], test_set=[{"input": secret, "output": "spam"}])
+    spec = TaskSpec(task=request.task, task_type="classification", instruction="i",
+                    labels=[{"name": "spam", "description": "ads"}, {"name": "ham", "description": "normal"}])
     conversations = [prompts.plan_question(request, q) for q in prompts.PLAN_QUESTIONS.values()]
     conversations.append(prompts.generate_messages(spec, {"topic": "t", "style": "s", "length": "l", "label": "spam"},
-                                                   request["examples"], 5))
+                                                   request.examples, 5))
     conversations.append(prompts.label_messages(spec, "some generated input"))
     text = json.dumps(conversations)
     assert "seed text" in text, "seed examples do guide the teacher"

@@ -4,6 +4,12 @@ from app.config import get_settings
 from tests.support.processes import start_worker
 
 
+@pytest.fixture(scope="session", autouse=True)
+def services(test_database: str) -> str:
+    """This tier runs on the real Postgres and Redis: this run's database and queues (tests/conftest.py)."""
+    return test_database
+
+
 @pytest.fixture(scope="session")
 def workers():
     """A real default worker (2 processes) and gpu worker (1), running the recording stages."""

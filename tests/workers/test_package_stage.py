@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 
 from app.artifacts import find_artifact
 from app.db import session_scope
+from app.specs import JobSpec
 from app.storage import get_storage
 from tests.support.factories import make_finished_job
 from tests.support.ollama_template import render_prompt
@@ -74,8 +75,8 @@ def model_copy(folder: Path) -> Path:
 
 
 def context(job_id, work_dir: Path, sink=None) -> StageContext:
-    return StageContext(job_id=job_id, spec={"task": SPEC["task"], "teacher": "qwen2.5-coder-1.5b-instruct",
-                                             "student": STUDENT.name},
+    return StageContext(job_id=job_id, spec=JobSpec(task=SPEC["task"], teacher="qwen2.5-coder-1.5b-instruct",
+                                                    student=STUDENT.name),
                         work_dir=work_dir, storage=get_storage(), results=METRICS, sink=sink)
 
 

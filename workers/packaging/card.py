@@ -8,9 +8,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.artifacts import GGUF_ARTIFACT
 from workers.packaging.template import ChatFormat
 
-GGUF_NAME = "student.gguf"
+GGUF_NAME = GGUF_ARTIFACT
 MISSING = "–"
 TITLE_CHARS = 80
 

@@ -7,16 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.specs import JobSpec, TaskSpec
 from app.storage import Storage
 from workers.errors import StageError
+from workers.progress import ProgressSink
 
 __all__ = ["ProgressSink", "Stage", "StageContext", "StageError"]
-
-
-class ProgressSink(Protocol):
-    def progress(self, done: int, total: int) -> None: ...
-    def check_canceled(self) -> None: ...
-    def live_metrics(self, metrics: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -24,7 +20,7 @@ class StageContext:
     """Everything a stage may use: the job's spec, its scratch folder, storage, earlier results."""
 
     job_id: uuid.UUID
-    spec: dict[str, Any]
+    spec: JobSpec
     work_dir: Path
     storage: Storage
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -44,6 +40,13 @@ class StageContext:
         """Publish metrics while the stage runs (e.g. the loss so far); the returned metrics replace them."""
         if self.sink is not None:
             self.sink.live_metrics(metrics)
+
+    def task_spec(self) -> TaskSpec:
+        """The plan stage's task spec (the input of every later teacher stage)."""
+        try:
+            return TaskSpec.model_validate(self.results["plan"]["task_spec"])
+        except KeyError as exc:
+            raise StageError("missing_plan", "the plan stage has not produced a task spec") from exc
 
 
 class Stage(Protocol):

@@ -15,15 +15,12 @@ from workers.teacher import Teacher, TeacherConfig
 
 T = TypeVar("T")
 
-GENERATED = "data/generated.jsonl"
-LABELED = "data/labeled.jsonl"
-
 
 def teacher_for(ctx: StageContext) -> Teacher:
     """A teacher client for the job's chosen teacher model."""
     settings = get_settings()
     return Teacher(TeacherConfig(
-        base_url=settings.teacher_url, model=ctx.spec["teacher"], api_key=settings.teacher_api_key,
+        base_url=settings.teacher_url, model=ctx.spec.teacher, api_key=settings.teacher_api_key,
         concurrency=settings.teacher_concurrency, timeout=settings.teacher_timeout,
         max_retries=settings.teacher_max_retries,
     ))
@@ -55,26 +52,6 @@ def with_teacher(ctx: StageContext, work: Callable[[Teacher], Awaitable[T]]) -> 
             await teacher.close()
 
     return asyncio.run(run())
-
-
-def job_seed(ctx: StageContext) -> int:
-    """The job's random seed (`training.seed`, default 0), shared by every stage that samples."""
-    return ctx.spec.get("training", {}).get("seed") or 0
-
-
-def task_spec(ctx: StageContext) -> dict[str, Any]:
-    """The plan stage's task spec (the input of every later teacher stage)."""
-    try:
-        return ctx.results["plan"]["task_spec"]
-    except KeyError as exc:
-        raise StageError("missing_plan", "the plan stage has not produced a task spec") from exc
-
-
-def task_labels(spec: dict[str, Any]) -> list[str]:
-    """The label names of a classification task spec; empty for every other task type."""
-    if spec["task_type"] != "classification":
-        return []
-    return [label["name"] for label in spec.get("labels") or []]
 
 
 def write_jsonl(ctx: StageContext, name: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:

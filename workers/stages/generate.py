@@ -7,11 +7,14 @@ import json
 import math
 import random
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
+from app.artifacts import GENERATED_ARTIFACT
+from app.specs import Row, TaskSpec
 from workers import prompts
 from workers.stages.base import StageContext
-from workers.stages.common import GENERATED, job_seed, task_spec, with_teacher, write_jsonl
+from workers.stages.common import with_teacher, write_jsonl
 from workers.teacher import Teacher
 
 PER_CALL = 5
@@ -19,18 +22,19 @@ PER_CALL = 5
 OVERGENERATE = 1.4
 
 
-def plan_buckets(spec: dict[str, Any], calls: int, seed: int) -> list[dict[str, str]]:
+def plan_buckets(spec: TaskSpec, calls: int, seed: int) -> list[dict[str, str]]:
     """One spread bucket per call: labels take turns, and each label walks the same shuffled
     list of (topic, style, length) combinations, so every label sees the same spread."""
-    labels = [l["name"] for l in spec["labels"]] or [None]
-    combos = list(itertools.product(spec["topics"], spec["styles"], spec["lengths"]))
+    labels: list[str | None] = [label.name for label in spec.labels] or [None]
+    combos = list(itertools.product(spec.topics, spec.styles, spec.lengths))
     random.Random(seed).shuffle(combos)
     buckets = []
     for i in range(calls):
         topic, style, length = combos[(i // len(labels)) % len(combos)]
         bucket = {"topic": topic, "style": style, "length": length}
-        if labels[i % len(labels)] is not None:
-            bucket["label"] = labels[i % len(labels)]
+        label = labels[i % len(labels)]
+        if label is not None:
+            bucket["label"] = label
         buckets.append(bucket)
     return buckets
 
@@ -40,7 +44,7 @@ def bucket_id(bucket: dict[str, str]) -> str:
 
 
 async def generate_inputs(
-    teacher: Teacher, spec: dict[str, Any], buckets: list[dict[str, str]], seeds: list[dict[str, str]],
+    teacher: Teacher, spec: TaskSpec, buckets: list[dict[str, str]], seeds: Sequence[Row],
     on_done: Callable[[int, int], None] | None = None,
 ) -> list[list[str] | BaseException]:
     """Ask the teacher for PER_CALL inputs per bucket, all calls in flight at once."""
@@ -60,18 +64,18 @@ class GenerateStage:
     queue = "default"
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        spec = task_spec(ctx)
-        wanted = ctx.spec["num_examples"]
-        calls = math.ceil(wanted * OVERGENERATE / PER_CALL)
-        buckets = plan_buckets(spec, calls, job_seed(ctx))
-        seeds = ctx.spec.get("examples", [])
+        spec = ctx.task_spec()
+        calls = math.ceil(ctx.spec.num_examples * OVERGENERATE / PER_CALL)
+        buckets = plan_buckets(spec, calls, ctx.spec.seed)
+        seeds = ctx.spec.examples
         results, usage = with_teacher(ctx, lambda t: generate_inputs(t, spec, buckets, seeds, ctx.progress))
-        rows, malformed = [], 0
+        rows: list[dict[str, Any]] = []
+        malformed = 0
         for bucket, result in zip(buckets, results):
             if isinstance(result, BaseException):
                 malformed += 1
                 continue
             rows += [{"input": text, "bucket": bucket_id(bucket), "intended_label": bucket.get("label")} for text in result]
-        artifact = write_jsonl(ctx, GENERATED, rows)
+        artifact = write_jsonl(ctx, GENERATED_ARTIFACT, rows)
         return {"calls": calls, "generated": len(rows), "malformed_answers": malformed,
                 "teacher_usage": usage, "artifact": artifact}

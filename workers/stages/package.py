@@ -80,8 +80,8 @@ def _package_info(ctx: StageContext, facts: dict[str, Any]) -> PackageInfo:
     train = ctx.results.get("train") or {}
     return PackageInfo(
         job_id=str(ctx.job_id),
-        task_spec=(ctx.results.get("plan") or {}).get("task_spec") or {"task": ctx.spec.get("task")},
+        task_spec=(ctx.results.get("plan") or {}).get("task_spec") or {"task": ctx.spec.task},
         train=train, evaluate=ctx.results.get("evaluate") or {}, gguf=facts,
-        student=train.get("student") or ctx.spec.get("student"), teacher=ctx.spec.get("teacher"),
+        student=train.get("student") or ctx.spec.student, teacher=ctx.spec.teacher,
         has_adapter=folder_path(ctx.storage, ctx.job_id, ADAPTER_FOLDER).is_dir(),
     )

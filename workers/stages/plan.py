@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+from app.specs import TASK_TYPE_NAMES, JobSpec, Label, TaskSpec, TaskType
 from workers import prompts
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import with_teacher
@@ -25,11 +26,11 @@ DEFAULT_SPREAD = {
 class _Planner:
     """Asks the planning questions; counts answers that did not parse."""
 
-    def __init__(self, teacher: Teacher, request: dict[str, Any], ctx: StageContext) -> None:
+    def __init__(self, teacher: Teacher, request: JobSpec, ctx: StageContext) -> None:
         self.teacher, self.request, self.ctx = teacher, request, ctx
         self.malformed = self.answered = 0
         # instruction, topics, styles, one description per label; more once the teacher names labels.
-        self.expected = 3 + len(request.get("labels") or [])
+        self.expected = 3 + len(request.labels or [])
 
     def _done(self) -> None:
         self.answered += 1
@@ -51,13 +52,13 @@ class _Planner:
         return answer.text.strip().splitlines()[0].strip() if answer.text.strip() else ""
 
     async def task_type(self) -> str:
-        if self.request.get("task_type"):
-            return self.request["task_type"]
-        if self.request.get("labels"):
-            return "classification"
+        if self.request.task_type:
+            return self.request.task_type.value
+        if self.request.labels:
+            return TaskType.CLASSIFICATION.value
         self.expected += 1
         answer = await self.teacher.chat(prompts.plan_question(self.request, prompts.PLAN_QUESTIONS["task_type"]),
-                                         max_tokens=8, choices=prompts.TASK_TYPES)
+                                         max_tokens=8, choices=TASK_TYPE_NAMES)
         self._done()
         return answer.text.strip()
 
@@ -65,15 +66,15 @@ class _Planner:
         """Task type, then what its outputs are: described labels, or extraction fields."""
         task_type = await self.task_type()
         result: dict[str, Any] = {"task_type": task_type}
-        if task_type == "classification":
-            names = self.request.get("labels")
+        if task_type == TaskType.CLASSIFICATION:
+            names = self.request.labels
             if not names:
                 self.expected += 1
                 names = await self.items("labels", 2, 8)
                 self.expected += len(names)
             descriptions = await asyncio.gather(*(self.text(prompts.label_question(n), 40) for n in names))
             result["labels"] = [{"name": n, "description": d} for n, d in zip(names, descriptions)]
-        elif task_type == "extraction":
+        elif task_type == TaskType.EXTRACTION:
             self.expected += 1
             result["output_fields"] = await self.items("output_fields", 1, 8)
         return result
@@ -96,34 +97,36 @@ class PlanStage:
             return await planner.plan(), planner.malformed
 
         (raw, malformed), usage = with_teacher(ctx, work)
-        return {"task_spec": build_task_spec(ctx.spec, raw), "malformed_answers": malformed, "teacher_usage": usage}
+        task_spec = build_task_spec(ctx.spec, raw).model_dump(mode="json")
+        return {"task_spec": task_spec, "malformed_answers": malformed, "teacher_usage": usage}
 
 
-def build_task_spec(request: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+def build_task_spec(request: JobSpec, raw: dict[str, Any]) -> TaskSpec:
     """Merge the teacher's plan with what the person said; the person's choices always win."""
-    task_type = request.get("task_type") or raw.get("task_type")
-    if task_type not in prompts.TASK_TYPES:
-        task_type = "classification" if request.get("labels") else "qa"
-    described = {}
+    answered = raw.get("task_type")
+    if request.task_type is not None:
+        task_type = request.task_type
+    elif answered in TASK_TYPE_NAMES:
+        task_type = TaskType(answered)
+    else:
+        task_type = TaskType.CLASSIFICATION if request.labels else TaskType.QA
+    described: dict[str, str] = {}
     for item in raw.get("labels") or []:
         if isinstance(item, dict) and str(item.get("name", "")).strip():
             described.setdefault(str(item["name"]).strip(), str(item.get("description", "")).strip())
-    names = request.get("labels") or list(described)
-    if task_type == "classification" and len(names) < 2:
+    names = request.labels or list(described)
+    classification = task_type == TaskType.CLASSIFICATION
+    if classification and len(names) < 2:
         raise StageError("no_labels", "the teacher proposed fewer than two labels; give them in `labels`")
-    labels = [{"name": n, "description": described.get(n) or n} for n in names] if task_type == "classification" else []
-    fields = _clean_list(raw.get("output_fields")) if task_type == "extraction" else []
-    if task_type == "extraction" and not fields:
+    labels = [Label(name=n, description=described.get(n) or n) for n in names] if classification else []
+    fields = _clean_list(raw.get("output_fields")) if task_type == TaskType.EXTRACTION else []
+    if task_type == TaskType.EXTRACTION and not fields:
         raise StageError("no_output_fields", "the teacher proposed no output fields; name them in the task")
     spread = {key: _clean_list(raw.get(key)) or default for key, default in DEFAULT_SPREAD.items()}
-    return {
-        "task": request["task"],
-        "task_type": task_type,
-        "instruction": str(raw.get("instruction") or request["task"]).strip(),
-        "labels": labels,
-        "output_fields": fields,
-        **spread,
-    }
+    return TaskSpec(
+        task=request.task, task_type=task_type, instruction=str(raw.get("instruction") or request.task).strip(),
+        labels=labels, output_fields=fields, **spread,
+    )
 
 
 def _clean_list(value: Any) -> list[str]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.scoring import score
+from app.artifacts import TEACHER_PREDICTIONS_ARTIFACT
+from workers.labelling import answers_or_none, label_inputs
+from workers.scoring import score_answers
 from workers.stages.base import StageContext
-from workers.stages.common import task_spec, with_teacher, write_jsonl
-from workers.stages.label import label_inputs
+from workers.stages.common import with_teacher, write_jsonl
 
 WEAK_TEACHER = 0.6
-PREDICTIONS = "reports/teacher_predictions.jsonl"
 
 
 class TeacherCheckStage:
@@ -21,18 +21,19 @@ class TeacherCheckStage:
     queue = "default"
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        spec = task_spec(ctx)
-        source = "test_set" if ctx.spec.get("test_set") else "examples"
-        rows = ctx.spec.get(source) or []
+        spec = ctx.task_spec()
+        source = "test_set" if ctx.spec.test_set else "examples"
+        rows = ctx.spec.test_set or ctx.spec.examples
         if not rows:
             return {"skipped": "no test_set or examples to score the teacher on"}
 
-        results, usage = with_teacher(ctx, lambda t: label_inputs(t, spec, [r["input"] for r in rows], ctx.progress))
-        pairs = [(row["output"].strip(), None if isinstance(r, BaseException) else r["output"]) for row, r in zip(rows, results)]
-        report = score(pairs, [l["name"] for l in spec["labels"]])
-        predictions = write_jsonl(ctx, PREDICTIONS, (
-            {"input": row["input"], "expected": e, "predicted": p} for row, (e, p) in zip(rows, pairs)))
-        report.update(source=source, model=ctx.spec["teacher"], teacher_usage=usage, predictions=predictions)
+        results, usage = with_teacher(ctx, lambda t: label_inputs(t, spec, [r.input for r in rows], ctx.progress))
+        expected = [row.output.strip() for row in rows]
+        predicted = answers_or_none(results)
+        report = score_answers(expected, predicted, spec.task_type, spec.label_names)
+        predictions = write_jsonl(ctx, TEACHER_PREDICTIONS_ARTIFACT, (
+            {"input": row.input, "expected": e, "predicted": p} for row, e, p in zip(rows, expected, predicted)))
+        report.update(source=source, model=ctx.spec.teacher, teacher_usage=usage, predictions=predictions)
         warnings = []
         if report["accuracy"] is not None and report["accuracy"] < WEAK_TEACHER:
             warnings.append({"code": "weak_teacher", "message": (

@@ -12,7 +12,7 @@ from typing import Any
 from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, save_folder
 from app.db import session_scope
 from workers.stages.base import StageContext, StageError
-from workers.stages.common import read_jsonl, task_labels, task_spec
+from workers.stages.common import read_jsonl
 
 
 class TrainStage:
@@ -22,16 +22,15 @@ class TrainStage:
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from workers.training.run import train_student
 
-        spec = task_spec(ctx)
+        spec = ctx.task_spec()
         rows = [row for row in read_jsonl(ctx, DATASET_ARTIFACT) if row.get("split", "train") == "train"]
         if not rows:
             raise StageError("no_training_data", "the curated data set has no training rows")
-        labels = task_labels(spec)
         started = time.monotonic()
         result = train_student(
-            student=ctx.spec["student"], rows=rows, labels=labels, options=ctx.spec.get("training") or {},
+            student=ctx.spec.student, rows=rows, labels=spec.label_names, options=ctx.spec.training,
             checkpoints=ctx.work_dir / "checkpoints", out=ctx.work_dir / "out", job=ctx,
-            teacher=ctx.spec.get("teacher"), task_spec=spec,
+            teacher=ctx.spec.teacher, task_spec=spec,
         )
         with session_scope() as session:
             stored = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)

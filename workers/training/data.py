@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from app.specs import TaskSpec
 from workers.prompts import label_messages
+
+#: The examples' column (and batch key) holding the teacher's label distribution as a vector.
+SOFT_LABELS_COLUMN = "soft_labels"
 
 
 def sft_example(row: dict[str, Any], labels: Sequence[str] = ()) -> dict[str, Any]:
     """One conversational prompt/completion example; for classification also the teacher's
-    label distribution as a vector in `labels` order (`soft_labels`)."""
+    label distribution as a vector in `labels` order (`SOFT_LABELS_COLUMN`)."""
     example: dict[str, Any] = {
         "prompt": [{"role": "user", "content": row["input"]}],
         "completion": [{"role": "assistant", "content": row["output"]}],
@@ -23,11 +27,11 @@ def sft_example(row: dict[str, Any], labels: Sequence[str] = ()) -> dict[str, An
         probs = row.get("label_probs") or {}
         vector = [float(probs.get(label, 0.0)) for label in labels]
         total = sum(vector)
-        example["soft_labels"] = [v / total for v in vector] if total > 0 else [float(row["output"] == l) for l in labels]
+        example[SOFT_LABELS_COLUMN] = [v / total for v in vector] if total > 0 else [float(row["output"] == l) for l in labels]
     return example
 
 
-def on_policy_example(row: dict[str, Any], task_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+def on_policy_example(row: dict[str, Any], task_spec: TaskSpec | None = None) -> dict[str, Any]:
     """One prompt-only example for on-policy distillation. The student sees the raw input, as it
     will when served, and writes its own answer. The teacher scores that answer after
     `teacher_prompt`: the prompt the label stage sends the teacher (`label_messages`: the task,

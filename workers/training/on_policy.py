@@ -33,7 +33,9 @@ from workers.errors import StageError
 from workers.training import options as training_options
 from workers.training.data import on_policy_example
 from workers.training.options import TrainingPlan
-from workers.training.run import (
+from app.inference import answer_budget
+from app.specs import TaskSpec
+from workers.training.harness import (
     JobHooks, TrainResult, job_callback, run_metrics, save_trained, train_resuming, trainable_parameters,
 )
 from workers.training.student import train_dtype
@@ -120,13 +122,6 @@ def load_teacher(source: str, teacher: str | None) -> Any:
                          f"cannot load the teacher's weights {teacher or source!r} from {source}: {exc}") from exc
 
 
-def answer_budget(tokenizer: Any, rows: Sequence[dict[str, Any]]) -> int:
-    """How many tokens the student may write per answer: the longest answer in the data set, a
-    quarter more (at least 2) for the end of turn and near misses."""
-    longest = max((len(tokenizer(row["output"], add_special_tokens=False)["input_ids"]) for row in rows), default=1)
-    return longest + max(2, longest // 4)
-
-
 class OnPolicyTrainer(DistillationTrainer):
     """TRL's DistillationTrainer whose teacher may read a prompt of its own (`teacher_prompt`)."""
 
@@ -170,7 +165,7 @@ class OnPolicyTrainer(DistillationTrainer):
 
 def train_on_policy(
     *, student: str, model: Any, tokenizer: Any, n_params: int, plan: TrainingPlan, rows: Sequence[dict[str, Any]],
-    teacher: str | None, task_spec: dict[str, Any] | None, checkpoints: Path, out: Path, job: JobHooks | None = None,
+    teacher: str | None, task_spec: TaskSpec | None, checkpoints: Path, out: Path, job: JobHooks | None = None,
 ) -> TrainResult:
     """Distil the teacher into the loaded student on-policy; the same folders, checkpoints,
     resume, cancel and live loss as the soft-label run (`workers.training.run`)."""
@@ -183,7 +178,7 @@ def train_on_policy(
     examples = [on_policy_example(row, task_spec) for row in rows]
     steps = training_options.total_steps(len(examples), plan, drop_last=True)
     config = training_options.distillation_config(
-        plan, checkpoints, bf16=train_dtype() == torch.bfloat16, max_new_tokens=answer_budget(tokenizer, rows),
+        plan, checkpoints, bf16=train_dtype() == torch.bfloat16, max_new_tokens=answer_budget(tokenizer, [row["output"] for row in rows]),
         n_examples=len(examples), save_steps=training_options.save_every(steps))
     notes = []
     left_out = len(examples) % config.per_device_train_batch_size

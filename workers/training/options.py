@@ -1,14 +1,17 @@
-"""The job's `training` options, resolved with defaults per student size, and the one place that
-turns them into TRL configs: `SFTConfig` (soft labels) and `DistillationConfig` (on-policy)."""
+"""The job's `training` options (`app.specs.TrainingOptions`: every option, its default and help
+text) resolved into a `TrainingPlan` where the default depends on the run (the student's size,
+the distillation), and the one place that turns a plan into TRL configs: `SFTConfig` (soft labels)
+and `DistillationConfig` (on-policy)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workers.training.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
+from app.specs import ON_POLICY, SOFT_LABELS, TrainingOptions
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -17,11 +20,18 @@ if TYPE_CHECKING:
 #: Students up to this size are fully fine-tuned by default; bigger ones get LoRA adapters.
 FULL_FINETUNE_MAX_PARAMS = 500_000_000
 
-SOFT_LABELS = "soft_labels"
-ON_POLICY = "on_policy"
+__all__ = ["ON_POLICY", "SOFT_LABELS", "TrainingPlan", "resolve"]
+
+#: Soft labels are softened at this temperature unless the job sets `temperature` (Hinton et al.).
+SOFT_LABEL_TEMPERATURE = 2.0
 #: On-policy distillation samples the student's answers at this temperature (and softens both
 #: distributions by it in the loss) unless the job sets `temperature`; TRL's own default.
 ON_POLICY_TEMPERATURE = 1.0
+#: Learning rates when the job gives none, by method: full fine-tuning moves every weight, so gently.
+FULL_LEARNING_RATE = 5e-5
+LORA_LEARNING_RATE = 2e-4
+#: Epochs when the job gives none and the data set is not small (see `default_epochs`).
+DEFAULT_EPOCHS = 3.0
 
 
 @dataclass(frozen=True)
@@ -53,27 +63,33 @@ class TrainingPlan:
         return plan
 
 
-def resolve(options: dict[str, Any], n_params: int, teacher: str | None = None) -> TrainingPlan:
-    """The person's options where given, else the defaults for a student of `n_params` parameters
-    (and, for on-policy distillation, the weights of the job's `teacher`)."""
-    method = options.get("method") or ("full" if n_params <= FULL_FINETUNE_MAX_PARAMS else "lora")
-    given = {k: v for k, v in options.items() if v is not None}
-    distillation = given.get("distillation", SOFT_LABELS)
-    on_policy = distillation == ON_POLICY
+def resolve(options: TrainingOptions | Mapping[str, Any], n_params: int, teacher: str | None = None) -> TrainingPlan:
+    """The job's options with the run-dependent defaults filled in: method and learning rate by the
+    student's `n_params`, temperature by the distillation, and for on-policy distillation the
+    weights of the job's `teacher`. Epochs left unset are `DEFAULT_EPOCHS` here; the run raises
+    them for a small data set (`default_epochs`). Every other default is `TrainingOptions`'."""
+    given = options if isinstance(options, TrainingOptions) else TrainingOptions.model_validate(dict(options))
+    method = given.method or ("full" if n_params <= FULL_FINETUNE_MAX_PARAMS else "lora")
+    on_policy = given.distillation == ON_POLICY
+    if given.temperature is not None:
+        temperature = given.temperature
+    else:
+        temperature = ON_POLICY_TEMPERATURE if on_policy else SOFT_LABEL_TEMPERATURE
     return TrainingPlan(
         method=method,
-        epochs=given.get("epochs", 3.0),
-        learning_rate=given.get("learning_rate", 5e-5 if method == "full" else 2e-4),
-        batch_size=given.get("batch_size", 8),
-        max_length=given.get("max_length", 256),
-        lora_r=given.get("lora_r", 16),
-        lora_alpha=given.get("lora_alpha", 32),
-        soft_label_weight=given.get("soft_label_weight", DEFAULT_WEIGHT),
-        temperature=given.get("temperature", ON_POLICY_TEMPERATURE if on_policy else DEFAULT_TEMPERATURE),
-        seed=given.get("seed", 0),
+        epochs=given.epochs if given.epochs is not None else DEFAULT_EPOCHS,
+        learning_rate=given.learning_rate if given.learning_rate is not None else (
+            FULL_LEARNING_RATE if method == "full" else LORA_LEARNING_RATE),
+        batch_size=given.batch_size,
+        max_length=given.max_length,
+        lora_r=given.lora_r,
+        lora_alpha=given.lora_alpha,
+        soft_label_weight=given.soft_label_weight,
+        temperature=temperature,
+        seed=given.seed,
         gradient_checkpointing=n_params > FULL_FINETUNE_MAX_PARAMS,
-        distillation=distillation,
-        teacher_weights=(given.get("teacher_weights") or default_teacher_weights(teacher)) if on_policy else None,
+        distillation=given.distillation,
+        teacher_weights=(given.teacher_weights or default_teacher_weights(teacher)) if on_policy else None,
     )
 
 
@@ -154,7 +170,7 @@ def default_epochs(n_examples: int, batch_size: int, most: int = 20) -> float:
     """Epochs when the job gives none: 3, or more on a small data set so that the run makes at
     least `MIN_STEPS` optimiser steps (at most `most` epochs)."""
     per_epoch = max(1, math.ceil(n_examples / batch_size))
-    return float(min(most, max(3, math.ceil(MIN_STEPS / per_epoch))))
+    return float(min(most, max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / per_epoch))))
 
 
 def total_steps(n_examples: int, plan: TrainingPlan, *, drop_last: bool = False) -> int:

@@ -1,15 +1,19 @@
-"""A student's answers for evaluation: the constrained label choice (the same rule the teacher
-is scored with: greedy decoding restricted to the label set) and free generation."""
+"""The constrained label choice a student is scored with in evaluate: the same rule the teacher is
+scored with (greedy decoding restricted to the label set). Free answers come from
+`app.inference.generate`, the path `/v1` serves."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
+from app.inference import Messages, Student, prompt_ids
 from workers.training.answers import answer_token_ids
+
+T = TypeVar("T")
 
 
 class LabelChooser:
@@ -17,18 +21,17 @@ class LabelChooser:
     at each step only tokens that continue some label are allowed (and the end of turn once a
     label is complete), so the answer is always a label."""
 
-    def __init__(self, model: Any, tokenizer: Any, labels: Sequence[str]) -> None:
-        self.model, self.tokenizer, self.labels = model, tokenizer, list(labels)
-        self.sequences = {label: answer_token_ids(tokenizer, label) for label in self.labels}
-        self.end_id = tokenizer.convert_tokens_to_ids(_end_token(tokenizer))
+    def __init__(self, student: Student, labels: Sequence[str]) -> None:
+        self.model, self.tokenizer, self.labels = student.model, student.tokenizer, list(labels)
+        self.sequences = {label: answer_token_ids(self.tokenizer, label) for label in self.labels}
+        self.end_id = self.tokenizer.convert_tokens_to_ids(_end_token(self.tokenizer))
 
     @torch.inference_mode()
-    def choose(self, messages: list[dict[str, str]]) -> str:
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                    return_dict=False)
+    def choose(self, messages: Messages) -> str:
+        prompt = prompt_ids(self.tokenizer, messages)
         candidates, written = dict(self.sequences), []
         while len(candidates) > 1:
-            logits = self.model(torch.tensor([list(prompt) + written], device=self.model.device)).logits[0, -1]
+            logits = self.model(torch.tensor([prompt + written], device=self.model.device)).logits[0, -1]
             step = len(written)
             options: dict[int, list[str]] = {}
             for label, seq in candidates.items():
@@ -41,17 +44,7 @@ class LabelChooser:
         return next(iter(candidates))
 
 
-@torch.inference_mode()
-def generate_answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_new_tokens: int = 16) -> str:
-    """The student's free, greedy answer to a chat (what a served student replies)."""
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    ids = {k: v.to(model.device) for k, v in ids.items()}
-    out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                         pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-
-
-def timed(fn: Any, *args: Any) -> tuple[Any, float]:
+def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
     """`fn(*args)` and its wall time in milliseconds."""
     start = time.perf_counter()
     result = fn(*args)

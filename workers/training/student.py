@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from app import inference
+from app.inference import Student
 from workers import bundled_models
 from workers.errors import StageError
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def student_source(name: str) -> str:
@@ -32,22 +31,17 @@ def student_source(name: str) -> str:
     return name
 
 
-def load_student(name: str, dtype: Any = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
-    """The student model and its tokenizer (a pad token is set when the tokenizer has none)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def load_student(name: str, *, for_training: bool = False) -> Student:
+    """The student `name` (a bundled name, folder or hub id) loaded by the one inference path
+    (`app.inference.load_student`); a student that cannot be loaded fails the stage."""
     source = student_source(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    except OSError as exc:
-        raise StageError("student_unavailable", f"cannot load the student {name!r}: {exc}") from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+        return inference.load_student(source, for_training=for_training)
+    except inference.StudentUnavailable as exc:
+        raise StageError("student_unavailable", f"cannot load the student {name!r}: {exc.detail}") from exc
 
 
-def parameter_count(model: "PreTrainedModel") -> int:
+def parameter_count(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
@@ -60,9 +54,5 @@ def folder_size(path: str | Path) -> int | None:
 
 
 def train_dtype() -> Any:
-    """bfloat16 where the hardware computes in it natively (CUDA with bf16), else float32."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    """The dtype students train and answer in (see `app.inference.compute_dtype`)."""
+    return inference.compute_dtype()

@@ -17,9 +17,9 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
+from workers.training.data import SOFT_LABELS_COLUMN
 from workers.training.distill import mix, soft_label_kl
 
-SOFT_LABELS = "soft_labels"
 
 
 class SoftLabelCollator:
@@ -29,10 +29,10 @@ class SoftLabelCollator:
         self.base = base
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        soft = [example.pop(SOFT_LABELS, None) for example in examples]
+        soft = [example.pop(SOFT_LABELS_COLUMN, None) for example in examples]
         batch = self.base(examples)
         if all(s is not None for s in soft):
-            batch[SOFT_LABELS] = torch.tensor(soft, dtype=torch.float32)
+            batch[SOFT_LABELS_COLUMN] = torch.tensor(soft, dtype=torch.float32)
         return batch
 
 
@@ -57,11 +57,11 @@ class DistillSFTTrainer(SFTTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if SOFT_LABELS not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, SOFT_LABELS]
+        if SOFT_LABELS_COLUMN not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, SOFT_LABELS_COLUMN]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
-        soft = inputs.pop(SOFT_LABELS, None)
+        soft = inputs.pop(SOFT_LABELS_COLUMN, None)
         if soft is None or self.soft_label_weight <= 0 or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         captured: dict[str, torch.Tensor] = {}
