@@ -38,14 +38,18 @@ class Settings(BaseSettings):
     teacher_model: str = Field(DEFAULT_TEACHER, description="Default teacher model name.")
     teacher_api_key: str = Field("EMPTY", description="API key sent to the teacher server.")
     serve_teacher: bool = Field(
-        True, description="`make up` starts the bundled vLLM teacher at TEACHER_URL's port (false: use a teacher running elsewhere)."
+        True,
+        description="`make up` starts the bundled vLLM teacher at TEACHER_URL's port "
+        "(false: use a teacher running elsewhere).",
     )
     teacher_model_path: str | None = Field(
         None, description="Folder or hub id the started teacher server loads (default: the bundled model)."
     )
     teacher_concurrency: int = Field(32, ge=1, le=1024, description="Teacher requests in flight at once.")
     teacher_timeout: float = Field(300.0, gt=0, description="Seconds before one teacher request times out.")
-    teacher_max_retries: int = Field(4, ge=0, le=20, description="Retries of a teacher request on 429/5xx/connection errors.")
+    teacher_max_retries: int = Field(
+        4, ge=0, le=20, description="Retries of a teacher request on 429/5xx/connection errors."
+    )
     extra_teachers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="More teacher model names the teacher server offers (comma separated).",
@@ -57,7 +61,8 @@ class Settings(BaseSettings):
 
     serve_max_models: int = Field(
         2, ge=1, le=64,
-        description="Finished students kept loaded for /v1/chat/completions; beyond this the least recently used is unloaded.",
+        description="Finished students kept loaded for /v1/chat/completions; "
+        "beyond this the least recently used is unloaded.",
     )
 
     max_task_chars: int = Field(4000, ge=1, description="Longest accepted task description.")

@@ -77,7 +77,7 @@ def load_student(source: str | Path, *, for_training: bool = False) -> Student:
         raise StudentUnavailable(f"loading students needs torch and transformers (the `train` extra): {exc}") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=compute_dtype())
+        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=compute_dtype())
     except Exception as exc:  # corrupt or foreign files fail in many ways
         log.exception("could not load the student %s", source)
         raise StudentUnavailable(f"the model could not be loaded ({type(exc).__name__})", str(exc)) from exc
@@ -103,9 +103,10 @@ def prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
 
 def answer_budget(tokenizer: Any, answers: Sequence[str], most: int = 256) -> int:
     """How many new tokens an answer may take: the longest of `answers` (the data's expected
-    answers), a quarter more and at least 8 more for the end of turn and near misses, at most `most`."""
+    answers), a quarter more and at least 4 more for the end of turn and near misses, at most `most`.
+    Short on purpose: on-policy training samples this many tokens per answer at every step."""
     longest = max((len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in answers), default=1)
-    return min(most, longest + max(8, longest // 4))
+    return min(most, longest + max(4, longest // 4))
 
 
 class _TextWatch:

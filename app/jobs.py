@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Job, JobStage, JobStatus, StageStatus
-from app.stage_plan import MODEL_STAGES, stages_for
 from app.specs import JobSpec
+from app.stage_plan import MODEL_STAGES, stages_for
 
 Q, R, S, F, C = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 

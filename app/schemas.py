@@ -32,16 +32,24 @@ class Example(Strict):
 class JobCreate(Strict):
     """What a person asks for: a task in plain words, plus optional guidance."""
 
-    task: str = Field(description="The task in plain words, e.g. 'sort support tickets into billing, shipping, technical'.")
+    task: str = Field(
+        description="The task in plain words, e.g. 'sort support tickets into billing, shipping, technical'."
+    )
     task_type: TaskType | None = Field(None, description="Inferred by the teacher when not given.")
     labels: list[str] | None = Field(None, description="Allowed outputs for a classification task.")
     examples: list[Example] = Field(default_factory=list, description="Seed examples that guide the teacher.")
-    test_set: list[Example] = Field(default_factory=list, description="Held-out examples the models are scored on; never trained on.")
+    test_set: list[Example] = Field(
+        default_factory=list, description="Held-out examples the models are scored on; never trained on."
+    )
     teacher: str | None = Field(None, description="Teacher model name (see GET /api/models); the default when omitted.")
-    student: str | None = Field(None, description="Student model: a name from GET /api/models, a local path or a hub id.")
+    student: str | None = Field(
+        None, description="Student model: a name from GET /api/models, a local path or a hub id."
+    )
     num_examples: int = Field(200, gt=0, description="How many training examples the teacher should make.")
     until: Literal["data", "model"] = Field("model", description="`data` stops after the teacher stages.")
-    training: TrainingOptions = Field(default_factory=TrainingOptions, description="Fine-tuning options.")
+    training: TrainingOptions = Field(
+        default_factory=TrainingOptions, description="Fine-tuning options."
+    )
 
     @field_validator("task")
     @classmethod
@@ -112,14 +120,17 @@ class JobCreate(Strict):
     def to_spec(self) -> JobSpec:
         """The validated request with the service's defaults filled in (stored on the job as JSON)."""
         settings = get_settings()
-        return JobSpec.model_validate({**self.model_dump(mode="json"), "teacher": self.teacher or settings.teacher_model,
+        return JobSpec.model_validate({**self.model_dump(mode="json"),
+                                       "teacher": self.teacher or settings.teacher_model,
                                        "student": self.student or settings.student_model})
 
 
 class ErrorBody(BaseModel):
     code: str = Field(description="Machine-readable error code, e.g. `not_found`, `validation_error`.")
     message: str = Field(description="What went wrong, for people.")
-    fields: list[dict[str, str]] | None = Field(None, description="For validation errors: each offending field and why.")
+    fields: list[dict[str, str]] | None = Field(
+        None, description="For validation errors: each offending field and why."
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -165,7 +176,9 @@ class JobSummary(BaseModel):
 class JobPublic(JobSummary):
     spec: dict[str, Any]
     plan: dict[str, Any] | None = Field(None, description="The task spec the teacher planned (after the plan stage).")
-    warnings: list[dict[str, str]] = Field(default_factory=list, description="Problems found on the way, e.g. a weak teacher.")
+    warnings: list[dict[str, str]] = Field(
+        default_factory=list, description="Problems found on the way, e.g. a weak teacher."
+    )
     stages: list[StagePublic]
 
 
@@ -186,7 +199,9 @@ class ArtifactsPublic(BaseModel):
 
 
 class ReportPublic(BaseModel):
-    teacher: dict[str, Any] | None = Field(None, description="The teacher scored on the test set: accuracy, n, per-label, confusion.")
+    teacher: dict[str, Any] | None = Field(
+        None, description="The teacher scored on the test set: accuracy, n, per-label, confusion."
+    )
     base_student: dict[str, Any] | None = Field(None, description="The untuned student, scored the same way.")
     student: dict[str, Any] | None = Field(None, description="The tuned student, scored the same way.")
     verdict: str | None = Field(None, description="`deploy` or `retune`, once the student is evaluated.")
@@ -196,16 +211,22 @@ class ReportPublic(BaseModel):
 
 
 class ExamplesPage(BaseModel):
-    items: list[dict[str, Any]] = Field(description="Rows: index, input, output, split, bucket, label_probs (classification).")
+    items: list[dict[str, Any]] = Field(
+        description="Rows: index, input, output, split, bucket, label_probs (classification)."
+    )
     total: int = Field(description="Rows that match the filter.")
-    label_counts: dict[str, int] = Field(description="Rows per label over the whole data set (classification only; else empty).")
+    label_counts: dict[str, int] = Field(
+        description="Rows per label over the whole data set (classification only; else empty)."
+    )
     split_counts: dict[str, int]
     dropped: dict[str, int] = Field(description="Rows curation removed, by reason.")
     input_rows: int | None = Field(None, description="Labeled rows curation started from.")
 
 
 class PredictionsPage(BaseModel):
-    items: list[dict[str, Any]] = Field(description="Rows: index, input, expected, teacher, base_student, student, student_text.")
+    items: list[dict[str, Any]] = Field(
+        description="Rows: index, input, expected, teacher, base_student, student, student_text."
+    )
     total: int = Field(description="Rows that match the filter.")
 
 

@@ -9,7 +9,7 @@ Plain pydantic, no settings and no I/O: the API validates requests against its o
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,8 +25,8 @@ class TaskType(str, Enum):
 
 TASK_TYPE_NAMES: tuple[str, ...] = tuple(t.value for t in TaskType)
 
-SOFT_LABELS = "soft_labels"
-ON_POLICY = "on_policy"
+SOFT_LABELS: Final = "soft_labels"
+ON_POLICY: Final = "on_policy"
 
 
 class Strict(BaseModel):
@@ -98,7 +98,7 @@ class TrainingOptions(Strict):
         return data
 
     @model_validator(mode="after")
-    def _teacher_weights_need_on_policy(self) -> "TrainingOptions":
+    def _teacher_weights_need_on_policy(self) -> TrainingOptions:
         if self.teacher_weights is not None and self.distillation != ON_POLICY:
             raise ValueError("teacher_weights is only used with distillation: on_policy")
         return self

@@ -32,7 +32,10 @@ DATA = Path(os.environ.get("VIBETUNE_SHARED_DATA", Path(__file__).resolve().pare
 def sst2() -> tuple[str, list[str], list[dict]]:
     labels = ["negative", "positive"]
     with (DATA / "sst2" / "test_labeled.tsv").open(encoding="utf-8", newline="") as f:
-        rows = [{"input": r["sentence"].strip(), "output": labels[int(r["label"])]} for r in csv.DictReader(f, delimiter="\t")]
+        rows = [
+            {"input": r["sentence"].strip(), "output": labels[int(r["label"])]}
+            for r in csv.DictReader(f, delimiter="\t")
+        ]
     return "Decide whether a movie review sentence is positive or negative", labels, rows
 
 
@@ -48,7 +51,7 @@ def tweeteval() -> tuple[str, list[str], list[dict]]:
     folder = DATA / "tweeteval_sentiment"
     texts = (folder / "test_text.txt").read_text(encoding="utf-8").splitlines()
     golds = (folder / "test_labels.txt").read_text(encoding="utf-8").split()
-    rows = [{"input": t.strip(), "output": labels[int(g)]} for t, g in zip(texts, golds)]
+    rows = [{"input": t.strip(), "output": labels[int(g)]} for t, g in zip(texts, golds, strict=True)]
     return "Classify the sentiment of a tweet as negative, neutral or positive", labels, rows
 
 
@@ -57,7 +60,8 @@ def balanced_sample(rows: list[dict], labels: list[str], n: int, seed: int = 0) 
     per_label = {label: [r for r in rows if r["output"] == label] for label in labels}
     for group in per_label.values():
         rng.shuffle(group)
-    sample = [group[i] for i in range(max(len(g) for g in per_label.values())) for group in per_label.values() if i < len(group)]
+    longest = max(len(g) for g in per_label.values())
+    sample = [group[i] for i in range(longest) for group in per_label.values() if i < len(group)]
     return sample[:n]
 
 

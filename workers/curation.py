@@ -8,7 +8,7 @@ import random
 import re
 import struct
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,8 @@ class NearDuplicateIndex:
 
     def find(self, text: str) -> int | None:
         grams = shingles(text)
-        candidates = {i for key in self.hasher.band_keys(self.hasher.signature(grams)) for i in self._buckets.get(key, [])}
+        candidates = {i for key in self.hasher.band_keys(self.hasher.signature(grams))
+                      for i in self._buckets.get(key, [])}
         return next((i for i in sorted(candidates) if jaccard(grams, self._grams[i]) >= self.threshold), None)
 
     def add(self, text: str) -> int:
@@ -86,23 +87,25 @@ class Curated:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-def deduplicate(rows: Iterable[dict[str, Any]], held_out: dict[str, Sequence[str]], threshold: float = 0.7) -> Curated:
+def deduplicate(rows: Iterable[dict[str, Any]], held_out: Mapping[str, Sequence[str]],
+                threshold: float = 0.7) -> Curated:
     """Drop exact and near duplicates, and rows that overlap any held-out text.
 
     `held_out` maps a reason (e.g. "test_overlap") to texts that no training row may resemble.
     """
     result = Curated()
     guards = {}
-    for reason, texts in held_out.items():
+    for guard, texts in held_out.items():
         index = NearDuplicateIndex(threshold)
         for text in texts:
             index.add(text)
-        guards[reason] = ({normalize(t) for t in texts}, index)
+        guards[guard] = ({normalize(t) for t in texts}, index)
     seen_exact: set[str] = set()
     kept_index = NearDuplicateIndex(threshold)
     for row in rows:
         key = normalize(row["input"])
-        reason = next((r for r, (exact, near) in guards.items() if key in exact or near.find(row["input"]) is not None), None)
+        reason = next((r for r, (exact, near) in guards.items()
+                       if key in exact or near.find(row["input"]) is not None), None)
         if reason is None and key in seen_exact:
             reason = "duplicate"
         elif reason is None and kept_index.find(row["input"]) is not None:
@@ -153,7 +156,8 @@ def _fair_quota(sizes: dict[str, int], budget: int) -> dict[str, int]:
     return quota
 
 
-def split(rows: list[dict[str, Any]], validation_fraction: float = 0.1, seed: int = 0, key: str = "output") -> list[dict[str, Any]]:
+def split(rows: list[dict[str, Any]], validation_fraction: float = 0.1, seed: int = 0,
+          key: str = "output") -> list[dict[str, Any]]:
     """Mark each row `train` or `validation`, stratified by `key`, every group keeping >= 1 train row."""
     rng = random.Random(seed)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

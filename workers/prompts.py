@@ -65,7 +65,8 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
         ask = f"Write {count} different inputs for this task, as real people would write them; no answers."
         examples = _seed_lines(seeds, 3, False)
     return [
-        {"role": "system", "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
+        {"role": "system",
+         "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
         {"role": "user", "content": (
             f"Task: {task_spec.task}\n{examples}{ask}\n"
             f"Topic: {bucket['topic']}. Style: {bucket['style']}. Length: {bucket['length']}."

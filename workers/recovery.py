@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,12 +32,13 @@ def recover_jobs(queues: Collection[str] = ("default",)) -> int:
             )
         ).all()
         next_queue = {job_id: _next_queue(session, job_id) for job_id, _, _ in rows}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     count = 0
     for job_id, status, lease in rows:
         if next_queue[job_id] not in queues:
             continue
-        delay = 0.0 if status == JobStatus.QUEUED.value or lease is None else max(0.0, (lease - now).total_seconds() + 1)
+        delay = (0.0 if status == JobStatus.QUEUED.value or lease is None
+                 else max(0.0, (lease - now).total_seconds() + 1))
         enqueue_run(job_id, next_queue[job_id], countdown=delay or None)
         count += 1
     return count

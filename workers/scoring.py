@@ -23,12 +23,12 @@ def score(pairs: Sequence[tuple[str, str | None]], labels: Sequence[str] = ()) -
     for label in names:
         tp = sum(e == label and p == label for e, p in pairs)
         support = sum(e == label for e, _ in pairs)
-        predicted = sum(p == label for _, p in pairs)
-        precision = tp / predicted if predicted else 0.0
+        n_predicted = sum(p == label for _, p in pairs)
+        precision = tp / n_predicted if n_predicted else 0.0
         recall = tp / support if support else None
         f1 = 2 * precision * recall / (precision + recall) if recall and precision else 0.0
         per_label[label] = {"n": support, "accuracy": _round(recall), "recall": _round(recall),
-                            "precision": _round(precision) if predicted else None, "f1": _round(f1)}
+                            "precision": _round(precision) if n_predicted else None, "f1": _round(f1)}
     present = [v["f1"] for v in per_label.values() if v["n"]]
     return {
         "accuracy": _round(correct / n) if n else None,
@@ -52,7 +52,7 @@ def score_answers(expected: Sequence[str], predicted: Sequence[str | None], task
     """The scoring rule for one model's answers to a task: both sides normalised the same way
     (`normalize_answer`), then per-label scores for classification or exact match otherwise."""
     pairs = [(normalize_answer(e, task_type), None if p is None else normalize_answer(p, task_type))
-             for e, p in zip(expected, predicted)]
+             for e, p in zip(expected, predicted, strict=True)]
     return score(pairs, labels) if labels else exact_match(pairs)
 
 

@@ -163,7 +163,8 @@ class Teacher:
 
 def _refuses_guidance(exc: openai.BadRequestError) -> bool:
     text = str(exc).lower()
-    return any(word in text for word in ("structured_outputs", "response_format", "json_schema", "extra", "unrecognized"))
+    return any(word in text
+               for word in ("structured_outputs", "response_format", "json_schema", "extra", "unrecognized"))
 
 
 def _answer(response: Any) -> Answer:

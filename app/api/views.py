@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from app.models import Artifact, Job, JobStage
@@ -27,7 +27,7 @@ def stage_eta(status: str, progress: float, started_at: datetime | None, now: da
 
 
 def stage_public(stage: JobStage, now: datetime | None = None) -> StagePublic:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return StagePublic(
         name=stage.name, status=stage.status, progress=stage.progress, done=stage.done, total=stage.total,
         metrics=stage.metrics or {}, error=stage.error_message, started_at=stage.started_at,

@@ -45,7 +45,8 @@ def server_url(url: str | None) -> str:
 def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
     """(event, decoded JSON data) for each Server-Sent Event in `lines`; comments and `retry:`
     fields are skipped, as are events without data."""
-    event, data = "message", []
+    event = "message"
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:
@@ -89,7 +90,7 @@ class VibetuneClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "VibetuneClient":
+    def __enter__(self) -> VibetuneClient:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -10,11 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.cli.output import (
-    LineProgress, LiveProgress, download_line, download_summary, error_text, has_scores, jobs_table,
-    report_table, status_text,
-)
 from app.cli.client import ClientError, VibetuneClient, server_url
+from app.cli.output import (
+    LineProgress,
+    LiveProgress,
+    download_line,
+    download_summary,
+    error_text,
+    has_scores,
+    jobs_table,
+    report_table,
+    status_text,
+)
 
 
 class UsageError(Exception):

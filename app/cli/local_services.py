@@ -49,12 +49,14 @@ def _ensure(name: str, url: str, default_port: int, start) -> str | None:
             if _answers(host, port):
                 return None
             time.sleep(0.5)
-    return f"{name} is not answering on {host}:{port} and could not be started here; install and start it, or point the URL setting at a running server."
+    return (f"{name} is not answering on {host}:{port} and could not be started here; "
+            "install and start it, or point the URL setting at a running server.")
 
 
 def main() -> int:
     problems = [
-        _ensure("PostgreSQL", os.environ.get("DATABASE_URL", "postgresql://127.0.0.1:5432/vibetune"), 5432, _start_postgres),
+        _ensure("PostgreSQL", os.environ.get("DATABASE_URL", "postgresql://127.0.0.1:5432/vibetune"), 5432,
+                _start_postgres),
         _ensure("Redis", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), 6379, _start_redis),
     ]
     for problem in filter(None, problems):

@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
         run_worker(["--queue", args.queue, *(["--concurrency", str(args.concurrency)] if args.concurrency else [])])
         return 0
-    from app.config import get_settings
     from app.cli.supervisor import ensure_database, migrate
+    from app.config import get_settings
 
     ensure_database(get_settings().database_url)
     migrate()

@@ -6,7 +6,7 @@ Job snapshots are the dicts `GET /api/jobs/{id}/events` sends (a job summary plu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 FINISHED = ("succeeded", "failed", "canceled")
@@ -33,7 +33,7 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def age(created_at: str | None, now: datetime | None = None) -> str:
@@ -41,7 +41,7 @@ def age(created_at: str | None, now: datetime | None = None) -> str:
     when = parse_time(created_at)
     if when is None:
         return "-"
-    seconds = max(0, int(((now or datetime.now(timezone.utc)) - when).total_seconds()))
+    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
@@ -73,9 +73,10 @@ def truncate(text: str, width: int) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = [headers, *rows]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)
 
 
 def jobs_table(items: Sequence[dict[str, Any]], total: int | None = None, now: datetime | None = None) -> str:

@@ -51,7 +51,9 @@ def test_range_request(client, job_with_artifacts):
     assert beyond.status_code == 416
 
 
-@pytest.mark.parametrize("name", ["../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "model/%2E%2E/%2E%2E/%2E%2E/etc/passwd", ".env"])
+@pytest.mark.parametrize(
+    "name", ["../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "model/%2E%2E/%2E%2E/%2E%2E/etc/passwd", ".env"]
+)
 def test_names_cannot_escape(client, job_with_artifacts, name):
     response = client.get(f"/api/jobs/{job_with_artifacts}/artifacts/{name}")
     assert response.status_code in (400, 404)

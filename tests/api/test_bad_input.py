@@ -57,7 +57,9 @@ def test_bad_input_creates_no_job(client):
     assert client.get("/api/jobs").json()["total"] == before
 
 
-@pytest.mark.parametrize("query,field", [("limit=0", "limit"), ("limit=1000", "limit"), ("offset=-1", "offset"), ("limit=ten", "limit")])
+@pytest.mark.parametrize(
+    "query,field", [("limit=0", "limit"), ("limit=1000", "limit"), ("offset=-1", "offset"), ("limit=ten", "limit")]
+)
 def test_bad_paging_is_422(client, query, field):
     response = client.get(f"/api/jobs?{query}")
     assert response.status_code == 422

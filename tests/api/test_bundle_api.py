@@ -81,7 +81,8 @@ def test_bundle_is_documented_with_the_error_envelope(client):
     doc = client.get("/openapi.json").json()
     route = doc["paths"]["/api/jobs/{job_id}/bundle"]["get"]
     assert "application/x-tar" in route["responses"]["200"]["content"]
-    assert route["responses"]["404"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorResponse"
+    error_ref = "#/components/schemas/ErrorResponse"
+    assert route["responses"]["404"]["content"]["application/json"]["schema"]["$ref"] == error_ref
     assert "HTTPValidationError" not in doc["components"]["schemas"]
 
 

@@ -61,12 +61,16 @@ def test_openapi_documents_every_route_and_error(client):
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/JobCreate")
     error_ref = "#/components/schemas/ErrorResponse"
     assert post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"] == error_ref
-    assert paths["/api/jobs/{job_id}"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]["$ref"] == error_ref
+    not_found = paths["/api/jobs/{job_id}"]["get"]["responses"]["404"]
+    assert not_found["content"]["application/json"]["schema"]["$ref"] == error_ref
     assert "409" in paths["/api/jobs/{job_id}/cancel"]["post"]["responses"]
     assert "206" in paths["/api/jobs/{job_id}/artifacts/{name}"]["get"]["responses"]
     assert "HTTPValidationError" not in doc["components"]["schemas"], "422s use the envelope"
     fields = doc["components"]["schemas"]["JobCreate"]["properties"]
-    assert {"task", "task_type", "labels", "examples", "test_set", "teacher", "student", "num_examples", "until", "training"} <= set(fields)
+    assert {
+        "task", "task_type", "labels", "examples", "test_set", "teacher", "student", "num_examples", "until",
+        "training",
+    } <= set(fields)
 
 
 def test_dashboard_is_served(client):

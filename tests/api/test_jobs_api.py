@@ -87,7 +87,9 @@ def test_resume_of_active_job_is_409(client):
     job = create(client)
     response = client.post(f"/api/jobs/{job['id']}/resume")
     assert response.status_code == 409
-    assert response.json()["error"] == {"code": "not_resumable", "message": f"job {job['id']} is still active (status queued)"}
+    assert response.json()["error"] == {
+        "code": "not_resumable", "message": f"job {job['id']} is still active (status queued)",
+    }
 
 
 def test_delete_active_job_is_409_then_delete_finished(client):

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def greedy(reference, messages, max_new_tokens: int) -> tuple[str, int, int]:
     import torch
 
     model, tokenizer = reference
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
     with torch.inference_mode():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False)
     answer = out[0, ids.shape[1]:].tolist()
@@ -63,6 +66,7 @@ def job_with_model_files(status: JobStatus, folder: Path) -> str:
     job_id = make_job()
     with session_scope() as session:
         token = jobs.claim(session, job_id, 60)
+        assert token is not None
         save_folder(session, get_storage(), job_id, MODEL_FOLDER, folder)
         if status == JobStatus.FAILED:
             jobs.finish(session, job_id, token, status, error_code="boom", error_message="x")
@@ -150,8 +154,10 @@ def test_max_tokens_and_stop_end_the_answer(client, student):
 
 def test_system_message_and_text_parts_are_used(client, student):
     parts = [{"role": "developer", "content": "Answer in one word."},
-             {"role": "user", "content": [{"type": "text", "text": "What is the capital "}, {"type": "text", "text": "of France?"}]}]
-    joined = [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "What is the capital of France?"}]
+             {"role": "user", "content": [{"type": "text", "text": "What is the capital "},
+                                          {"type": "text", "text": "of France?"}]}]
+    joined = [{"role": "system", "content": "Answer in one word."},
+              {"role": "user", "content": "What is the capital of France?"}]
     a = client.post("/v1/chat/completions", json={"model": student, "messages": parts, "max_tokens": 8}).json()
     b = client.post("/v1/chat/completions", json={"model": student, "messages": joined, "max_tokens": 8}).json()
     assert a["choices"] == b["choices"] and a["usage"] == b["usage"]
@@ -280,7 +286,8 @@ def test_openapi_declares_the_openai_routes_and_shapes(client):
     error_ref = "#/components/schemas/OpenAIErrorResponse"
     for status in ("400", "404", "503", "default"):
         assert post["responses"][status]["content"]["application/json"]["schema"]["$ref"] == error_ref
-    assert doc["paths"]["/v1/models"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ModelList")
+    models_ok = doc["paths"]["/v1/models"]["get"]["responses"]["200"]
+    assert models_ok["content"]["application/json"]["schema"]["$ref"].endswith("/ModelList")
     assert "422" not in post["responses"] and "HTTPValidationError" not in doc["components"]["schemas"]
 
 
@@ -311,7 +318,7 @@ def test_cache_keeps_serve_max_models_students(settings_env, fresh_cache, studen
 
 
 @pytest.fixture(scope="module")
-def server(student) -> str:
+def server(student) -> Iterator[str]:
     """The API under uvicorn on a free port, on this run's database and artifacts."""
     port = free_port()
     (SCRATCH / "logs").mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,8 @@ def test_lapsed_lease_can_be_taken_over_and_the_old_token_is_dead():
     job_id = make_job()
     with session_scope() as s:
         old = jobs.claim(s, job_id, lease_seconds=60)
-        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1)))
+        lapsed = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1)
+        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=lapsed))
     with session_scope() as s:
         new = jobs.claim(s, job_id, lease_seconds=60)
     assert new and new != old

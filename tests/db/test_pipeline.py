@@ -74,7 +74,9 @@ def load_for_update(session, job_id):
 def test_second_delivery_while_running_is_busy_and_after_is_noop():
     job_id = make_job(task="t [slow 2]", until="data")
     outcomes = []
-    thread = threading.Thread(target=lambda: outcomes.append(run_job(job_id, registry=recording_registry(), enqueue=no_enqueue)))
+    thread = threading.Thread(
+        target=lambda: outcomes.append(run_job(job_id, registry=recording_registry(), enqueue=no_enqueue))
+    )
     thread.start()
     time.sleep(0.5)
     assert run_job(job_id, registry=recording_registry(), enqueue=no_enqueue) is Outcome.BUSY

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -88,7 +89,7 @@ class Following:
 
 
 @pytest.fixture
-def following():
+def following() -> Iterator[Callable[..., Following]]:
     started: list[Following] = []
 
     def start(service, *args: str) -> Following:

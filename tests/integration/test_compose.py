@@ -44,4 +44,6 @@ def test_dockerfile_copies_what_the_commands_need():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for path in ("app", "workers", "migrations", "alembic.ini", "pyproject.toml", "frontend"):
         assert f"COPY {path}" in dockerfile or f" {path} " in dockerfile, path
-    assert "pip install '.[train]'" in dockerfile, "the image trains, packages and serves students: it needs the train extra"
+    assert "pip install '.[train]'" in dockerfile, (
+        "the image trains, packages and serves students: it needs the train extra"
+    )

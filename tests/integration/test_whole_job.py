@@ -75,8 +75,8 @@ def test_cli_tunes_a_data_job_on_the_bundled_teacher(client, live_service, data_
     assert sha256(downloaded) == artifacts["dataset.jsonl"]["sha256"]
 
     plan = job["plan"]
-    assert plan["task_type"] == "classification" and [l["name"] for l in plan["labels"]] == ["spam", "ham"]
-    assert all(l["description"] for l in plan["labels"]) and plan["topics"]
+    assert plan["task_type"] == "classification" and [label["name"] for label in plan["labels"]] == ["spam", "ham"]
+    assert all(label["description"] for label in plan["labels"]) and plan["topics"]
 
     raw = client.get(f"/api/jobs/{job['id']}/dataset")
     assert raw.status_code == 200
@@ -195,11 +195,16 @@ def check_bundle_download(page, base: str, job_id: str, bundle: Path) -> None:
         page.click("#download-bundle")
     download.value.save_as(bundle)
     with tarfile.open(bundle) as tar:
-        sums = dict(reversed(line.split("  ", 1)) for line in
-                    tar.extractfile(f"{job_id}/SHA256SUMS").read().decode().splitlines())
+        def member(name: str) -> bytes:
+            file = tar.extractfile(f"{job_id}/{name}")
+            assert file is not None, name
+            return file.read()
+
+        sums = {name: digest for digest, name in
+                (line.split("  ", 1) for line in member("SHA256SUMS").decode().splitlines())}
         assert set(sums) == {a["name"] for a in artifacts}
         for name, digest in sums.items():
-            assert hashlib.sha256(tar.extractfile(f"{job_id}/{name}").read()).hexdigest() == digest, name
+            assert hashlib.sha256(member(name)).hexdigest() == digest, name
 
 
 def test_trained_student_is_evaluated_packaged_and_served(client, data_job):
@@ -272,14 +277,16 @@ def test_cli_shows_the_report_and_downloads_the_checked_model(client, live_servi
     status = vibetune(live_service, "status", job_id, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "succeeded" in status.stdout and f"verdict: {report['verdict']}" in status.stdout
-    assert f"{report['student']['accuracy']:.3f}" in status.stdout and f"{report['teacher']['accuracy']:.3f}" in status.stdout
+    assert f"{report['student']['accuracy']:.3f}" in status.stdout
+    assert f"{report['teacher']['accuracy']:.3f}" in status.stdout
 
     result = vibetune(live_service, "download", job_id, "--out", "model-files", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     artifacts = client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]
     for artifact in artifacts:
         assert sha256(tmp_path / "model-files" / artifact["name"]) == artifact["sha256"], artifact["name"]
-    assert (tmp_path / "model-files" / "model" / "config.json").is_file() and (tmp_path / "model-files" / "student.gguf").is_file()
+    assert (tmp_path / "model-files" / "model" / "config.json").is_file()
+    assert (tmp_path / "model-files" / "student.gguf").is_file()
 
 
 class _Reader:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Error, Page, Request, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts, which
@@ -26,9 +26,21 @@ class PageErrors:
     def __init__(self, page: Page) -> None:
         self.messages: list[str] = []
         self.outside: list[str] = []
-        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
-        page.on("console", lambda msg: msg.type == "error" and self.messages.append(f"console: {msg.text}"))
-        page.on("request", lambda request: request.url.startswith(self.LOCAL) or self.outside.append(request.url))
+
+        def on_page_error(error: Error) -> None:
+            self.messages.append(f"pageerror: {error}")
+
+        def on_console(msg: ConsoleMessage) -> None:
+            if msg.type == "error":
+                self.messages.append(f"console: {msg.text}")
+
+        def on_request(request: Request) -> None:
+            if not request.url.startswith(self.LOCAL):
+                self.outside.append(request.url)
+
+        page.on("pageerror", on_page_error)
+        page.on("console", on_console)
+        page.on("request", on_request)
 
     def assert_none(self, allowed: tuple[str, ...] = ()) -> None:
         unexpected = [m for m in self.messages if not any(a in m for a in allowed)]

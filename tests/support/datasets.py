@@ -17,4 +17,4 @@ def sms_spam(per_class: int) -> list[dict[str, str]]:
         for label, text in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
             if len(rows[label]) < per_class:
                 rows[label].append({"input": text, "output": label})
-    return [row for pair in zip(rows["spam"], rows["ham"]) for row in pair]
+    return [row for pair in zip(rows["spam"], rows["ham"], strict=False) for row in pair]

@@ -44,8 +44,11 @@ def make_finished_job(
     with session_scope() as session:
         token = jobs.claim(session, job_id, 60)
         assert token is not None
-        for stage in session.get(Job, job_id).stages:
-            job_stages.finish_stage(session, job_id, stage.name, StageStatus.SUCCEEDED, (metrics or {}).get(stage.name, {}))
+        job = session.get(Job, job_id)
+        assert job is not None
+        for stage in job.stages:
+            stage_metrics = (metrics or {}).get(stage.name, {})
+            job_stages.finish_stage(session, job_id, stage.name, StageStatus.SUCCEEDED, stage_metrics)
         if model_dir is not None:
             save_folder(session, get_storage(), job_id, MODEL_FOLDER, model_dir)
         jobs.finish(session, job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None)

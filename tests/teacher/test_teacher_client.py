@@ -34,8 +34,10 @@ async def with_teacher(url, work, **config):
 
 def test_guided_choice_answers_a_label_with_a_distribution(teacher_url):
     async def work(t):
-        return await t.chat(prompts.label_messages(TaskSpec.model_validate(SPAM_SPEC), "WINNER! Claim your free prize now, txt WIN to 80082"),
-                            max_tokens=8, choices=["spam", "ham"], top_logprobs=10)
+        messages = prompts.label_messages(
+            TaskSpec.model_validate(SPAM_SPEC), "WINNER! Claim your free prize now, txt WIN to 80082"
+        )
+        return await t.chat(messages, max_tokens=8, choices=["spam", "ham"], top_logprobs=10)
 
     answer, teacher = run(with_teacher(teacher_url, work))
     assert answer.text in ("spam", "ham")
@@ -47,7 +49,8 @@ def test_guided_choice_answers_a_label_with_a_distribution(teacher_url):
 
 def test_json_schema_answer_parses(teacher_url):
     async def work(t):
-        return await t.chat(prompts.plan_question(JobSpec(task=SPAM_SPEC["task"], teacher=TEACHER.name, student="s"), prompts.PLAN_QUESTIONS["styles"]),
+        request = JobSpec(task=SPAM_SPEC["task"], teacher=TEACHER.name, student="s")
+        return await t.chat(prompts.plan_question(request, prompts.PLAN_QUESTIONS["styles"]),
                             max_tokens=60, json_schema=prompts.list_schema(1, 3))
 
     answer, _ = run(with_teacher(teacher_url, work))

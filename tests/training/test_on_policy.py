@@ -58,7 +58,8 @@ class Hooks:
 def on_policy_run(out, job, epochs=1):
     """Real on-policy training: 4 SMS prompts, batch 2 (2 steps an epoch), the student as its own teacher."""
     return train_student(
-        student=STUDENT, rows=sms_training_rows(4), labels=LABELS, task_spec=SMS_TASK_SPEC, teacher=TEACHER,
+        student=STUDENT, rows=sms_training_rows(4), labels=LABELS, teacher=TEACHER,
+        task_spec=TaskSpec.model_validate(SMS_TASK_SPEC),
         options={"distillation": "on_policy", "teacher_weights": student_source(STUDENT), "epochs": epochs,
                  "batch_size": 2},
         checkpoints=out / "ck", out=out / "out", job=job,
@@ -70,7 +71,8 @@ def on_policy_run(out, job, epochs=1):
 def test_the_bundled_pair_is_refused_naming_the_vocabulary_mismatch(tmp_path):
     with pytest.raises(StageError) as info:
         train_student(student=STUDENT, rows=sms_training_rows(4), labels=LABELS,
-                      options={"distillation": "on_policy"}, teacher=TEACHER, task_spec=SMS_TASK_SPEC,
+                      options={"distillation": "on_policy"}, teacher=TEACHER,
+                      task_spec=TaskSpec.model_validate(SMS_TASK_SPEC),
                       checkpoints=tmp_path / "ck", out=tmp_path / "out")
     assert info.value.code == "distillation_unavailable"
     message = info.value.message
@@ -216,7 +218,8 @@ def test_teacher_model_path_is_where_the_default_teacher_is_served_from(monkeypa
     monkeypatch.setenv("EXTRA_TEACHERS", "other-teacher")
     get_settings.cache_clear()
     try:
-        assert resolve({"distillation": "on_policy"}, SMALL, teacher=TEACHER).teacher_weights == "/srv/models/my-teacher"
+        on_policy = {"distillation": "on_policy"}
+        assert resolve(on_policy, SMALL, teacher=TEACHER).teacher_weights == "/srv/models/my-teacher"
         assert resolve({"distillation": "on_policy"}, SMALL, teacher="other-teacher").teacher_weights is None
         given = {"distillation": "on_policy", "teacher_weights": "org/teacher"}
         assert resolve(given, SMALL, teacher=TEACHER).teacher_weights == "org/teacher"
@@ -245,7 +248,8 @@ def test_distillation_config_carries_the_plan(tmp_path):
     assert config.max_completion_length == 6 and config.temperature == 1.0
     assert config.bf16 is False and config.gradient_checkpointing is False  # TRL defaults both to True
     assert config.logging_steps == 1 and config.save_steps == 3 and config.output_dir == str(tmp_path)
-    assert distillation_config(plan, tmp_path, bf16=False, max_new_tokens=500, n_examples=10).max_completion_length == 64
+    distill = distillation_config(plan, tmp_path, bf16=False, max_new_tokens=500, n_examples=10)
+    assert distill.max_completion_length == 64
     assert total_steps(10, plan, drop_last=True) == 2 and total_steps(10, plan) == 2
     assert total_steps(20, resolve({"batch_size": 8, "epochs": 1}, SMALL), drop_last=True) == 2
 
@@ -261,4 +265,4 @@ def test_on_policy_examples_give_the_teacher_the_labeling_prompt():
     assert on_policy_example(row)["teacher_prompt"] == example["prompt"]
     tokenizer = load_student(STUDENT).tokenizer
     longest = max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in ("spam", "ham"))
-    assert answer_budget(tokenizer, ["spam", "ham"]) == longest + 8
+    assert answer_budget(tokenizer, ["spam", "ham"]) == longest + 4

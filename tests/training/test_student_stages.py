@@ -20,7 +20,8 @@ def run_stage(name, job_id, results):
     job = load(job_id)
     work = get_settings().work_dir / str(job_id) / name
     work.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(job_id=job_id, spec=JobSpec.model_validate(job.spec), work_dir=work, storage=get_storage(), results=results)
+    ctx = StageContext(job_id=job_id, spec=JobSpec.model_validate(job.spec), work_dir=work, storage=get_storage(),
+                       results=results)
     return REGISTRY[name].run(ctx)
 
 
@@ -48,6 +49,16 @@ def test_train_then_evaluate_scores_all_three_models_the_same_way(teacher_settin
     assert 0 <= metrics["student"]["free_generation"]["valid_label_rate"] <= 1
     assert metrics["verdict"] in ("deploy", "retune")
     assert metrics["predictions"]["name"] == PREDICTIONS
+
+    # What evaluate recorded as the tuned student's free answer is what /v1 serves for the same input.
+    from app.api.openai import serving
+    from app.artifacts import artifact_key
+
+    path = get_storage().local_path(artifact_key(job_id, PREDICTIONS))
+    recorded = [json.loads(line) for line in path.read_text().splitlines()][:3]
+    for row in recorded:
+        served = serving.complete(str(job_id), [{"role": "user", "content": row["input"]}], max_tokens=16)
+        assert served.text.strip() == row["student_text"], row
 
 
 EXTRACTION_SPEC = {

@@ -35,7 +35,8 @@ def test_near_duplicates_are_dropped_but_different_texts_kept():
 def test_held_out_overlap_is_dropped_by_reason():
     test_text = "WINNER!! You have been selected to receive a 900 prize reward, call now to claim"
     result = curation.deduplicate(
-        rows("winner you have been selected to receive a 900 prize reward call now to claim it", "see you at lunch", "ok"),
+        rows("winner you have been selected to receive a 900 prize reward call now to claim it",
+             "see you at lunch", "ok"),
         {"test_overlap": [test_text], "seed_overlap": ["ok"]},
     )
     assert [r["input"] for r in result.rows] == ["see you at lunch"]
@@ -63,7 +64,8 @@ def test_balance_shares_budget_evenly_and_gives_leftovers_to_big_classes():
 
 
 def test_split_is_stratified_and_keeps_train_rows():
-    data = rows(*[f"a{i}" for i in range(50)], label="a") + rows(*[f"b{i}" for i in range(10)], label="b") + rows("c0", label="c")
+    data = (rows(*[f"a{i}" for i in range(50)], label="a") + rows(*[f"b{i}" for i in range(10)], label="b")
+            + rows("c0", label="c"))
     out = curation.split(data, 0.1, seed=3)
     by = Counter((r["output"], r["split"]) for r in out)
     assert by[("a", "validation")] == 5 and by[("b", "validation")] == 1

@@ -23,7 +23,8 @@ LLAMA3 = (
 )
 LLAMA3_CONFIG = {"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|eot_id|>"}
 NO_SYSTEM = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
     "{% for message in messages %}<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
     "{{ message['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
@@ -66,7 +67,8 @@ def test_a_template_without_a_system_role_gets_no_system_branch():
 
 def test_template_braces_in_text_are_escaped():
     template = ("{% for m in messages %}{% if m['role'] == 'assistant' %}=>{{ m['content'] }}\n"
-                "{% else %}{{ '{{' + m['content'] + '}}' }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}=>{% endif %}")
+                "{% else %}{{ '{{' + m['content'] + '}}' }}\n{% endif %}{% endfor %}"
+                "{% if add_generation_prompt %}=>{% endif %}")
     chat = ollama_chat_format(template, {})
     assert chat is not None
     assert render_prompt(chat.template, "x") == "{{x}}\n=>"

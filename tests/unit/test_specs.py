@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # option null unless given), and a plan stage's `task_spec` of the same time.
 STORED_SPEC = {
     "task": "Decide whether an SMS is spam or a normal message", "task_type": None, "labels": ["spam", "ham"],
-    "examples": [{"input": "WIN a prize now", "output": "spam"}], "test_set": [{"input": "see you at 6", "output": "ham"}],
+    "examples": [{"input": "WIN a prize now", "output": "spam"}],
+    "test_set": [{"input": "see you at 6", "output": "ham"}],
     "teacher": "qwen2.5-coder-1.5b-instruct", "student": "smollm2-135m-instruct", "num_examples": 30, "until": "data",
     "training": {"method": None, "epochs": None, "learning_rate": None, "batch_size": None, "max_length": None,
                  "lora_r": None, "lora_alpha": None, "soft_label_weight": None, "temperature": None, "seed": None,
@@ -59,4 +60,5 @@ def test_one_task_type_everywhere():
 def test_the_docs_table_is_the_options_model():
     docs = (ROOT / "docs" / "training.md").read_text()
     assert training_options_table() in docs, "regenerate the table in docs/training.md from app.specs"
-    assert set(TrainingOptions.model_fields) == {line.split("`")[1] for line in training_options_table().splitlines()[2:]}
+    table_rows = training_options_table().splitlines()[2:]
+    assert set(TrainingOptions.model_fields) == {line.split("`")[1] for line in table_rows}

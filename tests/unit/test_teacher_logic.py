@@ -18,7 +18,8 @@ def answer(first: dict[str, float], text="negative"):
 
 
 def test_soft_labels_take_the_best_prefix_token_per_label():
-    probs = label_distribution(answer({"neg": 0.6, "negative": 0.1, "pos": 0.2, "The": 0.05}), ["positive", "negative"], "negative")
+    first = {"neg": 0.6, "negative": 0.1, "pos": 0.2, "The": 0.05}
+    probs = label_distribution(answer(first), ["positive", "negative"], "negative")
     assert probs["negative"] == pytest.approx(0.6 / 0.8)
     assert probs["positive"] == pytest.approx(0.2 / 0.8)
     assert sum(probs.values()) == pytest.approx(1.0)
@@ -39,7 +40,8 @@ def test_match_label():
 def test_plan_keeps_the_persons_labels_and_adds_descriptions():
     request = JobSpec(task="spam or not", labels=["spam", "ham"], teacher="t", student="s")
     raw = {"task_type": "classification", "instruction": "Decide if the SMS is unwanted advertising.",
-           "labels": [{"name": "ham", "description": "a normal, legitimate message"}, {"name": "eggs", "description": "x"}],
+           "labels": [{"name": "ham", "description": "a normal, legitimate message"},
+                      {"name": "eggs", "description": "x"}],
            "topics": ["banking", "banking", "friends"], "styles": ["casual"], "lengths": ["short"]}
     spec = build_task_spec(request, raw)
     assert spec.label_names == ["spam", "ham"]
@@ -56,7 +58,8 @@ def test_plan_survives_a_useless_teacher_answer():
 def test_score_counts_invalid_predictions_as_wrong():
     report = score([("spam", "spam"), ("ham", "spam"), ("ham", None), ("ham", "ham")], ["spam", "ham"])
     assert report["accuracy"] == 0.5 and report["n"] == 4
-    assert report["per_label"]["spam"] == {"n": 1, "accuracy": 1.0, "recall": 1.0, "precision": 0.5, "f1": pytest.approx(0.6667)}
+    assert report["per_label"]["spam"] == {"n": 1, "accuracy": 1.0, "recall": 1.0, "precision": 0.5,
+                                           "f1": pytest.approx(0.6667)}
     assert report["per_label"]["ham"] == {"n": 3, "accuracy": pytest.approx(0.3333), "recall": pytest.approx(0.3333),
                                           "precision": 1.0, "f1": 0.5}
     assert report["macro_f1"] == pytest.approx((0.6667 + 0.5) / 2, abs=1e-4) and report["invalid"] == 1
@@ -77,7 +80,8 @@ def test_no_prompt_ever_contains_the_test_set():
 
     secret = "ZEBRA-7731 held-out message"
     request = JobSpec(task="spam or ham", labels=["spam", "ham"], teacher="t", student="s",
-                      examples=[{"input": "seed text", "output": "ham"}], test_set=[{"input": secret, "output": "spam"}])
+                      examples=[{"input": "seed text", "output": "ham"}],
+                      test_set=[{"input": secret, "output": "spam"}])
     spec = TaskSpec(task=request.task, task_type="classification", instruction="i",
                     labels=[{"name": "spam", "description": "ads"}, {"name": "ham", "description": "normal"}])
     conversations = [prompts.plan_question(request, q) for q in prompts.PLAN_QUESTIONS.values()]
@@ -98,3 +102,13 @@ def test_free_form_answers_are_compared_after_normalising():
     assert normalize_answer(" ham ", "classification") == "ham"
     report = exact_match([("a", "a"), ("b", "c"), ("d", None)])
     assert report["accuracy"] == pytest.approx(0.3333) and report["invalid"] == 1 and report["macro_f1"] is None
+
+
+def test_teacher_and_students_are_scored_on_normalised_answers():
+    from workers.scoring import score_answers
+
+    expected = ['{"city": "Paris", "day": "Monday"}', '{"city": "Lima", "day": null}']
+    predicted = ['{"day": "Monday", "city": "Paris"}', None]
+    report = score_answers(expected, predicted, "extraction")
+    assert report["accuracy"] == 0.5 and report["invalid"] == 1 and report["rule"] == "exact_match"
+    assert score_answers(["ham", "spam"], [" ham", "ham"], "classification", ["spam", "ham"])["accuracy"] == 0.5

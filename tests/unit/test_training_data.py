@@ -34,7 +34,8 @@ def test_oversampling_evens_out_the_classes_and_keeps_every_row():
 
     from workers.training.data import oversample
 
-    rows = [{"input": f"s{i}", "output": "spam"} for i in range(6)] + [{"input": f"h{i}", "output": "ham"} for i in range(2)]
+    rows = [{"input": f"s{i}", "output": "spam"} for i in range(6)]
+    rows += [{"input": f"h{i}", "output": "ham"} for i in range(2)]
     out = oversample(rows, ["spam", "ham"], seed=1)
     assert Counter(r["output"] for r in out) == {"spam": 6, "ham": 6}
     assert {r["input"] for r in out} == {r["input"] for r in rows}

@@ -4,6 +4,7 @@ GGUF file that reads back as the same model, plus Modelfile, model card and repo
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,14 +24,14 @@ from workers.stages.base import StageContext, StageError
 from workers.stages.package import PackageStage
 
 STUDENT_DIR = model_dir(STUDENT)
-SPEC = {
+SPEC: dict[str, Any] = {
     "task": "Decide whether an SMS message is spam or a normal message",
     "task_type": "classification",
     "labels": [{"name": "spam", "description": "unsolicited advertising or a scam"},
                {"name": "ham", "description": "a normal, legitimate message"}],
     "instruction": "Answer with the label only.",
 }
-METRICS = {
+METRICS: dict[str, dict[str, Any]] = {
     "plan": {"task_spec": SPEC},
     "train": {"method": "full", "student": STUDENT.name, "plan": {"epochs": 3, "learning_rate": 5e-5, "batch_size": 8},
               "train_loss": 0.43217},

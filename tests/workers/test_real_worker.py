@@ -93,9 +93,12 @@ def test_failed_job_resumes_from_its_failed_stage(client):
     failed = wait_for_job(client, job_id, finished)
     assert failed["status"] == "failed" and failed["error"]["code"] == "test_failure" and failed["stage"] == "label"
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 200
-    again = wait_for_job(client, job_id, lambda j: j["status"] == "failed" and j["finished_at"] != failed["finished_at"])
+    again = wait_for_job(client, job_id,
+                         lambda j: j["status"] == "failed" and j["finished_at"] != failed["finished_at"])
     assert again["error"]["code"] == "test_failure"
-    assert runs(get_settings().work_dir, job_id) == ["plan", "generate", "label", "label"], "finished stages are not redone"
+    assert runs(get_settings().work_dir, job_id) == ["plan", "generate", "label", "label"], (
+        "finished stages are not redone"
+    )
 
 
 def test_until_data_then_resume_carries_on_to_the_model_stages(client):
@@ -104,6 +107,7 @@ def test_until_data_then_resume_carries_on_to_the_model_stages(client):
     assert first["status"] == "succeeded" and [s["name"] for s in first["stages"]] == list(DATA_STAGES)
     resumed = client.post(f"/api/jobs/{job_id}/resume").json()
     assert resumed["spec"]["until"] == "model"
-    job = wait_for_job(client, job_id, lambda j: finished(j) and len(j["stages"]) == len(ALL_STAGES) and j["progress"] == 1.0)
+    job = wait_for_job(client, job_id,
+                       lambda j: finished(j) and len(j["stages"]) == len(ALL_STAGES) and j["progress"] == 1.0)
     assert job["status"] == "succeeded"
     assert runs(get_settings().work_dir, job_id) == list(ALL_STAGES)

@@ -121,7 +121,7 @@ def _task_section(spec: dict[str, Any]) -> list[str]:
 
 def _training_section(info: PackageInfo) -> list[str]:
     method = info.train.get("method")
-    methods = {"lora": "LoRA (the adapter merged into the weights)", "full": "full fine-tuning"}
+    methods: dict[str | None, str] = {"lora": "LoRA (the adapter merged into the weights)", "full": "full fine-tuning"}
     lines = ["## How it was trained", ""]
     if info.teacher:
         lines.append(f"- Teacher: `{info.teacher}` wrote and labeled the training data (distillation).")
@@ -187,7 +187,8 @@ def _usage_section(info: PackageInfo) -> list[str]:
         'tokenizer = AutoTokenizer.from_pretrained("./model")',
         'model = AutoModelForCausalLM.from_pretrained("./model")',
         'messages = [{"role": "user", "content": "your input here"}]',
-        "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
+        "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", "
+        "return_dict=True)",
         "out = model.generate(**ids, max_new_tokens=64, do_sample=False)",
         'print(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))',
         "```", "",
@@ -195,7 +196,8 @@ def _usage_section(info: PackageInfo) -> list[str]:
         "```bash",
         f"vllm serve ./model --served-model-name {name}",
         "curl -s localhost:8000/v1/chat/completions -H 'content-type: application/json' \\",
-        f"  -d '{{\"model\": \"{name}\", \"temperature\": 0, \"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
+        f"  -d '{{\"model\": \"{name}\", \"temperature\": 0, "
+        f"\"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
         "```", "",
         "Ollama (from the folder holding `student.gguf` and `Modelfile`):", "",
         "```bash",
@@ -205,7 +207,8 @@ def _usage_section(info: PackageInfo) -> list[str]:
         "The vibetune service that trained it (the job id is the model name):", "",
         "```bash",
         "curl -s http://127.0.0.1:8000/v1/chat/completions -H 'content-type: application/json' \\",
-        f"  -d '{{\"model\": \"{job}\", \"temperature\": 0, \"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
+        f"  -d '{{\"model\": \"{job}\", \"temperature\": 0, "
+        f"\"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
         "```",
     ]
 
@@ -217,7 +220,8 @@ def _looks_like_hub_id(name: str) -> bool:
 def model_card(info: PackageInfo) -> str:
     """The model card: the task, how the student was trained, its scores against the teacher and
     the untuned student, the verdict, its files and how to run it."""
-    front = ["---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [vibetune, gguf, distillation]"]
+    front = ["---", "library_name: transformers", "pipeline_tag: text-generation",
+             "tags: [vibetune, gguf, distillation]"]
     if info.student and _looks_like_hub_id(info.student):
         front.append(f"base_model: {json.dumps(info.student)}")
     front.append("---")

@@ -57,7 +57,8 @@ class CurateStage:
         seed, wanted = ctx.spec.seed, ctx.spec.num_examples
         labels = spec.label_names
         balanced = curation.balance(unique.rows, labels, wanted, seed) if labels else \
-            curation.Curated(rows=unique.rows[:wanted], dropped=Counter({"over_budget": max(0, len(unique.rows) - wanted)}))
+            curation.Curated(rows=unique.rows[:wanted],
+                             dropped=Counter({"over_budget": max(0, len(unique.rows) - wanted)}))
         dropped.update(balanced.dropped)
         ctx.progress(3, 4)
         final = curation.split(balanced.rows, VALIDATION_FRACTION, seed, key="output" if labels else "bucket")

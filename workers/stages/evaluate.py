@@ -14,9 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.artifacts import (
-    DATASET_ARTIFACT, MODEL_FOLDER, PREDICTIONS_ARTIFACT, TEACHER_PREDICTIONS_ARTIFACT, artifact_key, folder_path,
+    DATASET_ARTIFACT,
+    MODEL_FOLDER,
+    PREDICTIONS_ARTIFACT,
+    TEACHER_PREDICTIONS_ARTIFACT,
+    artifact_key,
+    folder_path,
 )
-from app.inference import answer_budget, generate
+from app.inference import Messages, answer_budget, generate
 from app.specs import Row, TaskSpec
 from workers import bundled_models, prompts
 from workers.labelling import MalformedAnswer, answer_one, answers_or_none, label_inputs, match_label
@@ -66,7 +71,7 @@ class EvaluateStage:
             {"input": row.input, "expected": normalize(row.output, spec), "teacher": t, "base_student": b,
              "student": s, "student_text": tuned_text}
             for row, t, b, s, tuned_text in zip(rows, normalised["teacher"], normalised["base_student"],
-                                                normalised["student"], tuned_texts)))
+                                                normalised["student"], tuned_texts, strict=True)))
         ctx.progress(4, 4)
         student_acc, teacher_acc = reports["student"]["accuracy"], reports["teacher"]["accuracy"]
         return {
@@ -139,13 +144,16 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
 
     student = load_student(name)
     labels = spec.label_names
+    decide: Callable[[Messages], str]
     if labels:
         decide = LabelChooser(student, labels).choose
     else:
         budget = answer_budget(student.tokenizer, [row.output for row in rows])
 
-        def decide(chat: list[dict[str, str]]) -> str:
+        def generate_answer(chat: Messages) -> str:
             return generate(student, chat, max_tokens=budget).text
+
+        decide = generate_answer
 
     free = tuned and bool(labels)
     answers: list[str | None] = []

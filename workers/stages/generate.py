@@ -6,8 +6,7 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT
@@ -71,11 +70,12 @@ class GenerateStage:
         results, usage = with_teacher(ctx, lambda t: generate_inputs(t, spec, buckets, seeds, ctx.progress))
         rows: list[dict[str, Any]] = []
         malformed = 0
-        for bucket, result in zip(buckets, results):
+        for bucket, result in zip(buckets, results, strict=True):
             if isinstance(result, BaseException):
                 malformed += 1
                 continue
-            rows += [{"input": text, "bucket": bucket_id(bucket), "intended_label": bucket.get("label")} for text in result]
+            rows += [{"input": text, "bucket": bucket_id(bucket), "intended_label": bucket.get("label")}
+                     for text in result]
         artifact = write_jsonl(ctx, GENERATED_ARTIFACT, rows)
         return {"calls": calls, "generated": len(rows), "malformed_answers": malformed,
                 "teacher_usage": usage, "artifact": artifact}

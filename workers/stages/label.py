@@ -21,7 +21,7 @@ class LabelStage:
         rows = list(read_jsonl(ctx, GENERATED_ARTIFACT))
         results, usage = with_teacher(ctx, lambda t: label_inputs(t, spec, [r["input"] for r in rows], ctx.progress))
         labeled, malformed, agree = [], 0, 0
-        for row, result in zip(rows, results):
+        for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 malformed += 1
                 continue

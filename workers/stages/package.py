@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.artifacts import ADAPTER_FOLDER, MODEL_FOLDER, folder_path, save_artifact
+from app.artifacts import (
+    ADAPTER_FOLDER,
+    MODEL_CARD_ARTIFACT,
+    MODEL_FOLDER,
+    MODELFILE_ARTIFACT,
+    REPORT_ARTIFACT,
+    folder_path,
+    save_artifact,
+)
 from app.db import session_scope
 from workers.packaging.card import GGUF_NAME, PackageInfo, model_card, modelfile, report_json
 from workers.packaging.gguf_file import ConversionFailed, convert_to_gguf, gguf_facts, safetensors_tensor_count
@@ -46,13 +54,14 @@ class PackageStage:
         info = _package_info(ctx, facts)
         chat_template, tokenizer_config = read_chat_template(model_dir)
         chat = ollama_chat_format(chat_template, tokenizer_config, adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
-        texts = {"Modelfile": modelfile(chat).encode(), "README.md": model_card(info).encode(),
-                 "report.json": report_json(info)}
+        texts = {MODELFILE_ARTIFACT: modelfile(chat).encode(), MODEL_CARD_ARTIFACT: model_card(info).encode(),
+                 REPORT_ARTIFACT: report_json(info)}
         ctx.check_canceled()
 
         stored = []
         with session_scope() as session:
-            for name, source in ((GGUF_NAME, gguf_path), *texts.items()):
+            sources: list[tuple[str, Path | bytes]] = [(GGUF_NAME, gguf_path), *texts.items()]
+            for name, source in sources:
                 artifact = save_artifact(session, ctx.storage, ctx.job_id, name, source)
                 stored.append({"name": artifact.name, "size": artifact.size, "sha256": artifact.sha256})
         gguf_path.unlink(missing_ok=True)  # kept as an artifact now; the work folder need not hold it twice

@@ -73,7 +73,7 @@ class _Planner:
                 names = await self.items("labels", 2, 8)
                 self.expected += len(names)
             descriptions = await asyncio.gather(*(self.text(prompts.label_question(n), 40) for n in names))
-            result["labels"] = [{"name": n, "description": d} for n, d in zip(names, descriptions)]
+            result["labels"] = [{"name": n, "description": d} for n, d in zip(names, descriptions, strict=True)]
         elif task_type == TaskType.EXTRACTION:
             self.expected += 1
             result["output_fields"] = await self.items("output_fields", 1, 8)

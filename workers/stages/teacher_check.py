@@ -32,7 +32,8 @@ class TeacherCheckStage:
         predicted = answers_or_none(results)
         report = score_answers(expected, predicted, spec.task_type, spec.label_names)
         predictions = write_jsonl(ctx, TEACHER_PREDICTIONS_ARTIFACT, (
-            {"input": row.input, "expected": e, "predicted": p} for row, e, p in zip(rows, expected, predicted)))
+            {"input": row.input, "expected": e, "predicted": p}
+            for row, e, p in zip(rows, expected, predicted, strict=True)))
         report.update(source=source, model=ctx.spec.teacher, teacher_usage=usage, predictions=predictions)
         warnings = []
         if report["accuracy"] is not None and report["accuracy"] < WEAK_TEACHER:

@@ -27,7 +27,8 @@ def sft_example(row: dict[str, Any], labels: Sequence[str] = ()) -> dict[str, An
         probs = row.get("label_probs") or {}
         vector = [float(probs.get(label, 0.0)) for label in labels]
         total = sum(vector)
-        example[SOFT_LABELS_COLUMN] = [v / total for v in vector] if total > 0 else [float(row["output"] == l) for l in labels]
+        example[SOFT_LABELS_COLUMN] = ([v / total for v in vector] if total > 0
+                                       else [float(row["output"] == label) for label in labels])
     return example
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-def soften(probs: "torch.Tensor", temperature: float) -> "torch.Tensor":
+def soften(probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """Re-temper a probability distribution: p^(1/T), renormalised (T > 1 flattens it)."""
     import torch
 
@@ -23,8 +23,8 @@ def soften(probs: "torch.Tensor", temperature: float) -> "torch.Tensor":
 
 
 def soft_label_kl(
-    label_logits: "torch.Tensor", teacher_probs: "torch.Tensor", temperature: float
-) -> "torch.Tensor":
+    label_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Mean KL(teacher || student) over a batch, both softened at `temperature`, times T^2.
 
     `label_logits` (batch, labels) are the student's logits of each label's first token;
@@ -37,6 +37,6 @@ def soft_label_kl(
     return F.kl_div(student_log, teacher, reduction="batchmean") * temperature**2
 
 
-def mix(ce_loss: "torch.Tensor", kl_loss: "torch.Tensor", weight: float) -> "torch.Tensor":
+def mix(ce_loss: torch.Tensor, kl_loss: torch.Tensor, weight: float) -> torch.Tensor:
     """The training loss: cross entropy and the KL term, mixed by `weight` in [0, 1]."""
     return (1.0 - weight) * ce_loss + weight * kl_loss

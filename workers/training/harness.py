@@ -30,7 +30,7 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def job_callback(job: JobHooks | None) -> "JobCallback":
+def job_callback(job: JobHooks | None) -> JobCallback:
     """The callback that ties a run to its job: progress, cancel between steps, live loss, and
     checkpoints no closer than `TRAIN_CHECKPOINT_SECONDS`."""
     from app.config import get_settings

@@ -28,16 +28,22 @@ import torch
 from trl import DistillationTrainer
 from trl.trainer.utils import pad
 
+from app.inference import answer_budget
+from app.specs import TaskSpec
 from workers import bundled_models
 from workers.errors import StageError
 from workers.training import options as training_options
 from workers.training.data import on_policy_example
-from workers.training.options import TrainingPlan
-from app.inference import answer_budget
-from app.specs import TaskSpec
 from workers.training.harness import (
-    JobHooks, TrainResult, job_callback, run_metrics, save_trained, train_resuming, trainable_parameters,
+    JobHooks,
+    TrainResult,
+    job_callback,
+    run_metrics,
+    save_trained,
+    train_resuming,
+    trainable_parameters,
 )
+from workers.training.options import TrainingPlan
 from workers.training.student import train_dtype
 
 UNAVAILABLE = "distillation_unavailable"
@@ -143,7 +149,7 @@ class OnPolicyTrainer(DistillationTrainer):
                                               padding_side="left").to(device)
         return output
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if TEACHER_PROMPT_IDS in inputs:
             self._teacher_prompt = (inputs[TEACHER_PROMPT_IDS], inputs[TEACHER_PROMPT_MASK])
         try:
@@ -151,7 +157,7 @@ class OnPolicyTrainer(DistillationTrainer):
         finally:
             self._teacher_prompt = None
 
-    def _get_last_hidden_state(  # type: ignore[override]
+    def _get_last_hidden_state(
         self, unwrapped_model, input_ids, attention_mask, logits_to_keep, **kwargs,
     ):
         # TRL runs both models on prompt + completion and keeps the last `logits_to_keep` (= completion)
@@ -178,7 +184,8 @@ def train_on_policy(
     examples = [on_policy_example(row, task_spec) for row in rows]
     steps = training_options.total_steps(len(examples), plan, drop_last=True)
     config = training_options.distillation_config(
-        plan, checkpoints, bf16=train_dtype() == torch.bfloat16, max_new_tokens=answer_budget(tokenizer, [row["output"] for row in rows]),
+        plan, checkpoints, bf16=train_dtype() == torch.bfloat16,
+        max_new_tokens=answer_budget(tokenizer, [row["output"] for row in rows]),
         n_examples=len(examples), save_steps=training_options.save_every(steps))
     notes = []
     left_out = len(examples) % config.per_device_train_batch_size

@@ -6,9 +6,9 @@ and `DistillationConfig` (on-policy)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.specs import ON_POLICY, SOFT_LABELS, TrainingOptions
@@ -109,7 +109,7 @@ def default_teacher_weights(teacher: str | None) -> str | None:
     return None
 
 
-def sft_config(plan: TrainingPlan, output_dir: Path, *, bf16: bool, save_steps: int = 25) -> "SFTConfig":
+def sft_config(plan: TrainingPlan, output_dir: Path, *, bf16: bool, save_steps: int = 25) -> SFTConfig:
     """TRL's SFTConfig for a plan: prompt/completion data, loss on the completion only,
     a checkpoint every `save_steps` steps (for resuming), the loss logged every step."""
     from trl import SFTConfig
@@ -125,7 +125,7 @@ def sft_config(plan: TrainingPlan, output_dir: Path, *, bf16: bool, save_steps: 
 
 
 def distillation_config(plan: TrainingPlan, output_dir: Path, *, bf16: bool, max_new_tokens: int,
-                        n_examples: int, save_steps: int = 25) -> "DistillationConfig":
+                        n_examples: int, save_steps: int = 25) -> DistillationConfig:
     """TRL's DistillationConfig for an on-policy plan: the student samples at most
     `max_new_tokens` tokens per prompt at `plan.temperature`, and its per-token distribution is
     pulled towards the teacher's by TRL's generalized JSD (TRL's default `beta`). TRL drops
@@ -187,7 +187,7 @@ def save_every(steps: int, most: int = 25) -> int:
     return max(1, min(most, math.ceil(steps / 4)))
 
 
-def lora_config(plan: TrainingPlan) -> "LoraConfig":
+def lora_config(plan: TrainingPlan) -> LoraConfig:
     """peft LoRA adapters on every linear layer of the student."""
     from peft import LoraConfig
 

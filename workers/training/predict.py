@@ -29,7 +29,8 @@ class LabelChooser:
     @torch.inference_mode()
     def choose(self, messages: Messages) -> str:
         prompt = prompt_ids(self.tokenizer, messages)
-        candidates, written = dict(self.sequences), []
+        candidates = dict(self.sequences)
+        written: list[int] = []
         while len(candidates) > 1:
             logits = self.model(torch.tensor([prompt + written], device=self.model.device)).logits[0, -1]
             step = len(written)

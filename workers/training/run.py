@@ -13,7 +13,13 @@ from workers.training import options as training_options
 from workers.training.answers import first_answer_tokens
 from workers.training.data import oversample, sft_example
 from workers.training.harness import (
-    JobHooks, TrainResult, job_callback, last_complete_checkpoint, run_metrics, save_trained, train_resuming,
+    JobHooks,
+    TrainResult,
+    job_callback,
+    last_complete_checkpoint,
+    run_metrics,
+    save_trained,
+    train_resuming,
     trainable_parameters,
 )
 from workers.training.student import load_student, parameter_count, train_dtype

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import TrainerCallback
@@ -19,7 +19,6 @@ from trl import SFTTrainer
 
 from workers.training.data import SOFT_LABELS_COLUMN
 from workers.training.distill import mix, soft_label_kl
-
 
 
 class SoftLabelCollator:
@@ -57,10 +56,13 @@ class DistillSFTTrainer(SFTTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if SOFT_LABELS_COLUMN not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, SOFT_LABELS_COLUMN]
+        # transformers' Trainer initialises the attribute to a bare None, so mypy types it as None;
+        # the call above has filled it with the model's forward() parameter names.
+        columns = cast("list[str]", self._signature_columns)
+        if SOFT_LABELS_COLUMN not in columns:
+            self._signature_columns = [*columns, SOFT_LABELS_COLUMN]  # type: ignore[assignment]
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         soft = inputs.pop(SOFT_LABELS_COLUMN, None)
         if soft is None or self.soft_label_weight <= 0 or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -95,9 +97,9 @@ class DistillSFTTrainer(SFTTrainer):
 
 def _backbone(model: torch.nn.Module) -> torch.nn.Module:
     """The transformer body whose output feeds the LM head (under PEFT too)."""
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model.base_model
+    if hasattr(model, "get_base_model"):  # a PEFT wrapper
+        model = cast(Any, model).get_base_model()
+    return cast(torch.nn.Module, model.base_model)
 
 
 class JobCallback(TrainerCallback):
@@ -121,7 +123,7 @@ class JobCallback(TrainerCallback):
         self._last_sent = 0.0
         self._last_saved = time.monotonic()
 
-    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+    def on_step_end(self, args, state, control, **kwargs):
         self.check_canceled()
         self.progress(state.global_step, state.max_steps)
         if control.should_save:
@@ -129,13 +131,13 @@ class JobCallback(TrainerCallback):
             if recent or state.global_step >= state.max_steps:
                 control.should_save = False
 
-    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+    def on_save(self, args, state, control, **kwargs):
         self._last_saved = time.monotonic()
 
-    def on_substep_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+    def on_substep_end(self, args, state, control, **kwargs):
         self.check_canceled()
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+    def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             entry = {"step": state.global_step, "loss": round(float(logs["loss"]), 5)}
             for key in ("soft_label_kl", "learning_rate", "epoch", "mean_token_accuracy",

@@ -42,12 +42,18 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(min_length=1, description="A finished job's id.")
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT, description=f"Default {DEFAULT_MAX_TOKENS}.")
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT, description="Newer name of `max_tokens`.")
-    temperature: float = Field(0.0, ge=0, le=2, description="0 (the default here) is greedy, so answers repeat exactly.")
+    max_completion_tokens: int | None = Field(
+        None, ge=1, le=MAX_TOKENS_LIMIT, description="Newer name of `max_tokens`."
+    )
+    temperature: float = Field(
+        0.0, ge=0, le=2, description="0 (the default here) is greedy, so answers repeat exactly."
+    )
     top_p: float = Field(1.0, gt=0, le=1)
     stop: str | list[str] | None = Field(None, description="Up to 4 strings; the answer ends before the first one.")
     n: int = Field(1, description="Only 1 is supported.")
-    stream: bool = Field(False, description="Answer as server-sent events (`chat.completion.chunk`), ending with `data: [DONE]`.")
+    stream: bool = Field(
+        False, description="Answer as server-sent events (`chat.completion.chunk`), ending with `data: [DONE]`."
+    )
     stream_options: StreamOptions | None = None
 
     @model_validator(mode="before")

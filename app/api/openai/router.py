@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter
@@ -135,7 +135,7 @@ async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | Stre
     `temperature` > 0; requests to one model are answered one at a time."""
     model_id = await run_in_threadpool(_model_id, body.model)
     messages = [m.as_template_message() for m in body.messages]
-    options = {"max_tokens": body.answer_tokens(), "temperature": body.temperature, "top_p": body.top_p,
+    options: dict[str, Any] = {"max_tokens": body.answer_tokens(), "temperature": body.temperature, "top_p": body.top_p,
                "stop": body.stop_sequences()}
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:

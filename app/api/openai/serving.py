@@ -30,7 +30,14 @@ from typing import Any
 from app.artifacts import MODEL_FOLDER, folder_path
 from app.config import get_settings
 from app.inference import (
-    Completion, Messages, PromptTooLong, Student, StudentUnavailable, TextSink, generate, load_student,
+    Completion,
+    Messages,
+    PromptTooLong,
+    Student,
+    StudentUnavailable,
+    TextSink,
+    generate,
+    load_student,
 )
 from app.storage import get_storage
 

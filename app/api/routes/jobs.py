@@ -30,7 +30,8 @@ def _enqueue_or_fail(session: SessionDep, job: Job) -> None:
         jobs.fail_queued(session, job.id, "broker_unavailable", f"the job queue is unreachable: {exc}")
         session.commit()
         raise APIError(503, "broker_unavailable",
-                       f"job {job.id} was saved but the queue is unreachable; resume it once the broker is back") from exc
+                       f"job {job.id} was saved but the queue is unreachable; "
+                       "resume it once the broker is back") from exc
 
 
 @router.post("", status_code=201, response_model=JobPublic, responses=errors(422, 503))
