@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "postgresql+psycopg://postgres@127.0.0.1:5432/vibetune",
         description="SQLAlchemy URL of the Postgres database.",
+    )
+    db_pool_size: int = Field(
+        5, ge=1, le=200, description="Database connections each process keeps open (SQLAlchemy `pool_size`)."
+    )
+    db_max_overflow: int = Field(
+        10, ge=0, le=200,
+        description="Connections a process may open beyond DB_POOL_SIZE under load (SQLAlchemy `max_overflow`). "
+        "The API runs at most DB_POOL_SIZE + DB_MAX_OVERFLOW blocking calls at once; more requests wait their turn.",
+    )
+    db_pool_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for a free database connection before giving up (503 in the API)."
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Redis URL used as the Celery broker."
@@ -58,6 +70,16 @@ class Settings(BaseSettings):
     extra_students: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="More student models to offer (comma separated)."
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Host names the API answers to (comma separated; `*` for any). Other `Host` headers get 400, "
+        "which keeps a web page from reaching the service through a rebound DNS name.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins other than the service's own that browsers may call it from (comma separated; none "
+        "by default, so a page on another site cannot change jobs).",
+    )
 
     serve_max_models: int = Field(
         2, ge=1, le=64,
@@ -70,6 +92,22 @@ class Settings(BaseSettings):
     max_rows: int = Field(5000, ge=1, description="Most rows accepted in `examples` or `test_set`.")
     max_row_chars: int = Field(8000, ge=1, description="Longest accepted example input or output.")
     max_labels: int = Field(200, ge=2, description="Most labels accepted for one job.")
+    max_label_chars: int = Field(100, ge=1, description="Longest accepted label.")
+    max_spec_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Largest accepted job spec: the validated job as stored, in bytes of compact UTF-8 JSON.",
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024,
+        description="Largest request body the API reads (413 beyond it): twice MAX_SPEC_BYTES, room for a job at "
+        "that limit sent with every character `\\u`-escaped or pretty-printed.",
+    )
+    allowed_model_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [_bundled_models_root()],
+        description="Absolute folders a job's `student` or `training.teacher_weights` may name a local model in "
+        "(comma separated; default: the bundled models' folder). Names from GET /api/models and hub ids are "
+        "always accepted.",
+    )
 
     job_lease_seconds: int = Field(
         60, ge=5, description="A running job whose worker sent no heartbeat for this long may be taken over."
@@ -88,12 +126,27 @@ class Settings(BaseSettings):
     )
     queue_prefix: str = Field("", description="Prefix for queue names (lets test runs share a Redis).")
 
-    @field_validator("extra_teachers", "extra_students", mode="before")
+    @field_validator("extra_teachers", "extra_students", "allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("allowed_model_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_model_dirs")
+    @classmethod
+    def _absolute_dirs(cls, value: list[Path]) -> list[Path]:
+        relative = [str(path) for path in value if not path.expanduser().is_absolute()]
+        if relative:
+            raise ValueError(f"must be absolute folders; not absolute: {', '.join(relative)}")
+        return [path.expanduser() for path in value]
 
     @property
     def teachers(self) -> list[str]:
@@ -108,6 +161,12 @@ class Settings(BaseSettings):
     def queue_name(self, queue: str) -> str:
         """The broker queue name for a logical queue (`default` or `gpu`)."""
         return f"{self.queue_prefix}{queue}"
+
+
+def _bundled_models_root() -> Path:
+    # Where `workers.bundled_models` converts the bundled models to (`model_dir`), read the same way;
+    # the API does not import the workers, and tests/unit/test_limits.py keeps the two equal.
+    return Path(os.environ.get("VIBETUNE_CACHE", Path.home() / ".cache" / "vibetune")) / "models"
 
 
 def _unique(items: list[str]) -> list[str]:

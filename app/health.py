@@ -1,6 +1,14 @@
-"""Checks of the parts the service depends on, each answering "ok" or what is wrong."""
+"""Checks of the parts the service depends on, each answering "ok" or what is wrong.
+
+What is wrong is for the operator, not for whoever asks `/health` (which answers without a key):
+it may name internal hosts, and a URL may hold credentials. `public` turns a check's answer into
+what `/health` shows, and logs the details with any credentials in URLs masked.
+"""
 
 from __future__ import annotations
+
+import logging
+import re
 
 import httpx
 import redis
@@ -8,6 +16,22 @@ from sqlalchemy import text
 
 from app.config import get_settings
 from app.db import get_engine
+
+log = logging.getLogger(__name__)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with the user and password of every URL in it replaced by `***`."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+def public(part: str, state: str) -> str:
+    """What `/health` says of a part: `ok` or `error`; the details of an error go to the log."""
+    if state == "ok":
+        return "ok"
+    log.warning("health: %s is not ok: %s", part, redact(state))
+    return "error"
 
 
 def check_database() -> str:

@@ -4,19 +4,66 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from app.config import get_settings
 from app.specs import JobSpec, Strict, TaskType, TrainingOptions
 
 
+def storable_text(value: str) -> str:
+    """`value` if Postgres can store it in the job's spec: JSON lets a body send a NUL character
+    (`\\u0000`) and a lone surrogate (`\\ud800`), and Postgres refuses both."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must not contain unpaired surrogates (\\ud800-\\udfff); send UTF-8 text") from None
+    return value
+
+
+#: Every text field of a request: a string Postgres can store.
+Text = Annotated[str, AfterValidator(storable_text)]
+
+
+def _looks_local(value: str) -> bool:
+    path = Path(value)
+    if path.is_absolute() or value.startswith((".", "~")) or ".." in path.parts:
+        return True
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def model_source(value: str) -> str:
+    """A `student` or `training.teacher_weights` the worker may hand to `from_pretrained`: a name
+    from GET /api/models, a hub id (`org/name` that is no folder here), or a local path that
+    resolves (symlinks followed) inside one of ALLOWED_MODEL_DIRS, which is returned resolved."""
+    settings = get_settings()
+    if value in settings.students or value in settings.teachers or not _looks_local(value):
+        return value
+    try:
+        resolved = Path(value).expanduser().resolve()
+        roots = [root.resolve() for root in settings.allowed_model_dirs]
+    except (OSError, RuntimeError) as exc:  # an unknown ~user, a symlink loop
+        raise ValueError(f"the local path {value!r} cannot be resolved: {exc}") from None
+    if any(resolved.is_relative_to(root) for root in roots):
+        return str(resolved)
+    allowed = ", ".join(str(root) for root in settings.allowed_model_dirs) or "none"
+    raise ValueError(f"the local path {value!r} is outside ALLOWED_MODEL_DIRS ({allowed}); give a model name "
+                     "from GET /api/models, a hub id (org/name) or a folder inside one of those directories")
+
+
 class Example(Strict):
     """One input with its expected output."""
 
-    input: str = Field(min_length=1, description="What the model receives.")
-    output: str = Field(min_length=1, description="What the model should answer.")
+    input: Text = Field(min_length=1, description="What the model receives.")
+    output: Text = Field(min_length=1, description="What the model should answer.")
 
     @field_validator("input", "output")
     @classmethod
@@ -29,26 +76,40 @@ class Example(Strict):
         return value
 
 
+class TrainingRequest(TrainingOptions):
+    """The training options as a request gives them (`app.specs.TrainingOptions`), with
+    `teacher_weights` checked like `student`. The stored spec holds plain `TrainingOptions`, so
+    specs stored before these checks still load."""
+
+    @field_validator("teacher_weights")
+    @classmethod
+    def _teacher_weights_source(cls, value: str | None) -> str | None:
+        return None if value is None else model_source(storable_text(value))
+
+
 class JobCreate(Strict):
     """What a person asks for: a task in plain words, plus optional guidance."""
 
-    task: str = Field(
+    task: Text = Field(
         description="The task in plain words, e.g. 'sort support tickets into billing, shipping, technical'."
     )
     task_type: TaskType | None = Field(None, description="Inferred by the teacher when not given.")
-    labels: list[str] | None = Field(None, description="Allowed outputs for a classification task.")
+    labels: list[Text] | None = Field(None, description="Allowed outputs for a classification task.")
     examples: list[Example] = Field(default_factory=list, description="Seed examples that guide the teacher.")
     test_set: list[Example] = Field(
         default_factory=list, description="Held-out examples the models are scored on; never trained on."
     )
-    teacher: str | None = Field(None, description="Teacher model name (see GET /api/models); the default when omitted.")
-    student: str | None = Field(
-        None, description="Student model: a name from GET /api/models, a local path or a hub id."
+    teacher: Text | None = Field(
+        None, description="Teacher model name (see GET /api/models); the default when omitted."
+    )
+    student: Text | None = Field(
+        None, description="Student model: a name from GET /api/models, a hub id, or a local folder inside "
+        "ALLOWED_MODEL_DIRS."
     )
     num_examples: int = Field(200, gt=0, description="How many training examples the teacher should make.")
     until: Literal["data", "model"] = Field("model", description="`data` stops after the teacher stages.")
-    training: TrainingOptions = Field(
-        default_factory=TrainingOptions, description="Fine-tuning options."
+    training: TrainingRequest = Field(
+        default_factory=TrainingRequest, description="Fine-tuning options."
     )
 
     @field_validator("task")
@@ -72,6 +133,10 @@ class JobCreate(Strict):
         labels = [label.strip() for label in value]
         if any(not label for label in labels):
             raise ValueError("labels must not be blank")
+        char_limit = get_settings().max_label_chars
+        for index, label in enumerate(labels):
+            if len(label) > char_limit:
+                raise ValueError(f"label {index} is {len(label)} characters long; the limit is {char_limit}")
         if len(set(labels)) != len(labels):
             raise ValueError("labels must be unique")
         if len(labels) < 2:
@@ -115,7 +180,17 @@ class JobCreate(Strict):
     def _student_name(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or len(value) > 512):
             raise ValueError("must be a model name, local path or hub id of at most 512 characters")
-        return value
+        return None if value is None else model_source(value)
+
+    @model_validator(mode="after")
+    def _spec_size(self) -> JobCreate:
+        # Checked on the spec as stored: a huge spec makes every read of the job slow.
+        size = len(self.to_spec().model_dump_json().encode())
+        limit = get_settings().max_spec_bytes
+        if size > limit:
+            raise ValueError(f"the job is {size} bytes of JSON; the limit is {limit} (MAX_SPEC_BYTES): "
+                             "send fewer or shorter examples and test rows")
+        return self
 
     def to_spec(self) -> JobSpec:
         """The validated request with the service's defaults filled in (stored on the job as JSON)."""
@@ -237,7 +312,7 @@ class ModelsPublic(BaseModel):
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
-    database: str
-    broker: str
-    teacher: str
+    database: Literal["ok", "error"]
+    broker: Literal["ok", "error"]
+    teacher: Literal["ok", "error"]
     version: str

@@ -39,6 +39,7 @@ os.environ.update(
     TEACHER_URL="http://127.0.0.1:9/v1",  # nothing listens there; tests that need the teacher ask for it
     JOB_HEARTBEAT_SECONDS="0.5",
     TRAIN_CHECKPOINT_SECONDS="0",  # tests of resuming need checkpoints from runs of seconds
+    ALLOWED_HOSTS="127.0.0.1,localhost,::1,testserver",  # testserver: Starlette's TestClient
 )
 
 from app.config import get_settings  # noqa: E402  (after the environment is set)

@@ -112,3 +112,4 @@ def test_teacher_and_students_are_scored_on_normalised_answers():
     report = score_answers(expected, predicted, "extraction")
     assert report["accuracy"] == 0.5 and report["invalid"] == 1 and report["rule"] == "exact_match"
     assert score_answers(["ham", "spam"], [" ham", "ham"], "classification", ["spam", "ham"])["accuracy"] == 0.5
+
