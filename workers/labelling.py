@@ -60,7 +60,8 @@ def match_label(text: str, labels: Sequence[str]) -> str:
 async def label_inputs(
     teacher: Teacher, spec: TaskSpec, texts: Sequence[str], on_done: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any] | BaseException]:
-    """The teacher's answer for every text, all in flight at once; malformed answers come back as exceptions."""
+    """The teacher's answer for every text (the teacher bounds the requests in flight); malformed answers
+    come back as exceptions."""
 
     async def one(text: str) -> dict[str, Any]:
         return await answer_one(teacher, spec, text)

@@ -1,5 +1,10 @@
 """The teacher: any OpenAI-compatible chat endpoint (vLLM in production), called asynchronously
-with many requests in flight, timeouts, and retries with backoff on 429/5xx and dropped connections.
+with a bounded number of requests in flight, and retries with backoff on 429/5xx and dropped
+connections.
+
+Answers are streamed, and a request fails only when the teacher stays silent (no token) for
+`silence_timeout` seconds: a slow teacher that keeps answering is never taken for a dead one,
+however long the whole answer takes.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ class TeacherConfig:
     base_url: str
     model: str
     api_key: str = "EMPTY"
-    concurrency: int = 32
-    timeout: float = 300.0
+    #: Requests in flight at once (per client, i.e. per stage run); the rest wait their turn.
+    concurrency: int = 8
+    #: Seconds without a streamed token (or a connection) before a request is given up and retried.
+    silence_timeout: float = 300.0
     max_retries: int = 4
     backoff: float = 1.0
 
@@ -57,10 +64,12 @@ class Teacher:
 
     def __init__(self, config: TeacherConfig) -> None:
         self.config = config
+        # With streaming, the read timeout is the longest silence between two chunks of the answer.
         self._client = AsyncOpenAI(base_url=config.base_url, api_key=config.api_key,
-                                   timeout=config.timeout, max_retries=0)
+                                   timeout=config.silence_timeout, max_retries=0)
         self._slots = asyncio.Semaphore(config.concurrency)
         self.guided = True  # cleared if the endpoint refuses vLLM's structured-output fields
+        self.stream_usage = True  # cleared if the endpoint refuses `stream_options`
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0}
 
     async def close(self) -> None:
@@ -82,7 +91,9 @@ class Teacher:
         prompt is prefilled in chunks ("CPU Generator does not use offset").
         """
         kwargs: dict[str, Any] = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens,
-                                  "temperature": temperature}
+                                  "temperature": temperature, "stream": True}
+        if self.stream_usage:
+            kwargs["stream_options"] = {"include_usage": True}
         if top_logprobs:
             kwargs.update(logprobs=True, top_logprobs=top_logprobs)
         if self.guided and choices:
@@ -91,20 +102,24 @@ class Teacher:
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "answer", "schema": json_schema}}
         async with self._slots:
-            response = await self._with_retries(kwargs)
-        answer = _answer(response)
+            answer = await self._with_retries(kwargs)
         self.usage["prompt_tokens"] += answer.prompt_tokens
         self.usage["completion_tokens"] += answer.completion_tokens
         return answer
 
-    async def _with_retries(self, kwargs: dict[str, Any]) -> Any:
+    async def _with_retries(self, kwargs: dict[str, Any]) -> Answer:
         attempt = 0
         while True:
             try:
-                response = await self._client.chat.completions.create(**kwargs)
+                answer = await self._stream(kwargs)
                 self.usage["requests"] += 1
-                return response
+                return answer
             except openai.BadRequestError as exc:
+                if self.stream_usage and "stream_options" in kwargs and "stream_options" in str(exc).lower():
+                    log.warning("teacher refuses stream_options; continuing without usage counts: %s", exc)
+                    self.stream_usage = False
+                    kwargs = {k: v for k, v in kwargs.items() if k != "stream_options"}
+                    continue
                 if self.guided and ("extra_body" in kwargs or "response_format" in kwargs) and _refuses_guidance(exc):
                     log.warning("teacher refuses structured outputs; continuing without: %s", exc)
                     self.guided = False
@@ -123,16 +138,46 @@ class Teacher:
                 log.info("teacher call failed (%s); retry %d in %.1fs", type(exc).__name__, attempt, delay)
                 await asyncio.sleep(delay)
 
+    async def _stream(self, kwargs: dict[str, Any]) -> Answer:
+        """One streamed completion, gathered into an `Answer`.
+
+        A silence longer than the timeout (before the first token or between two) raises
+        `APITimeoutError`, a dropped connection `APIConnectionError` (both retried); an error
+        event inside the stream raises `APIError` (not retried: the answer counts as malformed).
+        """
+        stream = await self._client.chat.completions.create(**kwargs)
+        parts: list[str] = []
+        tops: list[dict[str, float]] = []
+        prompt_tokens = completion_tokens = 0
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens or 0
+                    completion_tokens = chunk.usage.completion_tokens or 0
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    if choice.delta is not None and choice.delta.content:
+                        parts.append(choice.delta.content)
+                    if choice.logprobs is not None and choice.logprobs.content:
+                        # vLLM sends the top alternatives with each chunk's tokens.
+                        for token in choice.logprobs.content:
+                            tops.append({alt.token: alt.logprob for alt in (token.top_logprobs or [])})
+        return Answer(text="".join(parts), top_logprobs=tops, prompt_tokens=prompt_tokens,
+                      completion_tokens=completion_tokens)
+
     async def map(
         self,
         items: Iterable[T],
         call: Callable[[T], Awaitable[R]],
         on_done: Callable[[int, int], None] | None = None,
+        on_result: Callable[[int, R | BaseException], None] | None = None,
     ) -> list[R | BaseException]:
         """Run `call` on every item with the teacher's concurrency; results keep the input order.
 
         A failing item yields its exception in place of a result, except `StageError`s
-        (teacher unreachable, cancel), which stop the whole map.
+        (teacher unreachable, cancel), which stop the whole map. As each item finishes,
+        `on_result(index, result)` gets it (to keep it) and then `on_done(done, total)` the count.
         """
         todo = list(items)
         results: list[R | BaseException] = [None] * len(todo)  # type: ignore[list-item]
@@ -146,6 +191,8 @@ class Teacher:
                 raise
             except Exception as exc:  # malformed answers are counted by the caller
                 results[index] = exc
+            if on_result is not None:
+                on_result(index, results[index])
             done += 1
             if on_done is not None:
                 on_done(done, len(todo))
@@ -165,21 +212,6 @@ def _refuses_guidance(exc: openai.BadRequestError) -> bool:
     text = str(exc).lower()
     return any(word in text
                for word in ("structured_outputs", "response_format", "json_schema", "extra", "unrecognized"))
-
-
-def _answer(response: Any) -> Answer:
-    choice = response.choices[0]
-    tops: list[dict[str, float]] = []
-    if choice.logprobs is not None and choice.logprobs.content:
-        for token in choice.logprobs.content:
-            tops.append({alt.token: alt.logprob for alt in (token.top_logprobs or [])})
-    usage = response.usage
-    return Answer(
-        text=choice.message.content or "",
-        top_logprobs=tops,
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-    )
 
 
 def label_distribution(answer: Answer, labels: Sequence[str], chosen: str) -> dict[str, float]:

@@ -74,3 +74,15 @@ def test_unreachable_teacher_names_its_url_after_retries():
     with pytest.raises(TeacherUnavailable) as info:
         run(with_teacher("http://127.0.0.1:9/v1", work, max_retries=2, backoff=0.01))
     assert info.value.code == "teacher_unavailable" and "http://127.0.0.1:9/v1" in info.value.message
+
+
+def test_a_teacher_silent_longer_than_the_timeout_is_retried_then_unavailable(teacher_url):
+    """The timeout bounds the silence between streamed tokens: 3 s gaps fail a 1 s limit."""
+
+    async def work(t):
+        return await t.chat([{"role": "user", "content": "Count from 1 to 5."}], max_tokens=6)
+
+    with FaultyProxy(teacher_url, Faults(trickle=3)) as proxy:
+        with pytest.raises(TeacherUnavailable) as info:
+            run(with_teacher(proxy.url, work, silence_timeout=1, max_retries=1, backoff=0.05))
+    assert "APITimeoutError" in info.value.message and proxy.requests == 2

@@ -1,11 +1,16 @@
-"""Helpers shared by the teacher stages: the teacher client, JSON Lines artifacts, async runs."""
+"""Helpers shared by the teacher stages: the teacher client, answers kept as they arrive, JSON Lines
+artifacts, async runs."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar
 
 from app.artifacts import artifact_key, save_artifact
 from app.config import get_settings
@@ -21,7 +26,7 @@ def teacher_for(ctx: StageContext) -> Teacher:
     settings = get_settings()
     return Teacher(TeacherConfig(
         base_url=settings.teacher_url, model=ctx.spec.teacher, api_key=settings.teacher_api_key,
-        concurrency=settings.teacher_concurrency, timeout=settings.teacher_timeout,
+        concurrency=settings.teacher_concurrency, silence_timeout=settings.teacher_timeout,
         max_retries=settings.teacher_max_retries,
     ))
 
@@ -52,6 +57,112 @@ def with_teacher(ctx: StageContext, work: Callable[[Teacher], Awaitable[T]]) -> 
             await teacher.close()
 
     return asyncio.run(run())
+
+
+#: Where a stage keeps the teacher's answers as they arrive, in its work dir (kept across retries).
+PARTIAL_ANSWERS = "answers.partial.jsonl"
+
+
+def answer_key(index: int, text: str) -> str:
+    """A partial-file key for the `index`th input: its position and a digest of its text."""
+    return f"{index}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class KeptMalformed(ValueError):
+    """A malformed answer restored from the partial file (counted as malformed again, not re-asked)."""
+
+
+class PartialAnswers:
+    """One JSON line per finished answer, `{"key": ..., "answer": ...}` (or `"malformed": why`),
+    appended and flushed as each answer arrives. A line cut short by a crash is ignored."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.added = 0
+        self._file: IO[str] | None = None
+
+    def load(self) -> dict[str, Any]:
+        """The kept answers by key; malformed ones as `KeptMalformed`."""
+        kept: dict[str, Any] = {}
+        if not self.path.is_file():
+            return kept
+        with self.path.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                    key = entry["key"]
+                    kept[key] = KeptMalformed(entry["malformed"]) if "malformed" in entry else entry["answer"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return kept
+
+    def add(self, key: str, result: Any) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            cut = self.path.is_file() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
+            self._file = self.path.open("a", encoding="utf-8")
+            if cut:  # a crash cut the last line short: start a fresh one
+                self._file.write("\n")
+        entry = ({"key": key, "malformed": f"{type(result).__name__}: {result}"} if isinstance(result, BaseException)
+                 else {"key": key, "answer": result})
+        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._file.flush()
+        self.added += 1
+
+    def __enter__(self) -> PartialAnswers:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass
+class Answers:
+    """What `answer_each` got: one result (or exception) per item, the teacher's usage, and how many
+    results came from the partial file of an earlier run."""
+
+    results: list[Any]
+    usage: dict[str, int]
+    restored: int
+
+
+def answer_each(
+    ctx: StageContext, items: Sequence[T], keys: Sequence[str], call: Callable[[Teacher, T], Awaitable[Any]],
+) -> Answers:
+    """`call` the teacher on each item not answered yet, keeping every answer as it arrives.
+
+    Answers (JSON values) are appended to the stage's partial file keyed by `keys`, so a retried or
+    resumed stage asks only for the missing ones; progress counts kept and new answers alike. When
+    the teacher stays unavailable, the error says how many answers are kept.
+    """
+    total = len(items)
+    with PartialAnswers(ctx.work_dir / PARTIAL_ANSWERS) as partial:
+        kept = partial.load()
+        results: list[Any] = [kept.get(key) for key in keys]
+        todo = [i for i, key in enumerate(keys) if key not in kept]
+        restored = total - len(todo)
+        ctx.progress(restored, total)
+
+        def on_result(j: int, result: Any) -> None:
+            results[todo[j]] = result
+            partial.add(keys[todo[j]], result)
+
+        async def work(teacher: Teacher) -> None:
+            await teacher.map([items[i] for i in todo], lambda item: call(teacher, item),
+                              on_done=lambda done, _: ctx.progress(restored + done, total), on_result=on_result)
+
+        try:
+            _, usage = with_teacher(ctx, work)
+        except StageError as exc:
+            if exc.code != "teacher_unavailable":
+                raise
+            have = restored + partial.added
+            raise StageError(exc.code, f"{exc.message}; {have} of {total} answers are kept, a resume asks "
+                                       f"only for the other {total - have}") from exc
+    return Answers(results, usage, restored)
 
 
 def write_jsonl(ctx: StageContext, name: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """label: the teacher answers each generated input under the task spec (see `workers.labelling`
-for how each task type is asked and constrained)."""
+for how each task type is asked and constrained). Answers are kept as they arrive, so a retried
+or resumed run asks only for the inputs not answered yet."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
 from app.specs import TaskType
-from workers.labelling import label_inputs
+from workers.labelling import answer_one
 from workers.stages.base import StageContext
-from workers.stages.common import read_jsonl, with_teacher, write_jsonl
+from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 
 
 class LabelStage:
@@ -19,9 +20,11 @@ class LabelStage:
     def run(self, ctx: StageContext) -> dict[str, Any]:
         spec = ctx.task_spec()
         rows = list(read_jsonl(ctx, GENERATED_ARTIFACT))
-        results, usage = with_teacher(ctx, lambda t: label_inputs(t, spec, [r["input"] for r in rows], ctx.progress))
+        texts = [r["input"] for r in rows]
+        answers = answer_each(ctx, texts, [answer_key(i, text) for i, text in enumerate(texts)],
+                              lambda t, text: answer_one(t, spec, text))
         labeled, malformed, agree = [], 0, 0
-        for row, result in zip(rows, results, strict=True):
+        for row, result in zip(rows, answers.results, strict=True):
             if isinstance(result, BaseException):
                 malformed += 1
                 continue
@@ -29,7 +32,8 @@ class LabelStage:
             agree += row.get("intended_label") == result["output"]
         artifact = write_jsonl(ctx, LABELED_ARTIFACT, labeled)
         metrics: dict[str, Any] = {"labeled": len(labeled), "malformed_answers": malformed,
-                                   "teacher_usage": usage, "artifact": artifact}
+                                   "answers_restored": answers.restored, "teacher_usage": answers.usage,
+                                   "artifact": artifact}
         if spec.task_type == TaskType.CLASSIFICATION and labeled:
             # How often the teacher's label matches the label the input was written for:
             # a cheap signal of how well the teacher understands its own labels.

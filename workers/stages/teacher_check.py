@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.artifacts import TEACHER_PREDICTIONS_ARTIFACT
-from workers.labelling import answers_or_none, label_inputs
+from workers.labelling import answer_one, answers_or_none
 from workers.scoring import score_answers
 from workers.stages.base import StageContext
-from workers.stages.common import with_teacher, write_jsonl
+from workers.stages.common import answer_each, answer_key, write_jsonl
 
 WEAK_TEACHER = 0.6
 
@@ -27,14 +27,17 @@ class TeacherCheckStage:
         if not rows:
             return {"skipped": "no test_set or examples to score the teacher on"}
 
-        results, usage = with_teacher(ctx, lambda t: label_inputs(t, spec, [r.input for r in rows], ctx.progress))
+        texts = [row.input for row in rows]
+        answers = answer_each(ctx, texts, [answer_key(i, text) for i, text in enumerate(texts)],
+                              lambda t, text: answer_one(t, spec, text))
         expected = [row.output.strip() for row in rows]
-        predicted = answers_or_none(results)
+        predicted = answers_or_none(answers.results)
         report = score_answers(expected, predicted, spec.task_type, spec.label_names)
         predictions = write_jsonl(ctx, TEACHER_PREDICTIONS_ARTIFACT, (
             {"input": row.input, "expected": e, "predicted": p}
             for row, e, p in zip(rows, expected, predicted, strict=True)))
-        report.update(source=source, model=ctx.spec.teacher, teacher_usage=usage, predictions=predictions)
+        report.update(source=source, model=ctx.spec.teacher, teacher_usage=answers.usage,
+                      answers_restored=answers.restored, predictions=predictions)
         warnings = []
         if report["accuracy"] is not None and report["accuracy"] < WEAK_TEACHER:
             warnings.append({"code": "weak_teacher", "message": (
