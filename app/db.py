@@ -14,8 +14,16 @@ from app.config import get_settings
 
 @lru_cache
 def get_engine() -> Engine:
-    """The process-wide engine for `DATABASE_URL`."""
-    return create_engine(get_settings().database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    """The process-wide engine for `DATABASE_URL`, its pool sized by `DB_POOL_SIZE` and `DB_MAX_OVERFLOW`."""
+    settings = get_settings()
+    return create_engine(settings.database_url, pool_pre_ping=True, pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout)
+
+
+def pool_capacity() -> int:
+    """The most connections the engine of this process opens at once."""
+    settings = get_settings()
+    return settings.db_pool_size + settings.db_max_overflow
 
 
 @lru_cache
@@ -33,15 +41,6 @@ def session_scope() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
-    finally:
-        session.close()
-
-
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one session per request; routes commit explicitly."""
-    session = _session_factory()()
-    try:
-        yield session
     finally:
         session.close()
 

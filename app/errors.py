@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
 
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
           413: "too_large", 416: "range_not_satisfiable", 422: "validation_error", 503: "unavailable"}
@@ -61,6 +64,14 @@ async def _on_http_error(_: Request, exc: StarletteHTTPException) -> JSONRespons
     return error_response(exc.status_code, code, message)
 
 
+async def _on_pool_timeout(_: Request, exc: sqlalchemy.exc.TimeoutError) -> JSONResponse:
+    # No free database connection within DB_POOL_TIMEOUT: the service is busy, not broken.
+    log.warning("no free database connection: %s", exc)
+    response = error_response(503, "database_busy", "the database is busy; try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal error; the server log has the details")
@@ -71,6 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(APIError, _on_api_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _on_pool_timeout)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
 
 

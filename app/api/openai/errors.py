@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -71,6 +72,12 @@ class OpenAIRoute(APIRoute):
             except StarletteHTTPException as exc:
                 kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
                 return OpenAIError(exc.status_code, str(exc.detail), kind).response()
+            except sqlalchemy.exc.TimeoutError:  # no free database connection in time: busy, not broken
+                log.warning("no free database connection for %s", request.url.path)
+                response = OpenAIError(503, "the service is busy; try again shortly", "server_error",
+                                       "database_busy").response()
+                response.headers["Retry-After"] = "1"
+                return response
             except Exception:
                 log.exception("unhandled error in %s", request.url.path)
                 return internal_error().response()

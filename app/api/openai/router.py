@@ -21,7 +21,6 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep
 from app.api.openai import serving
 from app.api.openai.errors import OpenAIError, OpenAIRoute, internal_error, openai_error_responses
 from app.api.openai.protocol import (
@@ -85,15 +84,17 @@ def _card(job: Job) -> ModelCard:
 
 
 @router.get("/models", response_model=ModelList, responses=openai_error_responses())
-def list_models(session: SessionDep) -> ModelList:
+def list_models() -> ModelList:
     """Finished students that can be called: succeeded jobs with a model, newest first."""
-    return ModelList(data=[_card(job) for job in _served_jobs(session)])
+    with session_scope() as session:
+        return ModelList(data=[_card(job) for job in _served_jobs(session)])
 
 
 @router.get("/models/{model}", response_model=ModelCard, responses=openai_error_responses(404))
-def get_model(model: str, session: SessionDep) -> ModelCard:
+def get_model(model: str) -> ModelCard:
     """One finished student."""
-    return _card(_served_job(session, model))
+    with session_scope() as session:
+        return _card(_served_job(session, model))
 
 
 def _model_id(model: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.api.deps import SessionDep, load_job
+from app.api.deps import load_job
 from app.api.views import artifact_public
 from app.artifacts import artifact_key, find_artifact
 from app.artifacts import list_artifacts as job_artifacts
+from app.db import session_scope
 from app.errors import APIError, errors, not_found
 from app.schemas import ArtifactsPublic
 from app.storage import InvalidArtifactName, get_storage
@@ -17,10 +18,11 @@ router = APIRouter(prefix="/api/jobs/{job_id}/artifacts", tags=["artifacts"])
 
 
 @router.get("", response_model=ArtifactsPublic, responses=errors(404, 422))
-def list_artifacts(job_id: str, session: SessionDep) -> ArtifactsPublic:
+def list_artifacts(job_id: str) -> ArtifactsPublic:
     """The job's artifacts with size, sha256 and download URL."""
-    job = load_job(session, job_id)
-    return ArtifactsPublic(items=[artifact_public(a) for a in job_artifacts(session, job.id)])
+    with session_scope() as session:
+        job = load_job(session, job_id)
+        return ArtifactsPublic(items=[artifact_public(a) for a in job_artifacts(session, job.id)])
 
 
 @router.get(
@@ -32,14 +34,15 @@ def list_artifacts(job_id: str, session: SessionDep) -> ArtifactsPublic:
         **errors(400, 404, 416, 422),
     },
 )
-def download_artifact(job_id: str, name: str, session: SessionDep) -> FileResponse:
+def download_artifact(job_id: str, name: str) -> FileResponse:
     """Stream one artifact. Honors `Range` headers; names cannot leave the job's folder."""
-    job = load_job(session, job_id)
-    try:
-        key = artifact_key(job.id, name)
-    except InvalidArtifactName as exc:
-        raise APIError(400, "invalid_artifact_name", str(exc)) from exc
-    artifact = find_artifact(session, job.id, name)
+    with session_scope() as session:  # closed before the file is sent
+        job = load_job(session, job_id)
+        try:
+            key = artifact_key(job.id, name)
+        except InvalidArtifactName as exc:
+            raise APIError(400, "invalid_artifact_name", str(exc)) from exc
+        artifact = find_artifact(session, job.id, name)
     storage = get_storage()
     if artifact is None or not storage.exists(key):
         raise not_found(f"artifact {name!r} of job {job.id}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.api.deps import SessionDep, load_job
+from app.api.deps import load_job
 from app.api.views import job_warnings, succeeded_metrics
 from app.artifacts import DATASET_ARTIFACT, artifact_key, find_artifact
+from app.db import session_scope
 from app.errors import errors, not_found
 from app.schemas import ReportPublic
 from app.storage import get_storage
@@ -16,11 +17,11 @@ router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
 
 
 @router.get("/report", response_model=ReportPublic, responses=errors(404, 422))
-def get_report(job_id: str, session: SessionDep) -> ReportPublic:
+def get_report(job_id: str) -> ReportPublic:
     """Scores so far: the teacher on the person's test set (after the teacher check), and, once
     trained, the untuned and tuned student with a verdict. Parts not measured yet are null."""
-    job = load_job(session, job_id)
-    metrics = succeeded_metrics(job)
+    with session_scope() as session:
+        metrics = succeeded_metrics(load_job(session, job_id))
     evaluation = metrics.get("evaluate", {})
     return ReportPublic(
         teacher=evaluation.get("teacher") or metrics.get("teacher_check", {}).get("teacher"),
@@ -39,10 +40,11 @@ def get_report(job_id: str, session: SessionDep) -> ReportPublic:
     responses={200: {"description": "JSON Lines: input, output, split, label_probs, bucket",
                      "content": {"application/x-ndjson": {}}}, **errors(404, 422)},
 )
-def get_dataset(job_id: str, session: SessionDep) -> FileResponse:
+def get_dataset(job_id: str) -> FileResponse:
     """The curated data set, one JSON object per line (also the artifact `dataset.jsonl`)."""
-    job = load_job(session, job_id)
-    artifact = find_artifact(session, job.id, DATASET_ARTIFACT)
+    with session_scope() as session:  # closed before the file is sent
+        job = load_job(session, job_id)
+        artifact = find_artifact(session, job.id, DATASET_ARTIFACT)
     key = artifact_key(job.id, DATASET_ARTIFACT)
     if artifact is None or not get_storage().exists(key):
         raise not_found(f"data set of job {job.id} (it exists once the curate stage has run)")
