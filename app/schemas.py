@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from app.config import get_settings
 from app.specs import JobSpec, Strict, TaskType, TrainingOptions
@@ -26,8 +26,12 @@ def storable_text(value: str) -> str:
     return value
 
 
-#: Every text field of a request: a string Postgres can store.
-Text = Annotated[str, AfterValidator(storable_text)]
+def _storable_input(value: object) -> object:
+    return storable_text(value) if isinstance(value, str) else value
+
+
+#: Every text field of a request: a string Postgres can store (checked first, so the message is ours).
+Text = Annotated[str, BeforeValidator(_storable_input)]
 
 
 def _looks_local(value: str) -> bool:
@@ -81,10 +85,15 @@ class TrainingRequest(TrainingOptions):
     `teacher_weights` checked like `student`. The stored spec holds plain `TrainingOptions`, so
     specs stored before these checks still load."""
 
+    @field_validator("teacher_weights", mode="before")
+    @classmethod
+    def _teacher_weights_text(cls, value: object) -> object:
+        return _storable_input(value)
+
     @field_validator("teacher_weights")
     @classmethod
     def _teacher_weights_source(cls, value: str | None) -> str | None:
-        return None if value is None else model_source(storable_text(value))
+        return None if value is None else model_source(value)
 
 
 class JobCreate(Strict):

@@ -232,11 +232,11 @@ def test_the_schema_refuses_teacher_weights_without_on_policy():
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="only used with distillation: on_policy"):
-        JobCreate(task="t", training={"teacher_weights": "/models/teacher"})
+        JobCreate(task="t", training={"teacher_weights": "org/teacher"})
     with pytest.raises(ValidationError):
         JobCreate(task="t", training={"distillation": "magic"})
-    spec = JobCreate(task="t", training={"distillation": "on_policy", "teacher_weights": "/m"}).to_spec()
-    assert spec.training.teacher_weights == "/m"
+    spec = JobCreate(task="t", training={"distillation": "on_policy", "teacher_weights": "org/teacher"}).to_spec()
+    assert spec.training.teacher_weights == "org/teacher"
 
 
 def test_distillation_config_carries_the_plan(tmp_path):
