@@ -57,8 +57,16 @@ class Settings(BaseSettings):
     teacher_model_path: str | None = Field(
         None, description="Folder or hub id the started teacher server loads (default: the bundled model)."
     )
-    teacher_concurrency: int = Field(32, ge=1, le=1024, description="Teacher requests in flight at once.")
-    teacher_timeout: float = Field(300.0, gt=0, description="Seconds before one teacher request times out.")
+    teacher_concurrency: int = Field(
+        8, ge=1, le=1024,
+        description="Teacher requests one stage run keeps in flight at once (per job; the rest wait their turn). "
+        "8 saturates the bundled CPU teacher; raise it for a GPU teacher.",
+    )
+    teacher_timeout: float = Field(
+        300.0, gt=0,
+        description="Seconds of silence (no streamed token) before a teacher request is given up and retried; "
+        "a slow answer that keeps streaming never times out.",
+    )
     teacher_max_retries: int = Field(
         4, ge=0, le=20, description="Retries of a teacher request on 429/5xx/connection errors."
     )
@@ -98,9 +106,9 @@ class Settings(BaseSettings):
         description="Largest accepted job spec: the validated job as stored, in bytes of compact UTF-8 JSON.",
     )
     max_request_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024,
-        description="Largest request body the API reads (413 beyond it): twice MAX_SPEC_BYTES, room for a job at "
-        "that limit sent with every character `\\u`-escaped or pretty-printed.",
+        24 * 1024 * 1024, ge=1024,
+        description="Largest request body the API reads (413 beyond it): three times MAX_SPEC_BYTES, so a job at "
+        "that limit fits even with every character sent `\\u`-escaped (6 bytes for a 2-byte character).",
     )
     allowed_model_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [_bundled_models_root()],

@@ -2,7 +2,10 @@
 
 Every change is one conditional UPDATE (`WHERE id = :id AND status IN (:allowed)`), so two
 processes racing on the same job cannot both win: zero rows updated means the move was illegal
-or somebody else got there first.
+or somebody else got there first. The UPDATE returns the row as it left it (`RETURNING`), so the
+winner answers with the state its own change produced, never with a later re-read that may
+already show somebody else's; the loser is told the status it lost to, or `JobNotFound` when the
+job was deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.models import Job, JobStage, JobStatus, StageStatus
 from app.specs import JobSpec
@@ -34,11 +37,19 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 
 
 class IllegalTransition(Exception):
-    """The job was not in a state from which the requested move is allowed."""
+    """The job was not in a state from which the requested move is allowed (`current`: its status now)."""
 
     def __init__(self, job_id: uuid.UUID, to: JobStatus, current: str | None) -> None:
         super().__init__(f"job {job_id} cannot go from {current} to {to.value}")
         self.job_id, self.to, self.current = job_id, to, current
+
+
+class JobNotFound(IllegalTransition):
+    """The job does not exist (any more): it was never there, or it was deleted meanwhile."""
+
+    def __init__(self, job_id: uuid.UUID, to: JobStatus) -> None:
+        super().__init__(job_id, to, None)
+        self.args = (f"job {job_id} not found",)
 
 
 def sources_of(to: JobStatus) -> frozenset[JobStatus]:
@@ -54,8 +65,10 @@ def _write_status(
     expect: Iterable[JobStatus] | None = None,
     where: Sequence[ColumnElement[bool]] = (),
     **values: Any,
-) -> bool:
-    """Move the job to `to` if its status is a legal source (narrowed by `expect`). True if it moved."""
+) -> Job | None:
+    """Move the job to `to` if its status is a legal source (narrowed by `expect`). The job as
+    this UPDATE left it (from `RETURNING`, also refreshing a copy the session holds), or None if
+    it did not move."""
     sources = sources_of(to) if expect is None else sources_of(to) & set(expect)
     if to.finished:
         values.setdefault("finished_at", func.now())
@@ -64,9 +77,10 @@ def _write_status(
         update(Job)
         .where(Job.id == job_id, Job.status.in_([s.value for s in sources]), *where)
         .values(status=to.value, updated_at=func.now(), **values)
-        .returning(Job.id)
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return session.execute(stmt).first() is not None
+    return session.execute(stmt).scalars().first()
 
 
 def current_status(session: Session, job_id: uuid.UUID) -> str | None:
@@ -74,10 +88,16 @@ def current_status(session: Session, job_id: uuid.UUID) -> str | None:
     return session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
 
 
-def transition(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) -> None:
-    """Move a job along a legal edge or raise `IllegalTransition`."""
-    if not _write_status(session, job_id, to, **values):
-        raise IllegalTransition(job_id, to, current_status(session, job_id))
+def transition(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) -> Job:
+    """Move a job along a legal edge and return it as the move left it; raise `IllegalTransition`
+    with the status it has instead, or `JobNotFound` if there is no such job (any more)."""
+    job = _write_status(session, job_id, to, **values)
+    if job is not None:
+        return job
+    current = current_status(session, job_id)
+    if current is None:
+        raise JobNotFound(job_id, to)
+    raise IllegalTransition(job_id, to, current)
 
 
 def create_job(session: Session, spec: JobSpec, owner: str = "local") -> Job:
@@ -108,7 +128,7 @@ def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> str | None
         lease_expires_at=func.now() + timedelta(seconds=lease_seconds),
         started_at=func.coalesce(Job.started_at, func.now()),
     )
-    return token if moved else None
+    return token if moved is not None else None
 
 
 def renew_lease(session: Session, job_id: uuid.UUID, token: str, lease_seconds: int) -> bool:
@@ -124,22 +144,27 @@ def renew_lease(session: Session, job_id: uuid.UUID, token: str, lease_seconds: 
 
 def finish(session: Session, job_id: uuid.UUID, token: str, to: JobStatus, **values: Any) -> bool:
     """End the run holding `token` with `to` (succeeded, failed, or queued for a hand-off)."""
-    return _write_status(session, job_id, to, expect={R}, where=[Job.run_token == token], **values)
+    return _write_status(session, job_id, to, expect={R}, where=[Job.run_token == token], **values) is not None
 
 
 def fail_queued(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
     """Fail a job that never started (e.g. the broker refused it)."""
-    return _write_status(session, job_id, F, expect={Q}, error_code=code, error_message=message)
+    return _write_status(session, job_id, F, expect={Q}, error_code=code, error_message=message) is not None
 
 
-def cancel(session: Session, job_id: uuid.UUID) -> None:
-    """Cancel a queued or running job; a running one notices at its next heartbeat."""
-    transition(session, job_id, C, expect={Q, R})
+def cancel(session: Session, job_id: uuid.UUID) -> Job:
+    """Cancel a queued or running job (a running one notices at its next heartbeat); the job as
+    this cancel left it."""
+    return transition(session, job_id, C, expect={Q, R})
 
 
-def resume(session: Session, job: Job) -> None:
+def resume(session: Session, job: Job) -> Job:
     """Queue a stopped job again: retry a failed or canceled one from the stage it stopped in,
-    or carry a job that stopped after its data stages (`until: data`) on to the model stages."""
+    or carry a job that stopped after its data stages (`until: data`) on to the model stages.
+    Returns the job as this resume left it; only a caller that got it back may enqueue the job.
+
+    `job` should be loaded `FOR UPDATE` (as the API does): its status and spec are then the ones
+    the decision is made on, and concurrent resumes take turns, the later ones finding it queued."""
     status = JobStatus(job.status)
     if status is S:
         if job.spec.get("until") != "data":
@@ -158,16 +183,18 @@ def resume(session: Session, job: Job) -> None:
             stage.done = stage.total = None
             stage.started_at = stage.finished_at = None
     session.flush()
-    transition(
+    return transition(
         session, job.id, Q, expect={S, F, C},
         error_code=None, error_message=None, finished_at=None, run_token=None,
     )
 
 
 def newest_jobs(session: Session, limit: int, offset: int = 0) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and how many there are in all (a read; writes no status)."""
+    """A page of jobs, newest first, and how many there are in all (a read; writes no status).
+
+    The `spec` column is not selected: it can be megabytes per job and no list shows it."""
     total = session.execute(select(func.count()).select_from(Job)).scalar_one()
     rows = session.execute(
-        select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+        select(Job).options(defer(Job.spec)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
     ).scalars().all()
     return list(rows), total

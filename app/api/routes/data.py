@@ -7,14 +7,17 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep, load_job
+from app.api.deps import load_job
+from app.api.limits import MAX_PAGE_OFFSET
 from app.api.views import succeeded_metrics
 from app.artifacts import DATASET_ARTIFACT, PREDICTIONS_ARTIFACT, artifact_key, find_artifact
+from app.db import session_scope
 from app.errors import errors, not_found
 from app.schemas import ExamplesPage, PredictionsPage
 from app.storage import get_storage
@@ -22,16 +25,21 @@ from app.storage import get_storage
 router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
 
 PageLimit = Annotated[int, Query(ge=1, le=500)]
-PageOffset = Annotated[int, Query(ge=0)]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)]
 
 
-def _rows(session: Session, job_id: uuid.UUID, name: str, missing: str) -> Iterator[dict[str, Any]]:
-    """The rows of a JSON Lines artifact, or a 404 naming what makes it."""
+def _artifact_file(session: Session, job_id: uuid.UUID, name: str, missing: str) -> Path:
+    """Where a JSON Lines artifact of the job is, or a 404 naming what makes it."""
     key = artifact_key(job_id, name)
     storage = get_storage()
     if find_artifact(session, job_id, name) is None or not storage.exists(key):
         raise not_found(f"{missing} of job {job_id}")
-    with storage.local_path(key).open(encoding="utf-8") as lines:
+    return storage.local_path(key)
+
+
+def _rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines file (read with no database connection held)."""
+    with path.open(encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 yield json.loads(line)
@@ -40,7 +48,6 @@ def _rows(session: Session, job_id: uuid.UUID, name: str, missing: str) -> Itera
 @router.get("/examples", response_model=ExamplesPage, responses=errors(404, 422))
 def list_examples(
     job_id: str,
-    session: SessionDep,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
     label: Annotated[str | None, Query(max_length=512, description="Only rows with this output.")] = None,
@@ -48,11 +55,13 @@ def list_examples(
 ) -> ExamplesPage:
     """The curated data set a page at a time, with each row's soft labels; the label and split
     counts of the whole set; and what curation dropped, by reason."""
-    job = load_job(session, job_id)
-    rows = list(_rows(session, job.id, DATASET_ARTIFACT, "data set (it exists once the curate stage has run)"))
+    with session_scope() as session:
+        job = load_job(session, job_id)
+        path = _artifact_file(session, job.id, DATASET_ARTIFACT, "data set (it exists once the curate stage has run)")
+        curate = succeeded_metrics(job).get("curate", {})
+    rows = list(_rows(path))
     chosen = [(i, r) for i, r in enumerate(rows)
               if (label is None or r["output"] == label) and (split is None or r["split"] == split)]
-    curate = succeeded_metrics(job).get("curate", {})
     return ExamplesPage(
         items=[{"index": i, **r} for i, r in chosen[offset: offset + limit]],
         total=len(chosen),
@@ -67,7 +76,6 @@ def list_examples(
 @router.get("/predictions", response_model=PredictionsPage, responses=errors(404, 422))
 def list_predictions(
     job_id: str,
-    session: SessionDep,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
     wrong: Annotated[Literal["student", "base_student", "teacher"] | None,
@@ -75,7 +83,10 @@ def list_predictions(
 ) -> PredictionsPage:
     """Each test row with the expected answer and what the teacher, the untuned and the tuned
     student answered (after evaluation)."""
-    job = load_job(session, job_id)
-    rows = _rows(session, job.id, PREDICTIONS_ARTIFACT, "predictions (they exist once the evaluate stage has run)")
+    with session_scope() as session:
+        job = load_job(session, job_id)
+        path = _artifact_file(session, job.id, PREDICTIONS_ARTIFACT,
+                              "predictions (they exist once the evaluate stage has run)")
+    rows = _rows(path)
     chosen = [{"index": i, **r} for i, r in enumerate(rows) if wrong is None or r.get(wrong) != r["expected"]]
     return PredictionsPage(items=chosen[offset: offset + limit], total=len(chosen))

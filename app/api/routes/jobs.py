@@ -1,18 +1,28 @@
-"""Job routes: create, list, read, cancel, resume, delete."""
+"""Job routes: create, list, read, cancel, resume, delete.
+
+Each route opens one short session, builds its answer inside it and returns once it has closed;
+the broker is only called with no connection held. A route that changes a job answers with the
+job as its own conditional UPDATE left it (`app.jobs` returns it), not with a re-read that may
+already show another request's change. A lost race is 409 naming the status the job has now;
+a job deleted meanwhile is 404. Only the request whose UPDATE queued the job enqueues it.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from app import jobs
-from app.api.deps import SessionDep, load_job
+from app.api.deps import load_job, parse_job_id
+from app.api.limits import MAX_PAGE_OFFSET
 from app.api.views import job_public, job_summary
 from app.artifacts import delete_job_files
-from app.errors import APIError, errors
-from app.models import Job, JobStatus
+from app.db import session_scope
+from app.errors import APIError, errors, not_found
+from app.models import JobStatus
 from app.queue import enqueue_run
 from app.schemas import JobCreate, JobPublic, JobsPublic
 from app.storage import get_storage
@@ -21,82 +31,95 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-def _enqueue_or_fail(session: SessionDep, job: Job) -> None:
+def _conflict(code: str, job_id: uuid.UUID, status: str | None, reason: str) -> APIError:
+    return APIError(409, code, f"job {job_id} {reason} (status {status})")
+
+
+def _enqueue_or_fail(job_id: uuid.UUID) -> None:
     """Enqueue a committed job; if the broker refuses, fail the job visibly instead of losing it."""
     try:
-        enqueue_run(job.id)
+        enqueue_run(job_id)
     except Exception as exc:  # kombu raises many connection error types
-        log.warning("could not enqueue job %s: %s", job.id, exc)
-        jobs.fail_queued(session, job.id, "broker_unavailable", f"the job queue is unreachable: {exc}")
-        session.commit()
+        log.warning("could not enqueue job %s: %s", job_id, exc)
+        with session_scope() as session:
+            if not jobs.fail_queued(session, job_id, "broker_unavailable", f"the job queue is unreachable: {exc}") \
+                    and jobs.current_status(session, job_id) is None:
+                raise not_found(f"job {str(job_id)!r}") from exc  # deleted meanwhile
         raise APIError(503, "broker_unavailable",
-                       f"job {job.id} was saved but the queue is unreachable; "
+                       f"job {job_id} was saved but the queue is unreachable; "
                        "resume it once the broker is back") from exc
 
 
 @router.post("", status_code=201, response_model=JobPublic, responses=errors(422, 503))
-def create_job(body: JobCreate, session: SessionDep) -> JobPublic:
+def create_job(body: JobCreate) -> JobPublic:
     """Submit a task. The job is stored first, then queued for a worker."""
-    job = jobs.create_job(session, body.to_spec())
-    session.commit()
-    _enqueue_or_fail(session, job)
-    session.refresh(job)
-    return job_public(job)
+    with session_scope() as session:
+        job = jobs.create_job(session, body.to_spec())
+        reply = job_public(job)
+    _enqueue_or_fail(reply.id)
+    return reply
 
 
 @router.get("", response_model=JobsPublic, responses=errors(422))
 def list_jobs(
-    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
 ) -> JobsPublic:
     """Jobs, newest first."""
-    rows, total = jobs.newest_jobs(session, limit, offset)
-    return JobsPublic(items=[job_summary(j) for j in rows], total=total)
+    with session_scope() as session:
+        rows, total = jobs.newest_jobs(session, limit, offset)
+        return JobsPublic(items=[job_summary(j) for j in rows], total=total)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=errors(404, 422))
-def get_job(job_id: str, session: SessionDep) -> JobPublic:
+def get_job(job_id: str) -> JobPublic:
     """One job with its spec and the state of each stage."""
-    return job_public(load_job(session, job_id))
+    with session_scope() as session:
+        return job_public(load_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409, 422))
-def cancel_job(job_id: str, session: SessionDep) -> JobPublic:
-    """Cancel a queued or running job. A running one stops at its next heartbeat (seconds)."""
-    job = load_job(session, job_id)
-    try:
-        jobs.cancel(session, job.id)
-    except jobs.IllegalTransition as exc:
-        raise APIError(409, "job_finished", f"job {job.id} is already {exc.current}") from exc
-    session.commit()
-    session.refresh(job)
-    return job_public(job)
+def cancel_job(job_id: str) -> JobPublic:
+    """Cancel a queued or running job. A running one stops at its next heartbeat (seconds).
+    The answer is the job as this cancel left it; 409 `job_finished` if it had already finished."""
+    job_uuid = parse_job_id(job_id)
+    with session_scope() as session:
+        try:
+            job = jobs.cancel(session, job_uuid)
+        except jobs.JobNotFound:
+            raise not_found(f"job {job_id!r}") from None
+        except jobs.IllegalTransition as exc:
+            raise APIError(409, "job_finished", f"job {job_uuid} is already {exc.current}") from exc
+        return job_public(job)
 
 
 @router.post("/{job_id}/resume", response_model=JobPublic, responses=errors(404, 409, 422, 503))
-def resume_job(job_id: str, session: SessionDep) -> JobPublic:
+def resume_job(job_id: str) -> JobPublic:
     """Retry a failed or canceled job from the stage where it stopped, or carry a job that
-    stopped after its data (`until: data`) on to training."""
-    job = load_job(session, job_id, lock=True)
-    try:
-        jobs.resume(session, job)
-    except jobs.IllegalTransition as exc:
-        reason = "is still active" if exc.current in ("queued", "running") else "has nothing left to run"
-        raise APIError(409, "not_resumable", f"job {job.id} {reason} (status {exc.current})") from exc
-    session.commit()
-    _enqueue_or_fail(session, job)
-    session.refresh(job)
-    return job_public(job)
+    stopped after its data (`until: data`) on to training. The answer is the job as this resume
+    left it (queued); 409 `not_resumable` if it is active or has nothing left to run."""
+    with session_scope() as session:
+        job = load_job(session, job_id, lock=True)  # concurrent resumes take turns; the later ones find it queued
+        try:
+            job = jobs.resume(session, job)
+        except jobs.JobNotFound:
+            raise not_found(f"job {job_id!r}") from None
+        except jobs.IllegalTransition as exc:
+            reason = "is still active" if exc.current in ("queued", "running") else "has nothing left to run"
+            raise _conflict("not_resumable", job.id, exc.current, reason) from exc
+        reply = job_public(job)
+    _enqueue_or_fail(reply.id)  # committed, and moved by this request alone
+    return reply
 
 
 @router.delete("/{job_id}", status_code=204, responses=errors(404, 409, 422))
-def delete_job(job_id: str, session: SessionDep) -> Response:
+def delete_job(job_id: str) -> Response:
     """Delete a finished job with its artifacts. Cancel an active job first."""
-    job = load_job(session, job_id, lock=True)
-    if not JobStatus(job.status).finished:
-        raise APIError(409, "job_active", f"job {job.id} is {job.status}; cancel it before deleting")
-    session.delete(job)
-    session.commit()
-    delete_job_files(get_storage(), job.id)
+    with session_scope() as session:
+        job = load_job(session, job_id, lock=True)  # a cancel or resume racing this one waits, then finds no job
+        if not JobStatus(job.status).finished:
+            raise APIError(409, "job_active", f"job {job.id} is {job.status}; cancel it before deleting")
+        job_uuid = job.id
+        session.delete(job)
+    delete_job_files(get_storage(), job_uuid)
     return Response(status_code=204)
