@@ -58,10 +58,25 @@ async def _on_api_error(_: Request, exc: APIError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message)
 
 
-async def _on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message)
+    response = error_response(exc.status_code, code, message)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette's `Allow` names the methods of the first route on the path only; RFC 9110 wants all.
+        response.headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+    return response
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route of `app` answers on `path` (HEAD with GET, as Starlette does)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def _on_pool_timeout(_: Request, exc: sqlalchemy.exc.TimeoutError) -> JSONResponse:
@@ -88,7 +103,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries declaring the error envelope for these statuses."""
-    descriptions = {400: "Bad request", 404: "Not found", 409: "Conflict with the job's state",
+    descriptions = {400: "Bad request (e.g. a body that is not UTF-8 JSON)", 404: "Not found",
+                    409: "Conflict with the job's state", 413: "The body is over MAX_REQUEST_BYTES",
                     416: "Range not satisfiable", 422: "Invalid input; `fields` names each offending field",
                     503: "A dependency is unavailable"}
     return {s: {"model": ErrorResponse, "description": descriptions.get(s, "Error")} for s in statuses}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from app.api.deps import limit_blocking_calls
 from app.api.limits import RequestSizeLimit
@@ -17,6 +19,22 @@ from app.api.security import install_security
 from app.errors import install_error_handlers
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+#: Paths that belong to the API: the dashboard's files are never looked up under them.
+API_PREFIXES = ("/api/", "/v1/")
+API_PATHS = frozenset({"/api", "/v1", "/health", "/openapi.json", "/docs", "/redoc"})
+
+
+class DashboardMount(Mount):
+    """The dashboard's files at `/`, except for API paths. A mount at `/` matches every path, so
+    without this a request to an API route with the wrong method (or to an unknown API path)
+    would reach the file server and get its answer (405 `Allow: GET, HEAD`, or an HTML 404)
+    instead of the API's own (405 listing the route's methods, or the JSON error envelope)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path in API_PATHS or path.startswith(API_PREFIXES):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 @asynccontextmanager
@@ -39,7 +57,7 @@ def create_app() -> FastAPI:
     for module in (jobs, events, artifacts, bundle, reports, data, models, openai_api, health):
         app.include_router(module.router)
     if FRONTEND_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="dashboard")
+        app.router.routes.append(DashboardMount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="dashboard"))
     return app
 
 

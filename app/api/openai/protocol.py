@@ -7,7 +7,7 @@ the ones that would change what the caller gets back (`tools`, `logprobs`, JSON 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -36,6 +36,10 @@ class StreamOptions(BaseModel):
     include_usage: bool = Field(False, description="Send one last chunk with the token counts.")
 
 
+#: A stop sequence: never empty (an empty one would end every answer before it starts).
+StopText = Annotated[str, Field(min_length=1)]
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat completion request. `model` is the id of a finished job (see GET /v1/models)."""
 
@@ -49,7 +53,8 @@ class ChatCompletionRequest(BaseModel):
         0.0, ge=0, le=2, description="0 (the default here) is greedy, so answers repeat exactly."
     )
     top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = Field(None, description="Up to 4 strings; the answer ends before the first one.")
+    stop: StopText | Annotated[list[StopText], Field(max_length=4)] | None = Field(
+        None, description="Up to 4 strings; the answer ends before the first one.")
     n: int = Field(1, description="Only 1 is supported.")
     stream: bool = Field(
         False, description="Answer as server-sent events (`chat.completion.chunk`), ending with `data: [DONE]`."

@@ -50,7 +50,7 @@ def _enqueue_or_fail(job_id: uuid.UUID) -> None:
                        "resume it once the broker is back") from exc
 
 
-@router.post("", status_code=201, response_model=JobPublic, responses=errors(422, 503))
+@router.post("", status_code=201, response_model=JobPublic, responses=errors(400, 413, 422, 503))
 def create_job(body: JobCreate) -> JobPublic:
     """Submit a task. The job is stored first, then queued for a worker."""
     with session_scope() as session:
