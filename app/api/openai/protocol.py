@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator, model_validator
 
 #: Most tokens one completion may ask for.
 MAX_TOKENS_LIMIT = 2048
@@ -36,8 +36,11 @@ class StreamOptions(BaseModel):
     include_usage: bool = Field(False, description="Send one last chunk with the token counts.")
 
 
-#: A stop sequence: never empty (an empty one would end every answer before it starts).
-StopText = Annotated[str, Field(min_length=1)]
+#: What `stop` may be, as documented: `_stops` checks it (so an error names the field `stop`); an
+#: empty stop sequence would end every answer before it starts.
+STOP_SCHEMA = {"anyOf": [{"type": "string", "minLength": 1},
+                         {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+                         {"type": "null"}]}
 
 
 class ChatCompletionRequest(BaseModel):
@@ -53,7 +56,7 @@ class ChatCompletionRequest(BaseModel):
         0.0, ge=0, le=2, description="0 (the default here) is greedy, so answers repeat exactly."
     )
     top_p: float = Field(1.0, gt=0, le=1)
-    stop: StopText | Annotated[list[StopText], Field(max_length=4)] | None = Field(
+    stop: Annotated[str | list[str] | None, WithJsonSchema(STOP_SCHEMA)] = Field(
         None, description="Up to 4 strings; the answer ends before the first one.")
     n: int = Field(1, description="Only 1 is supported.")
     stream: bool = Field(
