@@ -66,6 +66,7 @@ bench: install models services
 	$(PY) bench/teacher_throughput.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/watch_and_download.py
+	$(PY) bench/api_load.py
 
 clean:
 	rm -rf $(VENV) $(TEACHER_VENV) var .pytest_cache
