@@ -8,7 +8,6 @@ own, on the real database. Loopback only; every count and wait is bounded."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ from app.main import create_app
 from app.models import Job
 from tests.conftest import SCRATCH
 from tests.support.factories import make_job
-from tests.support.processes import Process, free_port
+from tests.support.live_service import LiveService
 
 # --- load -----------------------------------------------------------------------------------------
 
@@ -40,22 +39,13 @@ def small_pool_server() -> Iterator[str]:
     a request left waiting for a connection would fail fast instead of hiding in the numbers)."""
     for i in range(5):
         make_job(task=f"load test job {i}")
-    port = free_port()
-    (SCRATCH / "logs").mkdir(parents=True, exist_ok=True)
-    proc = Process([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-                   SCRATCH / "logs" / f"api-small-pool-{port}.log", env=POOL)
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    logs = SCRATCH / "logs" / "api-small-pool"
+    logs.mkdir(parents=True, exist_ok=True)
+    service = LiveService(logs, workers=False, env=POOL)
     try:
-        proc.wait_for(up, timeout=60, what="API answering")
-        yield f"http://127.0.0.1:{port}"
+        yield service.url
     finally:
-        proc.stop()
+        service.stop()
 
 
 def test_150_concurrent_job_lists_all_answer_and_health_answers_meanwhile(small_pool_server):

@@ -5,7 +5,6 @@ cache of loaded students, concurrency, and the real `openai` client against a re
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from app.models import JobStatus
 from app.storage import get_storage
 from tests.conftest import SCRATCH
 from tests.support.factories import make_finished_job, make_job
-from tests.support.processes import Process, free_port
+from tests.support.live_service import LiveService
 from workers.bundled_models import STUDENT, is_prepared, model_dir
 
 STUDENT_DIR = model_dir(STUDENT)
@@ -320,22 +319,13 @@ def test_cache_keeps_serve_max_models_students(settings_env, fresh_cache, studen
 @pytest.fixture(scope="module")
 def server(student) -> Iterator[str]:
     """The API under uvicorn on a free port, on this run's database and artifacts."""
-    port = free_port()
-    (SCRATCH / "logs").mkdir(parents=True, exist_ok=True)
-    proc = Process([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-                   SCRATCH / "logs" / f"api-{port}.log")
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    logs = SCRATCH / "logs" / "api-openai"
+    logs.mkdir(parents=True, exist_ok=True)
+    service = LiveService(logs, workers=False)
     try:
-        proc.wait_for(up, timeout=60, what="API answering")
-        yield f"http://127.0.0.1:{port}"
+        yield service.url
     finally:
-        proc.stop()
+        service.stop()
 
 
 def test_official_openai_client_gets_answers(server, student):
