@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-def _conflict(code: str, job_id: uuid.UUID, status: str | None, reason: str) -> APIError:
-    return APIError(409, code, f"job {job_id} {reason} (status {status})")
-
-
 def _enqueue_or_fail(job_id: uuid.UUID) -> None:
     """Enqueue a committed job; if the broker refuses, fail the job visibly instead of losing it."""
     try:
@@ -106,7 +102,7 @@ def resume_job(job_id: str) -> JobPublic:
             raise not_found(f"job {job_id!r}") from None
         except jobs.IllegalTransition as exc:
             reason = "is still active" if exc.current in ("queued", "running") else "has nothing left to run"
-            raise _conflict("not_resumable", job.id, exc.current, reason) from exc
+            raise APIError(409, "not_resumable", f"job {job.id} {reason} (status {exc.current})") from exc
         reply = job_public(job)
     _enqueue_or_fail(reply.id)  # committed, and moved by this request alone
     return reply
