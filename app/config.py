@@ -129,6 +129,25 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(
         1.0, gt=0, le=60, description="How often `GET /api/jobs/{id}/events` looks for changes to send."
     )
+    auth: bool = Field(
+        True,
+        description="Every /api and /v1 request needs an API key. `AUTH=off` is for a one-person install on "
+        "loopback (everyone is the admin `local`); the service refuses to start so on any other address.",
+    )
+    vibetune_admin_key: str | None = Field(
+        None, min_length=24,
+        description="An admin key to store on start (at least 24 characters) instead of a random first admin key.",
+    )
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, le=300,
+        description="How long an API process trusts a key it has checked before asking the database again "
+        "(a revoke reaches other processes within this time; the process that revoked forgets the key at once).",
+    )
+    max_active_jobs_per_owner: int = Field(
+        5, ge=1, le=100_000,
+        description="Queued or running jobs one owner may have; beyond it, submit and resume answer 429.",
+    )
+
     train_checkpoint_seconds: float = Field(
         120.0, ge=0, description="Training saves a checkpoint (for resuming after a crash) at most this often.",
     )

@@ -17,16 +17,16 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-          413: "too_large", 416: "range_not_satisfiable", 422: "validation_error", 503: "unavailable"}
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "too_large", 416: "range_not_satisfiable", 422: "validation_error", 503: "unavailable"}
 
 
 class APIError(Exception):
     """An expected failure with its HTTP status, error code and message for people."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def not_found(what: str) -> APIError:
@@ -55,7 +55,9 @@ async def _on_validation(_: Request, exc: RequestValidationError) -> JSONRespons
 
 
 async def _on_api_error(_: Request, exc: APIError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -104,7 +106,9 @@ def install_error_handlers(app: FastAPI) -> None:
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries declaring the error envelope for these statuses."""
     descriptions = {400: "Bad request (e.g. a body that is not UTF-8 JSON)", 404: "Not found",
-                    409: "Conflict with the job's state", 413: "The body is over MAX_REQUEST_BYTES",
+                    401: "No API key, or one that is unknown or revoked", 403: "The key is not an admin key",
+                    409: "Conflict with the job's state", 429: "Too many active jobs for this owner",
+                    413: "The body is over MAX_REQUEST_BYTES",
                     416: "Range not satisfiable", 422: "Invalid input; `fields` names each offending field",
                     503: "A dependency is unavailable"}
     return {s: {"model": ErrorResponse, "description": descriptions.get(s, "Error")} for s in statuses}

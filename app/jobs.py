@@ -100,8 +100,36 @@ def transition(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any
     raise IllegalTransition(job_id, to, current)
 
 
-def create_job(session: Session, spec: JobSpec, owner: str = "local") -> Job:
-    """Insert a queued job and a pending record for each of its stages (not committed)."""
+class TooManyActiveJobs(Exception):
+    """The owner already has as many queued or running jobs as they may."""
+
+    def __init__(self, owner: str, limit: int) -> None:
+        super().__init__(f"{owner} already has {limit} active (queued or running) jobs, the most allowed; "
+                         "wait for one to finish or cancel one")
+        self.owner, self.limit = owner, limit
+
+
+def active_jobs(session: Session, owner: str) -> int:
+    """How many queued or running jobs `owner` has."""
+    return session.execute(
+        select(func.count()).select_from(Job).where(Job.owner == owner, Job.status.in_([Q.value, R.value]))
+    ).scalar_one()
+
+
+def ensure_room(session: Session, owner: str, max_active: int | None) -> None:
+    """Raise `TooManyActiveJobs` if `owner` may not have one more active job. Holds a per-owner
+    advisory lock until the transaction ends, so racing submissions are counted one at a time."""
+    if max_active is None:
+        return
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"vibetune-owner:{owner}"))))
+    if active_jobs(session, owner) >= max_active:
+        raise TooManyActiveJobs(owner, max_active)
+
+
+def create_job(session: Session, spec: JobSpec, owner: str = "local", *, max_active: int | None = None) -> Job:
+    """Insert a queued job and a pending record for each of its stages (not committed); with
+    `max_active`, only if the owner has fewer active jobs than that (`TooManyActiveJobs`)."""
+    ensure_room(session, owner, max_active)
     job = Job(task=spec.task, spec=spec.model_dump(mode="json"), owner=owner, status=Q.value, progress=0.0)
     job.stages = [JobStage(name=name, position=i, metrics={}) for i, name in enumerate(stages_for(spec.until))]
     session.add(job)
@@ -158,7 +186,7 @@ def cancel(session: Session, job_id: uuid.UUID) -> Job:
     return transition(session, job_id, C, expect={Q, R})
 
 
-def resume(session: Session, job: Job) -> Job:
+def resume(session: Session, job: Job, *, max_active: int | None = None) -> Job:
     """Queue a stopped job again: retry a failed or canceled one from the stage it stopped in,
     or carry a job that stopped after its data stages (`until: data`) on to the model stages.
     Returns the job as this resume left it; only a caller that got it back may enqueue the job.
@@ -169,6 +197,7 @@ def resume(session: Session, job: Job) -> Job:
     if status is S:
         if job.spec.get("until") != "data":
             raise IllegalTransition(job.id, Q, job.status)
+        ensure_room(session, job.owner, max_active)
         job.spec = {**job.spec, "until": "model"}
         start = len(job.stages)
         job.stages.extend(
@@ -177,6 +206,8 @@ def resume(session: Session, job: Job) -> Job:
         session.flush()
     elif status not in (F, C):
         raise IllegalTransition(job.id, Q, job.status)
+    else:
+        ensure_room(session, job.owner, max_active)
     for stage in job.stages:
         if stage.status != StageStatus.SUCCEEDED.value:
             stage.status, stage.progress, stage.error_message = StageStatus.PENDING.value, 0.0, None
@@ -189,12 +220,15 @@ def resume(session: Session, job: Job) -> Job:
     )
 
 
-def newest_jobs(session: Session, limit: int, offset: int = 0) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and how many there are in all (a read; writes no status).
+def newest_jobs(session: Session, limit: int, offset: int = 0, *, owner: str | None = None) -> tuple[list[Job], int]:
+    """A page of jobs (only `owner`'s, if given), newest first, and how many there are in all (a
+    read; writes no status).
 
     The `spec` column is not selected: it can be megabytes per job and no list shows it."""
-    total = session.execute(select(func.count()).select_from(Job)).scalar_one()
+    mine = [] if owner is None else [Job.owner == owner]
+    total = session.execute(select(func.count()).select_from(Job).where(*mine)).scalar_one()
     rows = session.execute(
-        select(Job).options(defer(Job.spec)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+        select(Job).options(defer(Job.spec)).where(*mine)
+        .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
     ).scalars().all()
     return list(rows), total

@@ -1,4 +1,4 @@
-"""ORM tables: jobs, their per-stage records and their artifacts."""
+"""ORM tables: jobs, their per-stage records and their artifacts; the API keys of their owners."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -135,3 +136,23 @@ class Artifact(Base):
     job: Mapped[Job] = relationship(back_populates="artifacts")
 
     __table_args__ = (UniqueConstraint("job_id", "name", name="uq_artifacts_job_name"),)
+
+
+class ApiKey(Base):
+    """An API key: only its sha256 and its first characters (to tell keys apart) are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(128), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_api_keys_owner", "owner"),)

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from app.config import get_settings
 from app.specs import JobSpec, Strict, TaskType, TrainingOptions
@@ -325,3 +325,54 @@ class HealthPublic(BaseModel):
     broker: Literal["ok", "error"]
     teacher: Literal["ok", "error"]
     version: str
+
+
+#: An owner name in a request (the same rule as `app.auth.OWNER_PATTERN`).
+OwnerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+                                 description="Who the key acts for: letters, digits and `._@-`, at most 128.",
+                                 examples=["alice"])]
+
+
+class KeyCreate(Strict):
+    """A new API key: for whom, and whether it may manage everyone's jobs and keys."""
+
+    owner: OwnerName
+    admin: StrictBool = Field(False, description="An admin key sees and manages every owner's jobs and keys.")
+    name: Text = Field("", max_length=128, description="A note to tell keys apart, e.g. where it is used.")
+
+
+class KeyPublic(BaseModel):
+    """An API key as listed: never the key itself, only its first characters."""
+
+    id: int
+    owner: str
+    name: str
+    admin: bool
+    prefix: str = Field(description="The key's first characters, e.g. `vt_Ab12Cd34`.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    """A key just made. `key` is shown this once; only its hash is stored."""
+
+    key: str
+
+
+class KeysPublic(BaseModel):
+    items: list[KeyPublic]
+
+
+class SessionCreate(Strict):
+    """Sign the dashboard in: the key is checked and kept in an HttpOnly cookie."""
+
+    key: Text = Field(min_length=1, max_length=256)
+
+
+class Me(BaseModel):
+    """Who the key of this request acts for."""
+
+    owner: str
+    admin: bool
+    auth: bool = Field(description="False when the service runs with AUTH=off (everyone is the admin `local`).")

@@ -23,6 +23,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 RUN_ID = secrets.token_hex(4)
+#: The admin key of this run's database: every test request and CLI call is signed with it
+#: unless the test is about keys (tests/api/test_owners.py makes owners' keys of its own).
+ADMIN_KEY = f"vt_test_admin_{secrets.token_urlsafe(24)}"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 ADMIN_URL = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB = f"vibetune_test_{RUN_ID}"
 # This run's database, on the server that ADMIN_URL names.
@@ -40,6 +44,8 @@ os.environ.update(
     JOB_HEARTBEAT_SECONDS="0.5",
     TRAIN_CHECKPOINT_SECONDS="0",  # tests of resuming need checkpoints from runs of seconds
     ALLOWED_HOSTS="127.0.0.1,localhost,::1,testserver",  # testserver: Starlette's TestClient
+    VIBETUNE_API_KEY=ADMIN_KEY,  # the CLI's key, in every `vibetune` a test runs
+    MAX_ACTIVE_JOBS_PER_OWNER="1000",  # tests make many jobs as admin; tests/api/test_owners.py checks the limit
 )
 
 from app.config import get_settings  # noqa: E402  (after the environment is set)
@@ -58,10 +64,19 @@ def test_database() -> Iterator[str]:
     url = os.environ["DATABASE_URL"]
     create_database(ADMIN_URL, TEST_DB)
     migrate_to_head(url)
+    _store_admin_key()
     yield url
     reset_engine()
     drop_database(ADMIN_URL, TEST_DB)
     _drop_queues()
+
+
+def _store_admin_key() -> None:
+    from app.auth import ensure_admin_key
+    from app.db import session_scope
+
+    with session_scope() as session:
+        ensure_admin_key(session, ADMIN_KEY)
 
 
 def _drop_queues() -> None:
@@ -84,12 +99,12 @@ def session():
 
 @pytest.fixture
 def client():
-    """The real app over ASGI (httpx), on the real database and broker."""
+    """The real app over ASGI (httpx), on the real database and broker, signed in as the admin."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(create_app(), raise_server_exceptions=False, headers=ADMIN_HEADERS) as c:
         yield c
 
 

@@ -15,6 +15,7 @@ import uuid
 import anyio.to_thread
 from sqlalchemy.orm import Session
 
+from app.auth import Caller
 from app.db import pool_capacity
 from app.errors import not_found
 from app.models import Job
@@ -36,9 +37,12 @@ def parse_job_id(job_id: str) -> uuid.UUID:
         raise not_found(f"job {job_id!r}") from None
 
 
-def load_job(session: Session, job_id: str, *, lock: bool = False) -> Job:
-    """The job with this id, or a 404."""
+def load_job(session: Session, job_id: str, caller: Caller, *, lock: bool = False) -> Job:
+    """The job with this id if the caller may see it (theirs, or any for an admin), else a 404:
+    another owner's job gets the same answer as one that does not exist."""
     query = session.query(Job).filter(Job.id == parse_job_id(job_id))
+    if not caller.admin:
+        query = query.filter(Job.owner == caller.owner)
     job = (query.with_for_update() if lock else query).one_or_none()
     if job is None:
         raise not_found(f"job {job_id!r}")

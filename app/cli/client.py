@@ -37,6 +37,11 @@ class ClientError(Exception):
         return [f"vibetune: {headline}", *field_lines]
 
 
+def api_key(key: str | None) -> str | None:
+    """The API key to send: `--api-key`, else VIBETUNE_API_KEY, else none."""
+    return key or os.environ.get("VIBETUNE_API_KEY") or None
+
+
 def server_url(url: str | None) -> str:
     """The API's base URL: `--url`, else VIBETUNE_URL, else the local default."""
     return (url or os.environ.get("VIBETUNE_URL") or DEFAULT_URL).rstrip("/")
@@ -83,9 +88,10 @@ def file_sha256(path: Path) -> str:
 class VibetuneClient:
     """The REST API at `base_url`. Every failure the person can act on is a `ClientError`."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -109,7 +115,10 @@ class VibetuneClient:
     def _api_error(response: httpx.Response) -> ClientError:
         try:
             error = response.json()["error"]
-            return ClientError(error["message"], error.get("fields"), response.status_code)
+            message = error["message"]
+            if response.status_code == 401:
+                message += " (pass --api-key or set VIBETUNE_API_KEY)"
+            return ClientError(message, error.get("fields"), response.status_code)
         except (ValueError, KeyError, TypeError):
             return ClientError(f"the server answered HTTP {response.status_code} {response.reason_phrase}",
                                status=response.status_code)
@@ -154,6 +163,27 @@ class VibetuneClient:
     def resume(self, job_id: str) -> dict[str, Any]:
         """Queue a failed, canceled or data-only job again."""
         return self._request("POST", f"/api/jobs/{job_id}/resume")
+
+    def me(self) -> dict[str, Any]:
+        """`{"owner", "admin", "auth"}` for this client's key."""
+        return self._request("GET", "/api/me")
+
+    def create_key(self, owner: str, admin: bool = False, name: str = "") -> dict[str, Any]:
+        """Make an API key (admins only); the answer's `key` is shown this once."""
+        return self._request("POST", "/api/keys", json={"owner": owner, "admin": admin, "name": name})
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Keys this client may see, newest first."""
+        return self._request("GET", "/api/keys")["items"]
+
+    def revoke_key(self, key_id: int) -> None:
+        """Revoke a key."""
+        try:
+            response = self._http.delete(f"/api/keys/{key_id}")
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code >= 400:
+            raise self._api_error(response)
 
     def follow(self, job_id: str, retries: int = STREAM_RETRIES) -> Iterator[dict[str, Any]]:
         """Each new state of the job, live, until it has finished. A dropped stream is reopened

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.cli.client import ClientError, VibetuneClient, server_url
+from app.cli.client import ClientError, VibetuneClient, api_key, server_url
 from app.cli.output import (
     LineProgress,
     LiveProgress,
@@ -19,6 +19,7 @@ from app.cli.output import (
     error_text,
     has_scores,
     jobs_table,
+    keys_table,
     report_table,
     status_text,
 )
@@ -112,6 +113,29 @@ def status(client: VibetuneClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def keys(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """`keys create` prints the new key alone on stdout (for `$(...)`), its details on stderr;
+    `keys list` a table; `keys revoke ID` a line."""
+    if args.keys_command == "create":
+        made = client.create_key(args.owner, admin=args.admin, name=args.name or "")
+        print(made["key"])
+        kind = "admin key" if made["admin"] else "key"
+        print(f"made {kind} {made['id']} for {made['owner']} (shown once; only its hash is stored)", file=sys.stderr)
+    elif args.keys_command == "list":
+        print(keys_table(client.list_keys()))
+    else:
+        client.revoke_key(args.id)
+        print(f"revoked key {args.id}")
+    return 0
+
+
+def whoami(client: VibetuneClient, _: argparse.Namespace) -> int:
+    """Who the key acts for."""
+    me = client.me()
+    print(f"{me['owner']}{' (admin)' if me['admin'] else ''}{'' if me['auth'] else ' - AUTH is off'}")
+    return 0
+
+
 def download(client: VibetuneClient, args: argparse.Namespace) -> int:
     """Fetch every artifact of a job."""
     return download_all(client, args.id, args.out)
@@ -165,6 +189,7 @@ def follow_job(client: VibetuneClient, job_id: str, out: str | None) -> int:
 
 COMMANDS: dict[str, Callable[[VibetuneClient, argparse.Namespace], int]] = {
     "tune": tune, "jobs": jobs, "status": status, "download": download, "cancel": cancel, "resume": resume,
+    "keys": keys, "whoami": whoami,
 }
 
 
@@ -173,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress must show up promptly in pipes and logs
     try:
-        with VibetuneClient(server_url(args.url)) as client:
+        with VibetuneClient(server_url(args.url), api_key=api_key(getattr(args, "api_key", None))) as client:
             return COMMANDS[args.command](client, args)
     except UsageError as exc:
         print(f"vibetune: {exc}", file=sys.stderr)

@@ -1,12 +1,13 @@
-"""The `vibetune` command: server commands (`up`, `worker`, `migrate`) and job client commands
-(`tune`, `jobs`, `status`, `download`, `cancel`, `resume`) that talk to the REST API."""
+"""The `vibetune` command: server commands (`up`, `worker`, `migrate`, `admin-key`) and client
+commands (`tune`, `jobs`, `status`, `download`, `cancel`, `resume`, `keys`, `whoami`) that talk
+to the REST API with an API key (`--api-key` / VIBETUNE_API_KEY)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-CLIENT_COMMANDS = ("tune", "jobs", "status", "download", "cancel", "resume")
+CLIENT_COMMANDS = ("tune", "jobs", "status", "download", "cancel", "resume", "keys", "whoami")
 
 
 def _positive(text: str) -> int:
@@ -21,6 +22,8 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument("--url", default=argparse.SUPPRESS,
                         help="API base URL (default: $VIBETUNE_URL or http://127.0.0.1:8000)")
+    remote.add_argument("--api-key", default=argparse.SUPPRESS, metavar="KEY",
+                        help="API key (default: $VIBETUNE_API_KEY)")
 
     tune = commands.add_parser("tune", parents=[remote], help="submit a task and follow the job to its model")
     tune.add_argument("task", help="the task in plain words")
@@ -48,11 +51,24 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
     resume.add_argument("--out", metavar="DIR", help="where to download the artifacts (default ./vibetune-<id>)")
     resume.add_argument("--detach", action="store_true", help="return once it is queued")
 
+    keys = commands.add_parser("keys", parents=[remote], help="make, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", parents=[remote], help="make a key (admins only); prints it once")
+    create.add_argument("--owner", required=True, help="who the key acts for")
+    create.add_argument("--admin", action="store_true", help="the key may see and manage everyone's jobs and keys")
+    create.add_argument("--name", help="a note to tell keys apart")
+    key_commands.add_parser("list", parents=[remote], help="the keys you may see")
+    revoke = key_commands.add_parser("revoke", parents=[remote], help="revoke a key by its id")
+    revoke.add_argument("id", type=int)
+    commands.add_parser("whoami", parents=[remote], help="who your API key acts for")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vibetune", description="Self-hostable vibe-tuning service.")
     parser.add_argument("--url", default=None, help="API base URL for the client commands "
                                                     "(default: $VIBETUNE_URL or http://127.0.0.1:8000)")
+    parser.add_argument("--api-key", default=None, metavar="KEY",
+                        help="API key for the client commands (default: $VIBETUNE_API_KEY)")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="migrate, then run the API and workers in the foreground")
     up.add_argument("--host", default=None)
@@ -60,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="run one worker")
     worker.add_argument("--queue", choices=["default", "gpu"], default="default")
     worker.add_argument("--concurrency", type=int, default=None)
-    commands.add_parser("migrate", help="create the database if needed and apply migrations")
+    commands.add_parser("migrate", help="create the database if needed, apply migrations, and print a first "
+                                        "admin key on a database that has none")
+    admin_key = commands.add_parser("admin-key", help="make an admin key directly in the database (on the server's "
+                                                      "machine, e.g. when every admin key is lost)")
+    admin_key.add_argument("--owner", default="admin")
     _client_commands(commands)
     args = parser.parse_args(argv)
 
@@ -78,12 +98,21 @@ def main(argv: list[str] | None = None) -> int:
 
         run_worker(["--queue", args.queue, *(["--concurrency", str(args.concurrency)] if args.concurrency else [])])
         return 0
-    from app.cli.supervisor import ensure_database, migrate
+    from app.cli.supervisor import ensure_database, first_admin_key, migrate, sign_in_text
     from app.config import get_settings
 
+    if args.command == "admin-key":
+        from app.auth import create_key
+        from app.db import session_scope
+
+        with session_scope() as session:
+            print(create_key(session, args.owner, admin=True, name="vibetune admin-key").key)
+        return 0
     ensure_database(get_settings().database_url)
     migrate()
     print("database is at the newest migration")
+    if key := first_admin_key():
+        print(sign_in_text(key))
     return 0
 
 

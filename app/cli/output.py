@@ -91,6 +91,14 @@ def jobs_table(items: Sequence[dict[str, Any]], total: int | None = None, now: d
     return text
 
 
+def keys_table(items: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
+    """API keys, one per line: id, owner, admin, key prefix, name, age, last use, revoked."""
+    rows = [[str(k["id"]), k["owner"], "admin" if k["admin"] else "", f"{k['prefix']}...", truncate(k["name"], 24),
+             age(k["created_at"], now), age(k["last_used_at"], now) if k.get("last_used_at") else "never",
+             "revoked" if k.get("revoked_at") else ""] for k in items]
+    return table(["ID", "OWNER", "ADMIN", "KEY", "NAME", "MADE", "USED", ""], rows) if rows else "no keys"
+
+
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     """`[#########---------------]` for a fraction 0..1."""
     filled = int(round(max(0.0, min(1.0, fraction)) * width))

@@ -61,6 +61,36 @@ def ensure_database(url: str) -> None:
             print(f"created database {target.database}", flush=True)
 
 
+def first_admin_key() -> str | None:
+    """Store VIBETUNE_ADMIN_KEY, or make a random admin key on a database that has none; the key
+    if one was made now (None with AUTH=off or when an admin key exists already)."""
+    from app.auth import ensure_admin_key
+    from app.db import session_scope
+
+    settings = get_settings()
+    if not settings.auth:
+        return None
+    with session_scope() as session:
+        return ensure_admin_key(session, settings.vibetune_admin_key)
+
+
+def sign_in_text(key: str) -> str:
+    """What to tell a person about a first admin key, printed once."""
+    return (f"\nFirst admin key (shown once, only its hash is stored):\n\n    {key}\n\n"
+            "Sign in to the dashboard with it, or `export VIBETUNE_API_KEY=...` for the CLI; "
+            "make keys for other people with `vibetune keys create --owner NAME`.\n")
+
+
+def refuse_open_auth_off(host: str) -> str | None:
+    """Why the service must not start with AUTH=off on `host`, or None if it may."""
+    from app.auth import is_loopback
+
+    if get_settings().auth or is_loopback(host):
+        return None
+    return (f"refusing to start with AUTH=off on {host}: anyone who can reach it could read and delete every job. "
+            "Bind to 127.0.0.1 (HOST=127.0.0.1) or turn AUTH on.")
+
+
 def migrate() -> None:
     """Bring the schema to the newest revision (alembic.ini of this checkout, else of the cwd)."""
     ini = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -125,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
 
+    if problem := refuse_open_auth_off(args.host):
+        print(f"vibetune: {problem}", file=sys.stderr, flush=True)
+        return 2
     ensure_database(get_settings().database_url)
     migrate()
+    if key := first_admin_key():
+        print(sign_in_text(key), flush=True)
     specs = services(args.host, args.port)
     if get_settings().serve_teacher:
         specs.insert(0, teacher_service())

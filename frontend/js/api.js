@@ -20,6 +20,9 @@ export async function api(path, { method = 'GET', body } = {}) {
   } catch (err) {
     throw new ApiError(0, { code: 'unreachable', message: 'The vibetune server cannot be reached.' });
   }
+  if (response.status === 401 && path !== '/api/session') {
+    window.dispatchEvent(new CustomEvent('vibetune:signed-out'));  // the key was revoked, or never given
+  }
   if (!response.ok) {
     let payload = null;
     try { payload = await response.json(); } catch { /* not JSON: keep the status */ }

@@ -14,7 +14,8 @@ from app import jobs
 from app.api.limits import MAX_PAGE_OFFSET
 from app.config import get_settings
 from app.db import get_engine, session_scope
-from tests.conftest import SCRATCH
+from tests.conftest import ADMIN_HEADERS, SCRATCH
+from tests.support import http
 from tests.support.factories import make_job, make_trainable_job, sms_training_rows
 from tests.support.live_service import LiveService
 
@@ -227,6 +228,7 @@ def test_the_bundled_models_folder_is_allowed_by_default(client):
 def test_the_job_list_never_selects_the_spec(client):
     make_job(examples=[{"input": "x" * 5000, "output": "y"}])
     from app.api.routes.events import jobs_snapshot
+    from app.auth import LOCAL_ADMIN
 
     statements = []
 
@@ -237,7 +239,7 @@ def test_the_job_list_never_selects_the_spec(client):
     event.listen(engine, "before_cursor_execute", capture)
     try:
         assert client.get("/api/jobs").json()["items"]
-        assert jobs_snapshot(5)["items"]
+        assert jobs_snapshot(5, LOCAL_ADMIN)["items"]
         with session_scope() as session:
             rows, _ = jobs.newest_jobs(session, 5)
             assert rows and all("spec" in inspect(job).unloaded for job in rows)
@@ -337,7 +339,7 @@ def test_a_chunked_body_under_the_limit_is_read_whole(live_api):
         for start in range(0, len(body), 8192):
             yield body[start:start + 8192]
 
-    response = httpx.post(f"{live_api}/api/jobs", content=chunks(), headers={"content-type": "application/json"})
+    response = http.post(f"{live_api}/api/jobs", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 422 and response.json()["error"]["fields"][0]["field"] == "num_examples"
 
 
@@ -351,10 +353,10 @@ def test_refused_text_leaves_the_connection_usable(live_api):
         sock = conn.sock
         for bad in (NUL, SURROGATE):
             conn.request("POST", "/api/jobs", body=json.dumps({"task": bad}).encode(),
-                         headers={"Content-Type": "application/json"})
+                         headers={"Content-Type": "application/json", **ADMIN_HEADERS})
             refused = conn.getresponse()
             assert refused.status == 422 and json.loads(refused.read())["error"]["fields"][0]["field"] == "task"
-            conn.request("GET", "/api/jobs?limit=1")
+            conn.request("GET", "/api/jobs?limit=1", headers=ADMIN_HEADERS)
             again = conn.getresponse()
             again.read()
             assert again.status == 200

@@ -24,7 +24,8 @@ from app import jobs
 from app.db import get_engine, session_scope
 from app.main import create_app
 from app.models import Job
-from tests.conftest import SCRATCH
+from tests.conftest import ADMIN_HEADERS, SCRATCH
+from tests.support import http
 from tests.support.factories import make_job
 from tests.support.live_service import LiveService
 
@@ -53,7 +54,7 @@ def test_150_concurrent_job_lists_all_answer_and_health_answers_meanwhile(small_
 
     async def burst() -> tuple[list[int], float, httpx.Response]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        async with http.async_client(base_url=url, timeout=120, limits=limits) as client:
             lists = [asyncio.create_task(client.get("/api/jobs")) for _ in range(150)]
             await asyncio.sleep(0.05)  # the burst is in flight
             started = time.monotonic()
@@ -74,7 +75,7 @@ def test_no_free_connection_is_503_with_retry_after_not_500(settings_env):
     settings_env(**{**POOL, "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "0.3"})
     held = get_engine().connect()  # the only connection of the pool
     try:
-        with TestClient(create_app(), raise_server_exceptions=False) as client:
+        with TestClient(create_app(), raise_server_exceptions=False, headers=ADMIN_HEADERS) as client:
             response = client.get("/api/jobs")
             models = client.get("/v1/models")
     finally:

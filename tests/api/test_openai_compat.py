@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
@@ -22,7 +21,8 @@ from app.artifacts import MODEL_FOLDER, save_folder
 from app.db import session_scope
 from app.models import JobStatus
 from app.storage import get_storage
-from tests.conftest import SCRATCH
+from tests.conftest import ADMIN_KEY, SCRATCH
+from tests.support import http
 from tests.support.factories import make_finished_job, make_job
 from tests.support.live_service import LiveService
 from workers.bundled_models import STUDENT, is_prepared, model_dir
@@ -329,7 +329,7 @@ def server(student) -> Iterator[str]:
 
 
 def test_official_openai_client_gets_answers(server, student):
-    client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0)
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=ADMIN_KEY, max_retries=0)
     assert student in [m.id for m in client.models.list()]
     assert client.models.retrieve(student).id == student
 
@@ -355,7 +355,7 @@ def test_concurrent_requests_to_one_model_all_succeed(server, student):
 
     def ask(prompt: str) -> dict:
         body = {"model": student, "messages": [{"role": "user", "content": prompt}], "max_tokens": 8}
-        response = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=300)
+        response = http.post(f"{server}/v1/chat/completions", json=body, timeout=300)
         assert response.status_code == 200, response.text
         return response.json()["choices"][0]
 
@@ -368,18 +368,18 @@ def test_concurrent_requests_to_one_model_all_succeed(server, student):
 def test_the_api_answers_while_a_student_generates(server, student):
     body = {"model": student, "messages": [{"role": "user", "content": "Write a long story about a dragon."}],
             "max_tokens": 96}
-    httpx.post(f"{server}/v1/chat/completions", json={**body, "max_tokens": 1}, timeout=300)  # loaded
+    http.post(f"{server}/v1/chat/completions", json={**body, "max_tokens": 1}, timeout=300)  # loaded
     done = threading.Event()
 
     def generate() -> None:
-        httpx.post(f"{server}/v1/chat/completions", json=body, timeout=300)
+        http.post(f"{server}/v1/chat/completions", json=body, timeout=300)
         done.set()
 
     worker = threading.Thread(target=generate)
     worker.start()
     time.sleep(0.5)
     started = time.monotonic()
-    assert httpx.get(f"{server}/v1/models", timeout=30).status_code == 200
+    assert http.get(f"{server}/v1/models", timeout=30).status_code == 200
     waited = time.monotonic() - started
     overlapped = not done.is_set()
     worker.join()

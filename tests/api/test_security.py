@@ -4,6 +4,7 @@ configured, security headers on the dashboard and the API."""
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from tests.conftest import ADMIN_HEADERS
 from tests.support.factories import load, make_job
 
 
@@ -29,7 +30,7 @@ def test_cors_answers_only_configured_origins(client, settings_env):
     preflight = {"Origin": "https://tools.example", "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in client.options("/api/jobs", headers=preflight).headers
     settings_env(CORS_ORIGINS="https://tools.example")
-    with TestClient(create_app()) as configured:
+    with TestClient(create_app(), headers=ADMIN_HEADERS) as configured:
         answer = configured.options("/api/jobs", headers=preflight)
         assert answer.headers["access-control-allow-origin"] == "https://tools.example"
         job_id = make_job()

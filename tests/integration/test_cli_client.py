@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app import job_stages, jobs
@@ -22,6 +21,7 @@ from app.artifacts import artifact_key, save_artifact
 from app.db import session_scope
 from app.models import Job, JobStatus, StageStatus
 from app.storage import get_storage
+from tests.support import http
 from tests.support.factories import make_finished_job, make_job
 from tests.support.processes import free_port
 
@@ -34,7 +34,7 @@ def vibetune(service, *args: str, cwd: Path | None = None) -> subprocess.Complet
 
 
 def api_status(service, job_id: str) -> str:
-    return httpx.get(f"{service.url}/api/jobs/{job_id}").json()["status"]
+    return http.get(f"{service.url}/api/jobs/{job_id}").json()["status"]
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
@@ -154,7 +154,7 @@ def test_detach_cancel_resume_cancel(api_service, tmp_path):
                       "--num-examples", "40", "--until", "data", "--detach")
     assert result.returncode == 0, result.stderr
     job_id = JOB_ID.search(result.stdout).group(1)
-    job = httpx.get(f"{api_service.url}/api/jobs/{job_id}").json()
+    job = http.get(f"{api_service.url}/api/jobs/{job_id}").json()
     assert job["status"] == "queued"
     assert job["spec"]["labels"] == ["spam", "ham"] and job["spec"]["num_examples"] == 40
     assert job["spec"]["until"] == "data"
@@ -296,3 +296,26 @@ def test_ctrl_c_while_following_leaves_the_job_running(api_service, following):
     assert api_status(api_service, str(job_id)) == "queued"
     with session_scope() as session:
         jobs.cancel(session, job_id)
+
+
+def test_keys_create_list_revoke_and_whoami(api_service, monkeypatch):
+    made = vibetune(api_service, "keys", "create", "--owner", "lena", "--name", "cli test")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert re.fullmatch(r"vt_[A-Za-z0-9_-]{43}", key), made.stdout
+    assert "for lena (shown once" in made.stderr
+    listed = vibetune(api_service, "keys", "list")
+    assert listed.returncode == 0 and "lena" in listed.stdout and key[:11] in listed.stdout
+    assert key not in listed.stdout, "a list never shows a key"
+    mine = vibetune(api_service, "whoami", "--api-key", key)
+    assert mine.returncode == 0 and mine.stdout.strip() == "lena"
+    assert vibetune(api_service, "whoami").stdout.strip() == "admin (admin)"  # VIBETUNE_API_KEY
+    refused = vibetune(api_service, "keys", "create", "--owner", "mallory", "--api-key", key)
+    assert "needs an admin key" in assert_one_error_line(refused)
+    key_id = next(line.split()[0] for line in listed.stdout.splitlines() if "lena" in line)
+    assert vibetune(api_service, "keys", "revoke", key_id).stdout.strip() == f"revoked key {key_id}"
+    gone = vibetune(api_service, "jobs", "--api-key", key)
+    assert "unknown or revoked (pass --api-key or set VIBETUNE_API_KEY)" in assert_one_error_line(gone)
+    monkeypatch.delenv("VIBETUNE_API_KEY")
+    anonymous = vibetune(api_service, "jobs")
+    assert "an API key is required" in assert_one_error_line(anonymous)

@@ -7,15 +7,50 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from playwright.sync_api import expect
 
-from tests.support.browser import assert_not_reloaded, browser_page, stays_on_same_document
+from tests.conftest import ADMIN_KEY
+from tests.support import http
+from tests.support.browser import assert_not_reloaded, browser_page, sign_in_with_form, stays_on_same_document
 from tests.support.datasets import sms_spam
+from tests.support.factories import make_job
 
 # Chromium logs every 4xx/5xx answer as a console error; these are the ones the tests provoke
 # (the form's validation errors; /health is 503 where no teacher runs).
 EXPECTED_HTTP_ERRORS = ("status of 422", "status of 503")
+# Signed out, the first /api/me is 401; a wrong key at the sign-in form too.
+SIGNED_OUT_ERRORS = ("status of 401", "status of 503")
+
+
+def test_sign_in_form_admin_keys_view_and_sign_out(api_service):
+    bobs_job = str(make_job("bob", task="bob's private task"))
+    with browser_page(key=None) as (page, errors):
+        page.goto(f"{api_service.url}/#/jobs")
+        expect(page.locator("#sign-in")).to_be_visible()
+        expect(page.locator("#f-key")).to_be_focused()
+        page.fill("#f-key", "vt_not_a_key")
+        page.click("#sign-in button[type=submit]")
+        expect(page.locator("#e-key")).to_contain_text("unknown or revoked")
+        assert page.evaluate("document.cookie") == "", "the key never sits where page scripts can read it"
+
+        sign_in_with_form(page, api_service.url, ADMIN_KEY)
+        expect(page.locator("#who")).to_have_text("admin (admin)")
+        expect(page.locator(f"[data-job='{bobs_job}']")).to_be_visible()  # an admin sees everyone's jobs
+        page.click("#nav-keys")
+        page.fill("#f-owner", "olga")
+        page.click("#new-key-form button[type=submit]")
+        expect(page.locator("#made-key")).to_have_text(re.compile(r"^vt_[A-Za-z0-9_-]{43}$"))
+        olgas_key = page.locator("#made-key").text_content() or ""
+        expect(page.locator("#key-rows tr", has_text="olga")).to_have_count(1)
+
+        page.click("#sign-out")
+        expect(page.locator("#sign-in")).to_be_visible()
+        sign_in_with_form(page, api_service.url, olgas_key)
+        expect(page.locator("#who")).to_have_text("olga")
+        expect(page.locator("#nav-keys")).to_be_hidden()
+        expect(page.locator("#jobs")).to_be_visible()
+        expect(page.locator(f"[data-job='{bobs_job}']")).to_have_count(0)  # not olga's
+        errors.assert_none(allowed=SIGNED_OUT_ERRORS)
 
 
 def test_form_shows_each_api_error_next_to_its_field(api_service):
@@ -44,7 +79,7 @@ def test_form_shows_each_api_error_next_to_its_field(api_service):
         page.click("[type=submit]")
         expect(page.locator("#e-test_set")).to_contain_text("header input,output")
         errors.assert_none(allowed=EXPECTED_HTTP_ERRORS)
-    assert httpx.get(f"{api_service.url}/api/jobs").json()["total"] >= 0  # the server survived it all
+    assert http.get(f"{api_service.url}/api/jobs").json()["total"] >= 0  # the server survived it all
 
 
 def test_pages_fit_a_phone_screen_and_work_from_the_keyboard(api_service):
@@ -81,7 +116,7 @@ def test_a_submitted_job_shows_up_and_changes_status_without_reloading(live_serv
 
         page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}"))
         job_id = re.search(r"#/jobs/([0-9a-f-]{36})", page.url).group(1)
-        job = httpx.get(f"{live_service.url}/api/jobs/{job_id}").json()
+        job = http.get(f"{live_service.url}/api/jobs/{job_id}").json()
         assert job["spec"]["until"] == "data" and job["spec"]["labels"] == ["spam", "ham"]
         assert len(job["spec"]["test_set"]) == len(rows) and job["spec"]["num_examples"] == 20
 
@@ -92,7 +127,7 @@ def test_a_submitted_job_shows_up_and_changes_status_without_reloading(live_serv
         page.click("[data-nav=jobs]")
         row = page.locator(f"[data-job='{job_id}']")
         expect(row).to_contain_text("running")
-        httpx.post(f"{live_service.url}/api/jobs/{job_id}/cancel")  # changed elsewhere: the list follows
+        http.post(f"{live_service.url}/api/jobs/{job_id}/cancel")  # changed elsewhere: the list follows
         expect(row).to_contain_text("canceled", timeout=20_000)
 
         row.get_by_role("link").click()
@@ -103,7 +138,7 @@ def test_a_submitted_job_shows_up_and_changes_status_without_reloading(live_serv
         expect(page.locator("#resume")).to_be_visible()
         assert_not_reloaded(page)
         errors.assert_none()
-    assert httpx.get(f"{live_service.url}/api/jobs/{job_id}").json()["status"] == "canceled"
+    assert http.get(f"{live_service.url}/api/jobs/{job_id}").json()["status"] == "canceled"
 
 
 def test_csv_reader_handles_quotes_commas_newlines_and_column_order(api_service):

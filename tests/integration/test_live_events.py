@@ -11,6 +11,7 @@ from app import job_stages, jobs
 from app.cli.client import parse_sse
 from app.db import session_scope
 from app.models import JobStatus, StageStatus
+from tests.support import http
 from tests.support.factories import make_job
 
 WAIT = 20
@@ -22,7 +23,7 @@ def events(url: str) -> tuple[queue.Queue, threading.Thread]:
 
     def read() -> None:
         try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=60)) as response:
+            with http.stream("GET", url, timeout=httpx.Timeout(10, read=60)) as response:
                 assert response.headers["content-type"].startswith("text/event-stream")
                 for event, data in parse_sse(response.iter_lines()):
                     out.put((event, data))
@@ -77,9 +78,9 @@ def test_job_events_follow_each_change_then_end(api_service):
 
 
 def test_events_of_unknown_job_are_a_404_before_streaming(api_service):
-    response = httpx.get(f"{api_service.url}/api/jobs/00000000-0000-0000-0000-000000000000/events")
+    response = http.get(f"{api_service.url}/api/jobs/00000000-0000-0000-0000-000000000000/events")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
-    assert httpx.get(f"{api_service.url}/api/jobs/nope/events").status_code == 404
+    assert http.get(f"{api_service.url}/api/jobs/nope/events").status_code == 404
 
 
 def test_job_list_stream_shows_new_jobs_and_status_changes(api_service):

@@ -50,29 +50,35 @@ def service(tmp_path, teacher_url):
 def test_make_up_serves_and_runs_jobs_then_stops_cleanly(service):
     proc, url = service
     assert f"dashboard {url}/" in proc.output()
+    # A fresh database: `make up` printed a first admin key, once, and it works.
+    keys = re.findall(r"^\s+(vt_[A-Za-z0-9_-]{43})$", proc.output(), flags=re.M)
+    assert len(keys) == 1, proc.output()[-3000:]
+    signed = httpx.Client(headers={"Authorization": f"Bearer {keys[0]}"})
+    assert httpx.get(f"{url}/api/jobs").status_code == 401
+    assert signed.get(f"{url}/api/me").json() == {"owner": "admin", "admin": True, "auth": True}
     health = httpx.get(f"{url}/health").json()
     assert health == {**health, "status": "ok", "database": "ok", "broker": "ok", "teacher": "ok"}
     assert httpx.get(f"{url}/").status_code == 200
-    assert httpx.get(f"{url}/api/models").json()["teachers"][0] == "qwen2.5-coder-1.5b-instruct"
+    assert signed.get(f"{url}/api/models").json()["teachers"][0] == "qwen2.5-coder-1.5b-instruct"
 
-    job = httpx.post(f"{url}/api/jobs", json={"task": "Is this SMS spam?", "labels": ["spam", "ham"]}).json()
+    job = signed.post(f"{url}/api/jobs", json={"task": "Is this SMS spam?", "labels": ["spam", "ham"]}).json()
     deadline = time.monotonic() + 30
     # A claimed job is `running` a moment before its first stage is recorded as started.
-    while (current := httpx.get(f"{url}/api/jobs/{job['id']}").json())["stage"] is None:
+    while (current := signed.get(f"{url}/api/jobs/{job['id']}").json())["stage"] is None:
         assert current["status"] in ("queued", "running"), current
         assert time.monotonic() < deadline, "no worker picked the job up"
         time.sleep(0.2)
     assert current["status"] == "running" and current["stage"] == "plan", current
-    canceled = httpx.post(f"{url}/api/jobs/{job['id']}/cancel").json()
+    canceled = signed.post(f"{url}/api/jobs/{job['id']}/cancel").json()
     assert canceled["status"] == "canceled"
     deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/api/jobs/{job['id']}").json()["stages"][0]["status"] == "running":
+    while signed.get(f"{url}/api/jobs/{job['id']}").json()["stages"][0]["status"] == "running":
         assert time.monotonic() < deadline, "the plan stage did not stop after cancel"
         time.sleep(0.5)
 
     pids = [int(p) for p in re.findall(r"started [\w-]+ \(pid (\d+)\)", proc.output())]
     assert len(pids) == 3
-    dashboard = open_event_stream(f"{url}/api/events/jobs")  # an open dashboard must not hold the API up
+    dashboard = open_event_stream(f"{url}/api/events/jobs", keys[0])  # an open dashboard must not hold the API up
     proc.signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
@@ -84,13 +90,14 @@ def test_make_up_serves_and_runs_jobs_then_stops_cleanly(service):
     assert not dashboard.is_alive(), "the event stream stayed open after the API stopped"
 
 
-def open_event_stream(url: str) -> threading.Thread:
+def open_event_stream(url: str, key: str) -> threading.Thread:
     """Read a Server-Sent Events stream in the background until the server ends it."""
     opened = threading.Event()
 
     def read() -> None:
         try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=None)) as response:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=None),
+                              headers={"Authorization": f"Bearer {key}"}) as response:
                 for _ in response.iter_lines():
                     opened.set()
         except httpx.HTTPError:

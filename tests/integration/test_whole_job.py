@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.support import http
 from tests.support.browser import assert_not_reloaded, browser_page, stays_on_same_document
 from tests.support.datasets import sms_spam
 from workers import curation
@@ -137,7 +138,7 @@ def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, d
         train_state = page.locator("[data-stage=train]").get_attribute("data-status")
         expect(page.locator("#job-status .badge")).to_have_text(
             re.compile("succeeded|failed"), timeout=WHOLE_JOB_SECONDS * 1000)
-        job = httpx.get(f"{base}/api/jobs/{job_id}").json()
+        job = http.get(f"{base}/api/jobs/{job_id}").json()
         assert job["status"] == "succeeded", (job, live_service.output())
         data_job["model_ok"] = True
 
@@ -154,7 +155,7 @@ def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, d
 
 def check_data_view(page, base: str, job_id: str) -> None:
     """Label chart, curation counts, paging and the label filter agree with the data set."""
-    dataset = [json.loads(line) for line in httpx.get(f"{base}/api/jobs/{job_id}/dataset").text.splitlines()]
+    dataset = [json.loads(line) for line in http.get(f"{base}/api/jobs/{job_id}/dataset").text.splitlines()]
     expect(page.locator("#label-chart")).to_contain_text("spam")
     expect(page.locator("#label-chart")).to_contain_text("ham")
     expect(page.locator("#curation")).to_contain_text(f"{len(dataset)} kept")
@@ -170,7 +171,7 @@ def check_data_view(page, base: str, job_id: str) -> None:
 def check_report_view(page, base: str, job_id: str) -> None:
     """The report tab shows the API's report: verdict, the three models, per label, confusion,
     and as many wrong rows as the predictions say."""
-    report = httpx.get(f"{base}/api/jobs/{job_id}/report").json()
+    report = http.get(f"{base}/api/jobs/{job_id}/report").json()
     page.click("#tab-report")
     expect(page.locator("#verdict")).to_contain_text(report["verdict"])
     comparison = page.locator("#model-comparison")
@@ -179,14 +180,14 @@ def check_report_view(page, base: str, job_id: str) -> None:
     expect(comparison).to_contain_text(f"{report['student']['accuracy'] * 100:.1f}%")
     expect(page.locator("#per-label")).to_contain_text("spam")
     expect(page.locator("#confusion")).to_contain_text("ham")
-    wrong = httpx.get(f"{base}/api/jobs/{job_id}/predictions", params={"wrong": "student"}).json()["total"]
+    wrong = http.get(f"{base}/api/jobs/{job_id}/predictions", params={"wrong": "student"}).json()["total"]
     expect(page.locator("#wrong-examples")).to_contain_text(f"of {wrong} wrong" if wrong else "got every row right")
 
 
 def check_bundle_download(page, base: str, job_id: str, bundle: Path) -> None:
     """Every artifact is listed with its checksum; the bundle button downloads a tar whose
     SHA256SUMS covers every artifact and matches every file in it."""
-    artifacts = httpx.get(f"{base}/api/jobs/{job_id}/artifacts").json()["items"]
+    artifacts = http.get(f"{base}/api/jobs/{job_id}/artifacts").json()["items"]
     page.click("#tab-artifacts")
     expect(page.locator("#artifacts tbody tr")).to_have_count(len(artifacts))
     for artifact in artifacts:
@@ -323,7 +324,7 @@ def test_packaged_student_folder_is_served_by_vllm(client, data_job, tmp_path):
         server.wait_for(lambda: _answers(f"{base}/models"), timeout=900, what="vLLM serving the student")
         labelled = 0
         for row in TEST_SET[:10]:
-            reply = httpx.post(f"{base}/chat/completions", timeout=60, json={
+            reply = http.post(f"{base}/chat/completions", timeout=60, json={
                 "model": "student", "messages": [{"role": "user", "content": row["input"]}],
                 "max_tokens": 8, "temperature": 0})
             assert reply.status_code == 200, reply.text
@@ -335,6 +336,6 @@ def test_packaged_student_folder_is_served_by_vllm(client, data_job, tmp_path):
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return http.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False

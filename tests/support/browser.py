@@ -10,6 +10,8 @@ from pathlib import Path
 
 from playwright.sync_api import ConsoleMessage, Error, Page, Request, sync_playwright
 
+from tests.conftest import ADMIN_KEY
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts, which
 # this closed network refuses (and slows every start).
@@ -49,8 +51,10 @@ class PageErrors:
 
 
 @contextmanager
-def browser_page(width: int = 1280, height: int = 900) -> Iterator[tuple[Page, PageErrors]]:
-    """A fresh page in a fresh browser profile; downloads allowed."""
+def browser_page(width: int = 1280, height: int = 900,
+                 key: str | None = ADMIN_KEY) -> Iterator[tuple[Page, PageErrors]]:
+    """A fresh page in a fresh browser profile, signed in with `key` (the dashboard's cookie, as
+    the sign-in form leaves it; None: signed out); downloads allowed."""
     profile = tempfile.mkdtemp(prefix="vibetune-chromium-")
     try:
         with sync_playwright() as playwright:
@@ -58,6 +62,10 @@ def browser_page(width: int = 1280, height: int = 900) -> Iterator[tuple[Page, P
                 profile, executable_path=str(CHROMIUM), headless=True, args=ARGS,
                 viewport={"width": width, "height": height}, accept_downloads=True)
             try:
+                if key is not None:
+                    context.add_cookies([{"name": "vibetune_key", "value": key, "domain": host, "path": "/",
+                                          "httpOnly": True, "sameSite": "Strict"}
+                                         for host in ("127.0.0.1", "localhost")])
                 page = context.pages[0] if context.pages else context.new_page()
                 page.set_default_timeout(30_000)
                 yield page, PageErrors(page)
@@ -74,3 +82,11 @@ def stays_on_same_document(page: Page) -> None:
 
 def assert_not_reloaded(page: Page) -> None:
     assert page.evaluate("window.__vibetuneMarker") == "same-document", "the page was reloaded"
+
+
+def sign_in_with_form(page: Page, url: str, key: str) -> None:
+    """Open the dashboard signed out and sign in through its form."""
+    page.goto(f"{url}/")
+    page.fill("#f-key", key)
+    page.click("#sign-in button[type=submit]")
+    page.wait_for_selector("#sign-out")

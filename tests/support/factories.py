@@ -13,11 +13,19 @@ from app.models import Job
 from app.schemas import JobCreate
 
 
-def make_job(**body: Any) -> uuid.UUID:
-    """Insert a queued job from a submission body (validated like the API does); returns its id."""
+def make_job(owner: str = "admin", **body: Any) -> uuid.UUID:
+    """Insert a queued job of `owner` from a submission body (validated like the API does); returns its id."""
     body.setdefault("task", "sort support tickets into billing, shipping, technical")
     with session_scope() as session:
-        return jobs.create_job(session, JobCreate(**body).to_spec()).id
+        return jobs.create_job(session, JobCreate(**body).to_spec(), owner).id
+
+
+def make_key(owner: str, admin: bool = False) -> dict[str, str]:
+    """A new API key of `owner`, as request headers."""
+    from app.auth import create_key
+
+    with session_scope() as session:
+        return {"Authorization": f"Bearer {create_key(session, owner, admin=admin).key}"}
 
 
 def load(job_id: uuid.UUID) -> Job:
@@ -30,7 +38,8 @@ def load(job_id: uuid.UUID) -> Job:
 
 
 def make_finished_job(
-    model_dir: Path | None = None, metrics: dict[str, dict[str, Any]] | None = None, **body: Any
+    model_dir: Path | None = None, metrics: dict[str, dict[str, Any]] | None = None, owner: str = "admin",
+    **body: Any,
 ) -> uuid.UUID:
     """A job that has run every stage (through the real claim/finish path) with the given stage
     metrics, and, if `model_dir` is given, that folder stored as its `model/` artifacts
@@ -40,7 +49,7 @@ def make_finished_job(
     from app.models import JobStatus, StageStatus
     from app.storage import get_storage
 
-    job_id = make_job(**body)
+    job_id = make_job(owner, **body)
     with session_scope() as session:
         token = jobs.claim(session, job_id, 60)
         assert token is not None

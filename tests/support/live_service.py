@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app import jobs
 from app.db import session_scope
 from app.models import Job
+from tests.support import http
 from tests.support.processes import Process, free_port, start_worker
 
 
@@ -49,7 +50,7 @@ class LiveService:
 
     def _answers(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/api/models", timeout=2).status_code == 200
+            return http.get(f"{self.url}/api/models", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 

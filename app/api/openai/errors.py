@@ -19,6 +19,10 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.openai.protocol import OpenAIErrorResponse
+from app.errors import APIError
+
+#: The service's error codes that OpenAI names differently.
+_OPENAI_CODES = {"unauthorized": "invalid_api_key"}
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,11 @@ class OpenAIRoute(APIRoute):
                 return invalid_request(exc).response()
             except OpenAIError as exc:
                 return exc.response()
+            except APIError as exc:  # from a shared dependency, e.g. a missing API key (401)
+                kind = "invalid_request_error" if exc.status < 500 else "server_error"
+                response = OpenAIError(exc.status, exc.message, kind, _OPENAI_CODES.get(exc.code, exc.code)).response()
+                response.headers.update(exc.headers)
+                return response
             except StarletteHTTPException as exc:
                 kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
                 return OpenAIError(exc.status_code, str(exc.detail), kind).response()
@@ -89,6 +98,7 @@ def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries declaring OpenAI's error shape for these statuses (and for
     any other status, so no default validation-error schema is added)."""
     descriptions = {400: "Invalid request (`invalid_request_error`), e.g. a malformed body or n > 1",
+                    401: "No API key, or one that is unknown or revoked (`invalid_api_key`)",
                     404: "Unknown model (`model_not_found`)",
                     503: "The model could not be loaded (`model_unavailable`)"}
     entries: dict[int | str, dict[str, Any]] = {

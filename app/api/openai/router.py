@@ -1,7 +1,8 @@
 """OpenAI-compatible serving of finished students: `POST /v1/chat/completions`, `GET /v1/models`.
 
 A model is a job that succeeded with a stored model folder; its id is the job id. Point any
-OpenAI client at `<service>/v1` and pass the job id as `model`.
+OpenAI client at `<service>/v1` with an API key as its `api_key`, and pass the job id as `model`.
+A caller sees and calls only their own students (an admin, everyone's).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api.auth import CallerDep, current_caller
 from app.api.openai import serving
 from app.api.openai.errors import OpenAIError, OpenAIRoute, internal_error, openai_error_responses
 from app.api.openai.protocol import (
@@ -36,11 +38,13 @@ from app.api.openai.protocol import (
     Usage,
 )
 from app.artifacts import MODEL_FOLDER
+from app.auth import Caller
 from app.db import session_scope
 from app.models import Artifact, Job, JobStatus
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute,
+                   dependencies=[Depends(current_caller)], responses=openai_error_responses(401))
 
 T = TypeVar("T")
 
@@ -49,8 +53,9 @@ T = TypeVar("T")
 _GENERATION_THREADS = anyio.CapacityLimiter(8)
 
 
-def _served_jobs(session: Session, job_id: uuid.UUID | None = None) -> list[Job]:
-    """Succeeded jobs that stored a model folder, most recently finished first."""
+def _served_jobs(session: Session, caller: Caller, job_id: uuid.UUID | None = None) -> list[Job]:
+    """The caller's succeeded jobs that stored a model folder (everyone's for an admin), most
+    recently finished first."""
     query = (
         select(Job)
         .join(Artifact, Artifact.job_id == Job.id)
@@ -59,6 +64,8 @@ def _served_jobs(session: Session, job_id: uuid.UUID | None = None) -> list[Job]
     )
     if job_id is not None:
         query = query.where(Job.id == job_id)
+    if not caller.admin:
+        query = query.where(Job.owner == caller.owner)
     return list(session.execute(query).scalars())
 
 
@@ -67,12 +74,12 @@ def _model_not_found(model: str) -> OpenAIError:
                        "(see GET /v1/models)", code="model_not_found", param="model")
 
 
-def _served_job(session: Session, model: str) -> Job:
+def _served_job(session: Session, model: str, caller: Caller) -> Job:
     try:
         job_id = uuid.UUID(model)
     except ValueError:
         raise _model_not_found(model) from None
-    jobs = _served_jobs(session, job_id)
+    jobs = _served_jobs(session, caller, job_id)
     if not jobs:
         raise _model_not_found(model)
     return jobs[0]
@@ -84,24 +91,24 @@ def _card(job: Job) -> ModelCard:
 
 
 @router.get("/models", response_model=ModelList, responses=openai_error_responses())
-def list_models() -> ModelList:
-    """Finished students that can be called: succeeded jobs with a model, newest first."""
+def list_models(caller: CallerDep) -> ModelList:
+    """Finished students the caller can call: their succeeded jobs with a model, newest first."""
     with session_scope() as session:
-        return ModelList(data=[_card(job) for job in _served_jobs(session)])
+        return ModelList(data=[_card(job) for job in _served_jobs(session, caller)])
 
 
 @router.get("/models/{model}", response_model=ModelCard, responses=openai_error_responses(404))
-def get_model(model: str) -> ModelCard:
+def get_model(model: str, caller: CallerDep) -> ModelCard:
     """One finished student."""
     with session_scope() as session:
-        return _card(_served_job(session, model))
+        return _card(_served_job(session, model, caller))
 
 
-def _model_id(model: str) -> str:
+def _model_id(model: str, caller: Caller) -> str:
     """The job id behind `model`, or a 404 (a short session of its own: none stays open while
     the answer is generated)."""
     with session_scope() as session:
-        return str(_served_job(session, model).id)
+        return str(_served_job(session, model, caller).id)
 
 
 async def _off_loop(model_id: str, call: Callable[[], T]) -> T:
@@ -131,10 +138,10 @@ def _usage(completion: serving.Completion) -> Usage:
         **openai_error_responses(400, 404, 503),
     },
 )
-async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
+async def chat_completions(body: ChatCompletionRequest, caller: CallerDep) -> ChatCompletion | StreamingResponse:
     """Answer a chat with a finished student (OpenAI's chat completions API). Greedy unless
     `temperature` > 0; requests to one model are answered one at a time."""
-    model_id = await run_in_threadpool(_model_id, body.model)
+    model_id = await run_in_threadpool(_model_id, body.model, caller)
     messages = [m.as_template_message() for m in body.messages]
     options: dict[str, Any] = {"max_tokens": body.answer_tokens(), "temperature": body.temperature, "top_p": body.top_p,
                "stop": body.stop_sequences()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from app.api.auth import AUTHENTICATED, CallerDep
 from app.api.deps import load_job
 from app.api.views import artifact_public
 from app.artifacts import artifact_key, find_artifact
@@ -14,14 +15,14 @@ from app.errors import APIError, errors, not_found
 from app.schemas import ArtifactsPublic
 from app.storage import InvalidArtifactName, get_storage
 
-router = APIRouter(prefix="/api/jobs/{job_id}/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/api/jobs/{job_id}/artifacts", tags=["artifacts"], **AUTHENTICATED)
 
 
 @router.get("", response_model=ArtifactsPublic, responses=errors(404, 422))
-def list_artifacts(job_id: str) -> ArtifactsPublic:
+def list_artifacts(job_id: str, caller: CallerDep) -> ArtifactsPublic:
     """The job's artifacts with size, sha256 and download URL."""
     with session_scope() as session:
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         return ArtifactsPublic(items=[artifact_public(a) for a in job_artifacts(session, job.id)])
 
 
@@ -34,10 +35,10 @@ def list_artifacts(job_id: str) -> ArtifactsPublic:
         **errors(400, 404, 416, 422),
     },
 )
-def download_artifact(job_id: str, name: str) -> FileResponse:
+def download_artifact(job_id: str, caller: CallerDep, name: str) -> FileResponse:
     """Stream one artifact. Honors `Range` headers; names cannot leave the job's folder."""
     with session_scope() as session:  # closed before the file is sent
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         try:
             key = artifact_key(job.id, name)
         except InvalidArtifactName as exc:

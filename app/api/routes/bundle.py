@@ -10,13 +10,14 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from app.api.auth import AUTHENTICATED, CallerDep
 from app.api.deps import load_job
 from app.artifacts import artifact_key, list_artifacts
 from app.db import session_scope
 from app.errors import APIError, errors
 from app.storage import get_storage
 
-router = APIRouter(prefix="/api/jobs/{job_id}", tags=["artifacts"])
+router = APIRouter(prefix="/api/jobs/{job_id}", tags=["artifacts"], **AUTHENTICATED)
 
 CHECKSUMS = "SHA256SUMS"
 _BLOCK = tarfile.BLOCKSIZE
@@ -82,11 +83,11 @@ def stream_tar(members: list[Member]) -> Iterator[bytes]:
     responses={200: {"description": f"An uncompressed tar of every artifact under `<job id>/`, with `{CHECKSUMS}`",
                      "content": {"application/x-tar": {}}}, **errors(404, 422)},
 )
-def get_bundle(job_id: str) -> StreamingResponse:
+def get_bundle(job_id: str, caller: CallerDep) -> StreamingResponse:
     """Download all of the job's files at once: `<job id>/<artifact name>` for every artifact and
     `<job id>/SHA256SUMS` (`sha256sum -c SHA256SUMS` inside the folder checks them)."""
     with session_scope() as session:  # closed before the archive is streamed
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         artifacts = list_artifacts(session, job.id)
     if not artifacts:
         raise APIError(404, "not_found", f"job {job.id} has no artifacts yet")

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from app.api.auth import AUTHENTICATED, CallerDep
 from app.api.deps import load_job
 from app.api.limits import MAX_PAGE_OFFSET
 from app.api.views import succeeded_metrics
@@ -22,7 +23,7 @@ from app.errors import errors, not_found
 from app.schemas import ExamplesPage, PredictionsPage
 from app.storage import get_storage
 
-router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
+router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"], **AUTHENTICATED)
 
 PageLimit = Annotated[int, Query(ge=1, le=500)]
 PageOffset = Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)]
@@ -48,6 +49,7 @@ def _rows(path: Path) -> Iterator[dict[str, Any]]:
 @router.get("/examples", response_model=ExamplesPage, responses=errors(404, 422))
 def list_examples(
     job_id: str,
+    caller: CallerDep,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
     label: Annotated[str | None, Query(max_length=512, description="Only rows with this output.")] = None,
@@ -56,7 +58,7 @@ def list_examples(
     """The curated data set a page at a time, with each row's soft labels; the label and split
     counts of the whole set; and what curation dropped, by reason."""
     with session_scope() as session:
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         path = _artifact_file(session, job.id, DATASET_ARTIFACT, "data set (it exists once the curate stage has run)")
         curate = succeeded_metrics(job).get("curate", {})
     rows = list(_rows(path))
@@ -76,6 +78,7 @@ def list_examples(
 @router.get("/predictions", response_model=PredictionsPage, responses=errors(404, 422))
 def list_predictions(
     job_id: str,
+    caller: CallerDep,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
     wrong: Annotated[Literal["student", "base_student", "teacher"] | None,
@@ -84,7 +87,7 @@ def list_predictions(
     """Each test row with the expected answer and what the teacher, the untuned and the tuned
     student answered (after evaluation)."""
     with session_scope() as session:
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         path = _artifact_file(session, job.id, PREDICTIONS_ARTIFACT,
                               "predictions (they exist once the evaluate stage has run)")
     rows = _rows(path)

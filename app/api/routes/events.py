@@ -3,7 +3,11 @@
 Each `job` event carries the whole current state (summary, stages with progress, ETA and live
 metrics), so a client that reconnects needs nothing it missed. The server looks for changes every
 EVENTS_POLL_SECONDS and sends only when something changed; a comment line keeps idle connections
-open through proxies. After a finished job's last state an `end` event closes the stream."""
+open through proxies. After a finished job's last state an `end` event closes the stream.
+
+A stream shows only what its caller may see, and checks every RECHECK_SECONDS that the key it
+was opened with still works: once the key is revoked, an `end` event with status `unauthorized`
+closes it."""
 
 from __future__ import annotations
 
@@ -18,24 +22,40 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import jobs
+from app.api.auth import AUTHENTICATED, CallerDep, still_signed_in
 from app.api.deps import load_job, parse_job_id
 from app.api.views import job_summary, job_warnings, stage_public, succeeded_metrics
+from app.auth import Caller
 from app.config import get_settings
 from app.db import session_scope
 from app.errors import APIError, errors
 from app.models import JobStatus
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], **AUTHENTICATED)
 
 KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 30.0
+
+
+class _KeyCheck:
+    """Asks at most every RECHECK_SECONDS whether the stream's key still works."""
+
+    def __init__(self, request: Request) -> None:
+        self.request, self.checked = request, time.monotonic()
+
+    async def revoked(self) -> bool:
+        if time.monotonic() - self.checked < RECHECK_SECONDS:
+            return False
+        self.checked = time.monotonic()
+        return not await still_signed_in(self.request)
 RETRY_MILLISECONDS = 3000
 
 
-def job_snapshot(job_id: str) -> dict[str, Any]:
+def job_snapshot(job_id: str, caller: Caller) -> dict[str, Any]:
     """The job as an event sends it: its summary, warnings and stages (the spec, which can hold
     thousands of rows, is left to `GET /api/jobs/{id}`)."""
     with session_scope() as session:
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         return {
             **job_summary(job).model_dump(mode="json"),
             "warnings": job_warnings(succeeded_metrics(job)),
@@ -47,10 +67,10 @@ def _without_eta(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {**snapshot, "stages": [{k: v for k, v in s.items() if k != "eta_seconds"} for s in snapshot["stages"]]}
 
 
-def jobs_snapshot(limit: int) -> dict[str, Any]:
-    """The newest jobs as the job list shows them."""
+def jobs_snapshot(limit: int, caller: Caller) -> dict[str, Any]:
+    """The caller's newest jobs (everyone's for an admin) as the job list shows them."""
     with session_scope() as session:
-        rows, total = jobs.newest_jobs(session, limit)
+        rows, total = jobs.newest_jobs(session, limit, owner=None if caller.admin else caller.owner)
         return {"items": [job_summary(j).model_dump(mode="json") for j in rows], "total": total}
 
 
@@ -58,9 +78,10 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def job_event_stream(job_id: str, request: Request, first: dict[str, Any]) -> AsyncIterator[bytes]:
+async def job_event_stream(job_id: str, request: Request, caller: Caller,
+                           first: dict[str, Any]) -> AsyncIterator[bytes]:
     """`job` events while the job changes, then `end` once it has finished."""
-    interval = get_settings().events_poll_seconds
+    interval, key_check = get_settings().events_poll_seconds, _KeyCheck(request)
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
     snapshot, last_sent_key, last_write = first, None, time.monotonic()
     while True:
@@ -78,20 +99,26 @@ async def job_event_stream(job_id: str, request: Request, first: dict[str, Any])
         await asyncio.sleep(interval)
         if await request.is_disconnected():
             return
+        if await key_check.revoked():
+            yield sse("end", {"id": first["id"], "status": "unauthorized"})
+            return
         try:
-            snapshot = await run_in_threadpool(job_snapshot, job_id)
+            snapshot = await run_in_threadpool(job_snapshot, job_id, caller)
         except APIError:  # deleted while watched
             yield sse("end", {"id": first["id"], "status": "deleted"})
             return
 
 
-async def jobs_event_stream(limit: int, request: Request) -> AsyncIterator[bytes]:
+async def jobs_event_stream(limit: int, request: Request, caller: Caller) -> AsyncIterator[bytes]:
     """A `jobs` event with the newest jobs whenever any of them changes (or one is added)."""
-    interval = get_settings().events_poll_seconds
+    interval, key_check = get_settings().events_poll_seconds, _KeyCheck(request)
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
     last_sent, last_write = None, time.monotonic()
     while not await request.is_disconnected():
-        snapshot = await run_in_threadpool(jobs_snapshot, limit)
+        if await key_check.revoked():
+            yield sse("end", {"status": "unauthorized"})
+            return
+        snapshot = await run_in_threadpool(jobs_snapshot, limit, caller)
         if snapshot != last_sent:
             yield sse("jobs", snapshot)
             last_sent, last_write = snapshot, time.monotonic()
@@ -108,9 +135,10 @@ async def jobs_event_stream(limit: int, request: Request) -> AsyncIterator[bytes
                                     "whenever the newest jobs change", "content": {"text/event-stream": {}}},
                **errors(422)},
 )
-async def jobs_events(request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> StreamingResponse:
+async def jobs_events(request: Request, caller: CallerDep,
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> StreamingResponse:
     """Watch the job list live: one stream for the whole list, however many jobs are running."""
-    return StreamingResponse(jobs_event_stream(limit, request), media_type="text/event-stream",
+    return StreamingResponse(jobs_event_stream(limit, request, caller), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -121,11 +149,11 @@ async def jobs_events(request: Request, limit: Annotated[int, Query(ge=1, le=200
                                     "then `end` once it has finished",
                      "content": {"text/event-stream": {}}}, **errors(404, 422)},
 )
-async def job_events(job_id: str, request: Request) -> StreamingResponse:
+async def job_events(job_id: str, request: Request, caller: CallerDep) -> StreamingResponse:
     """Watch a job live. An unknown job is a 404 before the stream starts."""
     parse_job_id(job_id)
-    first = await run_in_threadpool(job_snapshot, job_id)
+    first = await run_in_threadpool(job_snapshot, job_id, caller)
     return StreamingResponse(
-        job_event_stream(job_id, request, first), media_type="text/event-stream",
+        job_event_stream(job_id, request, caller, first), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -16,10 +16,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app import jobs
-from app.api.deps import load_job, parse_job_id
+from app.api.auth import AUTHENTICATED, CallerDep
+from app.api.deps import load_job
 from app.api.limits import MAX_PAGE_OFFSET
 from app.api.views import job_public, job_summary
 from app.artifacts import delete_job_files
+from app.config import get_settings
 from app.db import session_scope
 from app.errors import APIError, errors, not_found
 from app.models import JobStatus
@@ -28,7 +30,11 @@ from app.schemas import JobCreate, JobPublic, JobsPublic
 from app.storage import get_storage
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], **AUTHENTICATED)
+
+
+def _too_many(exc: jobs.TooManyActiveJobs) -> APIError:
+    return APIError(429, "too_many_active_jobs", str(exc), headers={"Retry-After": "60"})
 
 
 def _enqueue_or_fail(job_id: uuid.UUID) -> None:
@@ -46,11 +52,16 @@ def _enqueue_or_fail(job_id: uuid.UUID) -> None:
                        "resume it once the broker is back") from exc
 
 
-@router.post("", status_code=201, response_model=JobPublic, responses=errors(400, 413, 422, 503))
-def create_job(body: JobCreate) -> JobPublic:
-    """Submit a task. The job is stored first, then queued for a worker."""
+@router.post("", status_code=201, response_model=JobPublic, responses=errors(400, 413, 422, 429, 503))
+def create_job(body: JobCreate, caller: CallerDep) -> JobPublic:
+    """Submit a task as the caller's job. The job is stored first, then queued for a worker;
+    429 `too_many_active_jobs` if the caller already has MAX_ACTIVE_JOBS_PER_OWNER queued or running."""
     with session_scope() as session:
-        job = jobs.create_job(session, body.to_spec())
+        try:
+            job = jobs.create_job(session, body.to_spec(), caller.owner,
+                                  max_active=get_settings().max_active_jobs_per_owner)
+        except jobs.TooManyActiveJobs as exc:
+            raise _too_many(exc) from None
         reply = job_public(job)
     _enqueue_or_fail(reply.id)
     return reply
@@ -58,28 +69,29 @@ def create_job(body: JobCreate) -> JobPublic:
 
 @router.get("", response_model=JobsPublic, responses=errors(422))
 def list_jobs(
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
 ) -> JobsPublic:
-    """Jobs, newest first."""
+    """The caller's jobs (everyone's for an admin), newest first."""
     with session_scope() as session:
-        rows, total = jobs.newest_jobs(session, limit, offset)
+        rows, total = jobs.newest_jobs(session, limit, offset, owner=None if caller.admin else caller.owner)
         return JobsPublic(items=[job_summary(j) for j in rows], total=total)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=errors(404, 422))
-def get_job(job_id: str) -> JobPublic:
+def get_job(job_id: str, caller: CallerDep) -> JobPublic:
     """One job with its spec and the state of each stage."""
     with session_scope() as session:
-        return job_public(load_job(session, job_id))
+        return job_public(load_job(session, job_id, caller))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409, 422))
-def cancel_job(job_id: str) -> JobPublic:
+def cancel_job(job_id: str, caller: CallerDep) -> JobPublic:
     """Cancel a queued or running job. A running one stops at its next heartbeat (seconds).
     The answer is the job as this cancel left it; 409 `job_finished` if it had already finished."""
-    job_uuid = parse_job_id(job_id)
     with session_scope() as session:
+        job_uuid = load_job(session, job_id, caller).id  # another owner's job is a 404 like a missing one
         try:
             job = jobs.cancel(session, job_uuid)
         except jobs.JobNotFound:
@@ -89,15 +101,17 @@ def cancel_job(job_id: str) -> JobPublic:
         return job_public(job)
 
 
-@router.post("/{job_id}/resume", response_model=JobPublic, responses=errors(404, 409, 422, 503))
-def resume_job(job_id: str) -> JobPublic:
+@router.post("/{job_id}/resume", response_model=JobPublic, responses=errors(404, 409, 422, 429, 503))
+def resume_job(job_id: str, caller: CallerDep) -> JobPublic:
     """Retry a failed or canceled job from the stage where it stopped, or carry a job that
     stopped after its data (`until: data`) on to training. The answer is the job as this resume
     left it (queued); 409 `not_resumable` if it is active or has nothing left to run."""
     with session_scope() as session:
-        job = load_job(session, job_id, lock=True)  # concurrent resumes take turns; the later ones find it queued
+        job = load_job(session, job_id, caller, lock=True)  # concurrent resumes take turns; later ones find it queued
         try:
-            job = jobs.resume(session, job)
+            job = jobs.resume(session, job, max_active=get_settings().max_active_jobs_per_owner)
+        except jobs.TooManyActiveJobs as exc:
+            raise _too_many(exc) from None
         except jobs.JobNotFound:
             raise not_found(f"job {job_id!r}") from None
         except jobs.IllegalTransition as exc:
@@ -109,10 +123,10 @@ def resume_job(job_id: str) -> JobPublic:
 
 
 @router.delete("/{job_id}", status_code=204, responses=errors(404, 409, 422))
-def delete_job(job_id: str) -> Response:
+def delete_job(job_id: str, caller: CallerDep) -> Response:
     """Delete a finished job with its artifacts. Cancel an active job first."""
     with session_scope() as session:
-        job = load_job(session, job_id, lock=True)  # a cancel or resume racing this one waits, then finds no job
+        job = load_job(session, job_id, caller, lock=True)  # a racing cancel or resume waits, then finds no job
         if not JobStatus(job.status).finished:
             raise APIError(409, "job_active", f"job {job.id} is {job.status}; cancel it before deleting")
         job_uuid = job.id

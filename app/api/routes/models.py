@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.auth import AUTHENTICATED
 from app.config import get_settings
 from app.schemas import ModelsPublic
 
-router = APIRouter(prefix="/api", tags=["models"])
+router = APIRouter(prefix="/api", tags=["models"], **AUTHENTICATED)
 
 
 @router.get("/models", response_model=ModelsPublic)

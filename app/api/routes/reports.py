@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from app.api.auth import AUTHENTICATED, CallerDep
 from app.api.deps import load_job
 from app.api.views import job_warnings, succeeded_metrics
 from app.artifacts import DATASET_ARTIFACT, artifact_key, find_artifact
@@ -13,15 +14,15 @@ from app.errors import errors, not_found
 from app.schemas import ReportPublic
 from app.storage import get_storage
 
-router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"])
+router = APIRouter(prefix="/api/jobs/{job_id}", tags=["results"], **AUTHENTICATED)
 
 
 @router.get("/report", response_model=ReportPublic, responses=errors(404, 422))
-def get_report(job_id: str) -> ReportPublic:
+def get_report(job_id: str, caller: CallerDep) -> ReportPublic:
     """Scores so far: the teacher on the person's test set (after the teacher check), and, once
     trained, the untuned and tuned student with a verdict. Parts not measured yet are null."""
     with session_scope() as session:
-        metrics = succeeded_metrics(load_job(session, job_id))
+        metrics = succeeded_metrics(load_job(session, job_id, caller))
     evaluation = metrics.get("evaluate", {})
     return ReportPublic(
         teacher=evaluation.get("teacher") or metrics.get("teacher_check", {}).get("teacher"),
@@ -40,10 +41,10 @@ def get_report(job_id: str) -> ReportPublic:
     responses={200: {"description": "JSON Lines: input, output, split, label_probs, bucket",
                      "content": {"application/x-ndjson": {}}}, **errors(404, 422)},
 )
-def get_dataset(job_id: str) -> FileResponse:
+def get_dataset(job_id: str, caller: CallerDep) -> FileResponse:
     """The curated data set, one JSON object per line (also the artifact `dataset.jsonl`)."""
     with session_scope() as session:  # closed before the file is sent
-        job = load_job(session, job_id)
+        job = load_job(session, job_id, caller)
         artifact = find_artifact(session, job.id, DATASET_ARTIFACT)
     key = artifact_key(job.id, DATASET_ARTIFACT)
     if artifact is None or not get_storage().exists(key):
