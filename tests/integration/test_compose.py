@@ -19,8 +19,9 @@ def test_app_commands_match_make_up():
         assert COMPOSE["services"][service.name]["command"] == ["python", *service.args[1:]], service.name
 
 
-def test_migrate_runs_alembic_and_the_app_waits_for_it():
-    assert COMPOSE["services"]["migrate"]["command"] == ["python", "-m", "alembic", "upgrade", "head"]
+def test_migrate_applies_migrations_and_prints_a_first_admin_key_and_the_app_waits_for_it():
+    # `vibetune migrate`: alembic upgrade head, then a first admin key on a database without one.
+    assert COMPOSE["services"]["migrate"]["command"] == ["python", "-m", "app.cli.main", "migrate"]
     for name in ("api", "worker", "gpu-worker"):
         assert COMPOSE["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
