@@ -20,7 +20,7 @@ def key_public(record: ApiKey) -> KeyPublic:
                      created_at=record.created_at, last_used_at=record.last_used_at, revoked_at=record.revoked_at)
 
 
-@router.post("/keys", status_code=201, response_model=KeyCreated, responses=errors(403, 422))
+@router.post("/keys", status_code=201, response_model=KeyCreated, responses=errors(400, 403, 422))
 def create_key(body: KeyCreate, _: AdminDep) -> KeyCreated:
     """Make a key for an owner (admins only). The answer is the only time the key is shown."""
     with session_scope() as session:

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/session", tags=["keys"])
 COOKIE_SECONDS = 30 * 24 * 3600
 
 
-@router.post("", response_model=Me, responses=errors(401, 422))
+@router.post("", response_model=Me, responses=errors(400, 401, 422))
 async def sign_in(body: SessionCreate, request: Request, response: Response) -> Me:
     """Check a key and keep it in the dashboard's cookie; 401 for an unknown or revoked key."""
     caller = await caller_for_key(body.key)
