@@ -1,13 +1,24 @@
-"""The API under load: many concurrent clients mixing what people and dashboards do.
+"""The API under load: many concurrent clients mixing what people and dashboards do, as several owners.
 
 Starts the real API (uvicorn, one process, as `make up` runs it; no workers, so submitted jobs stay
-queued) on a throwaway database, seeds some jobs, then runs CLIENTS concurrent clients for
-SECONDS seconds, each looping over a weighted mix: list jobs, get a job, its report, open its
-event stream and read the first event, submit a job, cancel one. Prints p50/p99 per route, the
-count of 5xx answers (0 is the target; /health's documented 503 while no teacher runs is counted
-apart), and the API process's peak RSS; writes everything to bench/results/api_load.json.
+queued) on a throwaway database with a random admin key (VIBETUNE_ADMIN_KEY, stored by `migrate`),
+makes OWNERS owner keys with it (POST /api/keys) and seeds jobs for each owner. Then it runs
+CLIENTS concurrent clients for SECONDS seconds, client i signing every request with the key of
+owner i % OWNERS (so every request pays the per-request key check), each looping over a weighted
+mix: list jobs, get a job, its report, open its event stream and read the first event, submit a
+job, cancel one. Prints p50/p99 per route, the count of 5xx answers (0 is the target; /health's
+documented 503 while no teacher runs is counted apart), the 429s and any other unexpected 4xx,
+and the API process's peak RSS; writes everything to bench/results/api_load.json (or `--out`).
 
-    .venv/bin/python bench/api_load.py [--clients 500] [--seconds 60]
+The per-owner limit on active jobs (MAX_ACTIVE_JOBS_PER_OWNER) is kept at its default, 5, and
+pinned in the service's environment so runs compare: a bench that raised it would measure a
+service nobody runs. Submitting is then bounded by cancelling: a client's cancel first cancels
+a job its owner submitted and has not cancelled yet (else a random job of the owner, often
+already cancelled: 409), and a submit beyond the limit answers 429 `too_many_active_jobs`. Those
+429s are expected; they are counted in the submit route's statuses and apart as `submit_429`,
+never as errors. Any other 4xx (a 401 or 403 would mean a key went wrong) is `unexpected_4xx`.
+
+    .venv/bin/python bench/api_load.py [--clients 500] [--seconds 60] [--out bench/results/api_load.json]
 
 Loopback only; the run is bounded in time and stops by itself.
 """
@@ -19,13 +30,14 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 import httpx
@@ -35,6 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "api_load.json"
 MIX = (("list", 30), ("get", 25), ("report", 15), ("events", 5), ("submit", 15), ("cancel", 10))
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+OWNERS = 10
+SEED_JOBS_PER_OWNER = 2
+#: The service's default MAX_ACTIVE_JOBS_PER_OWNER, pinned (see the docstring).
+MAX_ACTIVE_JOBS_PER_OWNER = 5
+#: 4xx answers the mix provokes on purpose: cancelling a finished job, submitting beyond the limit.
+EXPECTED_4XX = {"cancel": {409}, "submit": {429}}
 
 
 def free_port() -> int:
@@ -60,11 +78,23 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-class Load:
-    """The shared state of one run: job ids to act on, and every answer's route, status and time."""
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
-    def __init__(self, client: httpx.AsyncClient, job_ids: list[str], deadline: float) -> None:
-        self.client, self.job_ids, self.deadline = client, job_ids, deadline
+
+class Owner:
+    """One owner's key, the jobs it may act on, and those it submitted and has not cancelled yet."""
+
+    def __init__(self, name: str, key: str, job_ids: list[str]) -> None:
+        self.name, self.headers, self.job_ids = name, bearer(key), job_ids
+        self.pending: deque[str] = deque()
+
+
+class Load:
+    """The shared state of one run: the owners, and every answer's route, status and time."""
+
+    def __init__(self, client: httpx.AsyncClient, owners: list[Owner], deadline: float) -> None:
+        self.client, self.owners, self.deadline = client, owners, deadline
         self.times: dict[str, list[float]] = defaultdict(list)
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
         self.errors: Counter[str] = Counter()
@@ -80,10 +110,11 @@ class Load:
         self.statuses[route][response.status_code] += 1
         return response
 
-    async def events(self) -> None:
+    async def events(self, owner: Owner) -> None:
         start = time.perf_counter()
         try:
-            async with self.client.stream("GET", f"/api/jobs/{random.choice(self.job_ids)}/events") as response:
+            async with self.client.stream("GET", f"/api/jobs/{random.choice(owner.job_ids)}/events",
+                                          headers=owner.headers) as response:
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
                         break
@@ -93,28 +124,30 @@ class Load:
         self.times["events"].append(time.perf_counter() - start)
         self.statuses["events"][response.status_code] += 1
 
-    async def one(self, op: str) -> None:
-        job = random.choice(self.job_ids)
+    async def one(self, owner: Owner, op: str) -> None:
+        job, headers = random.choice(owner.job_ids), owner.headers
         if op == "list":
-            await self.call("list", "GET", "/api/jobs", params={"limit": 50})
+            await self.call("list", "GET", "/api/jobs", params={"limit": 50}, headers=headers)
         elif op == "get":
-            await self.call("get", "GET", f"/api/jobs/{job}")
+            await self.call("get", "GET", f"/api/jobs/{job}", headers=headers)
         elif op == "report":
-            await self.call("report", "GET", f"/api/jobs/{job}/report")
+            await self.call("report", "GET", f"/api/jobs/{job}/report", headers=headers)
         elif op == "events":
-            await self.events()
+            await self.events(owner)
         elif op == "submit":
-            response = await self.call("submit", "POST", "/api/jobs",
+            response = await self.call("submit", "POST", "/api/jobs", headers=headers,
                                        json={"task": f"load test {uuid.uuid4().hex[:6]}", "until": "data"})
             if response is not None and response.status_code == 201:
-                self.job_ids.append(response.json()["id"])
+                owner.job_ids.append(response.json()["id"])
+                owner.pending.append(response.json()["id"])
         elif op == "cancel":
-            await self.call("cancel", "POST", f"/api/jobs/{job}/cancel")
+            target = owner.pending.popleft() if owner.pending else job  # what this owner submitted first
+            await self.call("cancel", "POST", f"/api/jobs/{target}/cancel", headers=headers)
 
-    async def client_loop(self) -> None:
+    async def client_loop(self, owner: Owner) -> None:
         ops, weights = zip(*MIX, strict=True)
         while time.monotonic() < self.deadline:
-            await self.one(random.choices(ops, weights)[0])
+            await self.one(owner, random.choices(ops, weights)[0])
 
     async def health_loop(self) -> None:
         while time.monotonic() < self.deadline:
@@ -122,24 +155,47 @@ class Load:
             await asyncio.sleep(0.5)
 
 
-async def drive(url: str, clients: int, seconds: float, job_ids: list[str]) -> Load:
+async def drive(url: str, clients: int, seconds: float, owners: list[Owner]) -> Load:
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        load = Load(client, job_ids, time.monotonic() + seconds)
-        await asyncio.gather(load.health_loop(), *(load.client_loop() for _ in range(clients)))
+        load = Load(client, owners, time.monotonic() + seconds)
+        await asyncio.gather(load.health_loop(), *(load.client_loop(owners[i % len(owners)]) for i in range(clients)))
     return load
 
 
-def wait_up(url: str, timeout: float = 60) -> None:
+def wait_up(url: str, admin_key: str, timeout: float = 60) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            if httpx.get(f"{url}/api/models", timeout=2).status_code == 200:
-                return
+            status = httpx.get(f"{url}/api/models", headers=bearer(admin_key), timeout=2).status_code
         except httpx.HTTPError:
-            pass
+            status = None
+        if status == 200:
+            return
+        if status in (401, 403):
+            raise SystemExit(f"the API at {url} refused the bench's admin key ({status}): was it stored by migrate?")
         time.sleep(0.3)
     raise SystemExit(f"the API at {url} did not answer within {timeout:.0f} s")
+
+
+def make_owners(url: str, admin_key: str) -> list[Owner]:
+    """OWNERS owner keys made with the admin key, each with SEED_JOBS_PER_OWNER jobs of its own."""
+    owners = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(OWNERS):
+            name = f"bench-owner-{i}"
+            made = client.post("/api/keys", json={"owner": name, "name": "bench/api_load.py"},
+                               headers=bearer(admin_key))
+            made.raise_for_status()
+            key = made.json()["key"]
+            job_ids = []
+            for j in range(SEED_JOBS_PER_OWNER):
+                seeded = client.post("/api/jobs", json={"task": f"seed job {i}.{j}", "until": "data"},
+                                     headers=bearer(key))
+                seeded.raise_for_status()
+                job_ids.append(seeded.json()["id"])
+            owners.append(Owner(name, key, job_ids))
+    return owners
 
 
 def report(load: Load, clients: int, seconds: float, rss: float | None) -> dict[str, object]:
@@ -149,13 +205,18 @@ def report(load: Load, clients: int, seconds: float, rss: float | None) -> dict[
         server_errors = sum(n for code, n in statuses.items() if code >= 500)
         if route == "health":
             server_errors -= statuses.get(503, 0)  # degraded (no teacher runs here): documented, counted apart
+        unexpected = sum(n for code, n in statuses.items()
+                         if 400 <= code < 500 and code not in EXPECTED_4XX.get(route, set()))
         routes[route] = {"n": len(load.times[route]), "p50_ms": percentile(load.times[route], 0.5),
                          "p99_ms": percentile(load.times[route], 0.99), "statuses": dict(statuses),
-                         "server_errors": server_errors}
+                         "server_errors": server_errors, "unexpected_4xx": unexpected}
     total = sum(r["n"] for r in routes.values())  # type: ignore[misc]
-    return {"clients": clients, "seconds": seconds, "requests": total,
+    return {"clients": clients, "seconds": seconds, "owners": OWNERS,
+            "max_active_jobs_per_owner": MAX_ACTIVE_JOBS_PER_OWNER, "requests": total,
             "requests_per_second": round(total / seconds, 1),
             "server_errors": sum(r["server_errors"] for r in routes.values()),  # type: ignore[misc]
+            "submit_429": load.statuses["submit"].get(429, 0),
+            "unexpected_4xx": sum(r["unexpected_4xx"] for r in routes.values()),  # type: ignore[misc]
             "client_errors": dict(load.errors), "peak_rss_mb": rss, "routes": routes}
 
 
@@ -163,41 +224,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (JSON)")
     args = parser.parse_args()
 
     db, port, scratch = f"vibetune_bench_{uuid.uuid4().hex[:8]}", free_port(), tempfile.mkdtemp()
+    admin_key = "vt_bench_" + secrets.token_urlsafe(24)
     env = {**os.environ, "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
            "QUEUE_PREFIX": f"bench-{db}-", "ARTIFACT_DIR": f"{scratch}/a", "WORK_DIR": f"{scratch}/w",
-           "TEACHER_URL": "http://127.0.0.1:9/v1"}
+           "TEACHER_URL": "http://127.0.0.1:9/v1", "AUTH": "true", "VIBETUNE_ADMIN_KEY": admin_key,
+           "MAX_ACTIVE_JOBS_PER_OWNER": str(MAX_ACTIVE_JOBS_PER_OWNER)}
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
-    subprocess.run([sys.executable, "-m", "app.cli.main", "migrate"], env=env, check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    # The command `make up` runs (app/cli/supervisor.py).
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
-                               str(port), "--timeout-graceful-shutdown", "3", "--log-level", "warning"],
-                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = None
     try:
-        wait_up(url)
-        job_ids = [httpx.post(f"{url}/api/jobs", json={"task": f"seed job {i}", "until": "data"}).json()["id"]
-                   for i in range(20)]
-        load = asyncio.run(drive(url, args.clients, args.seconds, job_ids))
+        # Stores VIBETUNE_ADMIN_KEY as an admin key (app/cli/supervisor.py `first_admin_key`).
+        subprocess.run([sys.executable, "-m", "app.cli.main", "migrate"], env=env, check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        # The command `make up` runs (app/cli/supervisor.py).
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
+                                   str(port), "--timeout-graceful-shutdown", "3", "--log-level", "warning"],
+                                  env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_up(url, admin_key)
+        owners = make_owners(url, admin_key)
+        load = asyncio.run(drive(url, args.clients, args.seconds, owners))
         result = report(load, args.clients, args.seconds, peak_rss_mb(server.pid))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.clients} clients for {args.seconds:.0f} s: {result['requests']} requests "
+    out: Path = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.clients} clients as {OWNERS} owners for {args.seconds:.0f} s: {result['requests']} requests "
           f"({result['requests_per_second']}/s), 5xx: {result['server_errors']}, "
           f"client errors: {result['client_errors'] or 0}, API peak RSS {result['peak_rss_mb']} MB")
+    print(f"submit 429 (over {MAX_ACTIVE_JOBS_PER_OWNER} active jobs per owner, expected): {result['submit_429']}, "
+          f"unexpected 4xx: {result['unexpected_4xx']}")
     print(f"{'route':<8} {'n':>7} {'p50 ms':>9} {'p99 ms':>9}  statuses")
     for route, r in result["routes"].items():  # type: ignore[attr-defined]
         print(f"{route:<8} {r['n']:>7} {r['p50_ms']:>9} {r['p99_ms']:>9}  {r['statuses']}")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
 if __name__ == "__main__":

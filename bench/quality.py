@@ -6,8 +6,11 @@ task description, the label names and a sample of the data set's *test* split as
 untuned student and tuned student accuracy, the student/teacher ratio, the verdict and the
 wall time. Target: tuned student >= 0.9x teacher and well above the untuned student.
 
-    python bench/quality.py [--url http://127.0.0.1:8000] [--sets sst2,banking77,tweeteval]
+    python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...] [--sets sst2,banking77,tweeteval]
                             [--num-examples 150] [--test-rows 60] [--banking-labels 6]
+
+Every request is signed with `--api-key` (default: VIBETUNE_API_KEY), e.g. the service's
+VIBETUNE_ADMIN_KEY or a key an admin made with `vibetune keys create`; the jobs are its owner's.
 
 banking77 has 77 intents; `--banking-labels` keeps the first N (test rows of those only),
 since a small CPU teacher labels one example per label token budget.
@@ -80,14 +83,23 @@ def run_job(client: httpx.Client, task: str, labels: list[str], test_set: list[d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("VIBETUNE_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--api-key", default=os.environ.get("VIBETUNE_API_KEY"),
+                        help="API key sent as `Authorization: Bearer` (default: VIBETUNE_API_KEY)")
     parser.add_argument("--sets", default="sst2,banking77,tweeteval")
     parser.add_argument("--num-examples", type=int, default=150)
     parser.add_argument("--test-rows", type=int, default=60)
     parser.add_argument("--banking-labels", type=int, default=6)
     args = parser.parse_args()
     loaders = {"sst2": sst2, "banking77": lambda: banking77(args.banking_labels), "tweeteval": tweeteval}
-    print(f"{'set':<10} {'teacher':>8} {'untuned':>8} {'tuned':>8} {'ratio':>6} {'verdict':>8} {'minutes':>8}")
-    with httpx.Client(base_url=args.url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    with httpx.Client(base_url=args.url, timeout=60, headers=headers) as client:
+        me = client.get("/api/me")
+        if me.status_code == 401:
+            print(f"quality: {args.url} refused the API key ({me.json()['error']['message']}); "
+                  "pass --api-key or set VIBETUNE_API_KEY", file=sys.stderr)
+            return 2
+        me.raise_for_status()
+        print(f"{'set':<10} {'teacher':>8} {'untuned':>8} {'tuned':>8} {'ratio':>6} {'verdict':>8} {'minutes':>8}")
         for name in args.sets.split(","):
             task, labels, rows = loaders[name]()
             started = time.monotonic()

@@ -8,12 +8,15 @@ Starts the real API (uvicorn, no workers) on a throwaway database. Then, in one 
    the change took to reach them; plus the bytes each spends per idle minute;
 2. a 200 MB artifact is fetched by `vibetune download`'s code path (stream, sha256, atomic
    rename) and by a bare httpx stream to a file, alternating, best of 3 each.
+The service gets a random admin key (VIBETUNE_ADMIN_KEY, stored by `migrate`) and every request,
+the event stream and both downloads included, is signed with it.
 Run with `make bench` (or `.venv/bin/python bench/watch_and_download.py`).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -28,13 +31,16 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 ARTIFACT_MB = int(os.environ.get("BENCH_ARTIFACT_MB", "200"))
 POLL_SECONDS = 1.0
 ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "vt_bench_" + secrets.token_urlsafe(24)
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _setup() -> tuple[dict[str, str], str]:
     db, scratch = f"vibetune_bench_{uuid.uuid4().hex[:8]}", tempfile.mkdtemp()
     env = {"DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", "QUEUE_PREFIX": f"bench-{db}-",
-           "ARTIFACT_DIR": f"{scratch}/a", "WORK_DIR": f"{scratch}/w"}
+           "ARTIFACT_DIR": f"{scratch}/a", "WORK_DIR": f"{scratch}/w", "AUTH": "true", "VIBETUNE_ADMIN_KEY": ADMIN_KEY}
     os.environ.update(env)  # before app modules read their settings
+    # Also stores VIBETUNE_ADMIN_KEY as an admin key (app/cli/supervisor.py `first_admin_key`).
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], check=True, capture_output=True, cwd=ROOT)
     return env, scratch
 
@@ -67,7 +73,7 @@ class EventWatcher(Watcher):
                 yield line
 
         try:
-            with httpx.stream("GET", self.url, timeout=httpx.Timeout(10, read=None)) as response:
+            with httpx.stream("GET", self.url, headers=AUTH, timeout=httpx.Timeout(10, read=None)) as response:
                 for event, data in parse_sse(counted(response.iter_lines())):
                     if event == "job":
                         self.note(data)
@@ -81,7 +87,7 @@ class PollingWatcher(Watcher):
         self.url = url
 
     def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers=AUTH) as client:
             while True:
                 try:
                     response = client.get(self.url)
@@ -97,7 +103,7 @@ def measure_watchers(base: str) -> None:
     from app.db import session_scope
     from workers.scoring import percentiles
 
-    job = httpx.post(f"{base}/api/jobs", json={"task": "bench: watch a job", "until": "data"}).json()
+    job = httpx.post(f"{base}/api/jobs", json={"task": "bench: watch a job", "until": "data"}, headers=AUTH).json()
     job_id = uuid.UUID(job["id"])
     with session_scope() as session:
         jobs.claim(session, job_id, 3600)
@@ -131,14 +137,14 @@ def measure_download(base: str, scratch: str) -> None:
     from app.db import session_scope
     from app.storage import get_storage
 
-    job = httpx.post(f"{base}/api/jobs", json={"task": "bench: download", "until": "data"}).json()
+    job = httpx.post(f"{base}/api/jobs", json={"task": "bench: download", "until": "data"}, headers=AUTH).json()
     with session_scope() as session:
         source = Path(scratch) / "weights.bin"
         with source.open("wb") as out:
             for _ in range(ARTIFACT_MB):
                 out.write(os.urandom(1_000_000))
         save_artifact(session, get_storage(), uuid.UUID(job["id"]), "model/weights.bin", source)
-    with VibetuneClient(base) as client:
+    with VibetuneClient(base, api_key=ADMIN_KEY) as client:
         item = client.artifacts(job["id"])[0]
         checked, bare = [], []
         for attempt in range(3):
@@ -148,7 +154,7 @@ def measure_download(base: str, scratch: str) -> None:
             checked.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             bare_file = Path(scratch) / f"bare-{attempt}"
-            with httpx.stream("GET", f"{base}{item['url']}") as response, bare_file.open("wb") as out:
+            with httpx.stream("GET", f"{base}{item['url']}", headers=AUTH) as response, bare_file.open("wb") as out:
                 for chunk in response.iter_bytes(1024 * 1024):
                     out.write(chunk)
             bare.append(time.perf_counter() - t0)
@@ -169,7 +175,7 @@ def main() -> None:
     try:
         for _ in range(120):
             try:
-                if httpx.get(f"{base}/api/models").status_code == 200:
+                if httpx.get(f"{base}/api/models", headers=AUTH).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
