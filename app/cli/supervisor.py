@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +137,11 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
-def wait_healthy(url: str, sup: Supervisor, timeout: float = 900.0) -> bool:
-    """Poll /health until it answers ok, a service dies, or time runs out."""
+def wait_healthy(url: str, sup: Supervisor, timeout: float = 900.0,
+                 stopping: Callable[[], bool] = lambda: False) -> bool:
+    """Poll /health until it answers ok, a service dies, a stop is asked for, or time runs out."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and sup.first_exited() is None:
+    while time.monotonic() < deadline and sup.first_exited() is None and not stopping():
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return True
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     sup.start()
     url = f"http://{args.host}:{args.port}"
     print(f"waiting for {url}/health (the CPU teacher takes a few minutes to start)...", flush=True)
-    if wait_healthy(url, sup):
+    if wait_healthy(url, sup, stopping=lambda: stop_requested):
         print(f"\nvibetune is up: dashboard {url}/  API docs {url}/docs  (Ctrl-C stops it)\n", flush=True)
     while not stop_requested and (dead := sup.first_exited()) is None:
         time.sleep(0.5)
