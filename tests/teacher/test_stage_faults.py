@@ -63,8 +63,10 @@ def label_context(texts, sink=None):
 
 
 #: A label answer streams 5 events (role, label, stop, usage, [DONE]); held TRICKLE seconds apart
-#: by the proxy, every answer takes over 4 x TRICKLE = 6 s, longer than SILENCE, while no gap is.
-TRICKLE, SILENCE = 1.5, 5
+#: by the proxy, every answer takes over 4 x TRICKLE = 12 s, longer than SILENCE, while no gap is.
+#: SILENCE is also the wait for the first token: 10 s leaves room for a prefill on busy CPU cores
+#: (5 s was once exceeded with four requests in flight while other processes shared the cores).
+TRICKLE, SILENCE = 3.0, 10
 
 
 def test_garbage_answers_are_counted_and_dropped(teacher_url, settings_env):
