@@ -67,6 +67,7 @@ bench: install models services
 	$(PY) bench/train_throughput.py
 	$(PY) bench/watch_and_download.py
 	$(PY) bench/api_load.py
+	$(PY) bench/fair_share.py
 
 clean:
 	rm -rf $(VENV) $(TEACHER_VENV) var .pytest_cache

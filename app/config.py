@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     teacher_max_retries: int = Field(
         4, ge=0, le=20, description="Retries of a teacher request on 429/5xx/connection errors."
     )
+    teacher_priority: bool = Field(
+        True,
+        description="Send vLLM's request `priority` so short interactive calls (the plan) go ahead of other jobs' "
+        "bulk generating and labelling (the teacher needs `--scheduling-policy priority`; an endpoint that refuses "
+        "the field is used without it).",
+    )
+    default_worker_slots: int = Field(
+        2, ge=1, le=10_000,
+        description="Jobs all default workers together run at once (the sum of their --concurrency; a default "
+        "worker runs 2). Those slots are shared fairly between owners, and a queued job's expected start is "
+        "reckoned from them.",
+    )
     extra_teachers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="More teacher model names the teacher server offers (comma separated).",
@@ -117,18 +129,6 @@ class Settings(BaseSettings):
         "always accepted.",
     )
 
-    job_lease_seconds: int = Field(
-        60, ge=5, description="A running job whose worker sent no heartbeat for this long may be taken over."
-    )
-    job_heartbeat_seconds: float = Field(
-        2.0, gt=0, description="How often a running job renews its lease and checks for cancel."
-    )
-    broker_visibility_timeout: int = Field(
-        43200, ge=60, description="Seconds before Redis redelivers an unacknowledged task (above the longest job)."
-    )
-    events_poll_seconds: float = Field(
-        1.0, gt=0, le=60, description="How often `GET /api/jobs/{id}/events` looks for changes to send."
-    )
     auth: bool = Field(
         True,
         description="Every /api and /v1 request needs an API key. `AUTH=off` is for a one-person install on "
@@ -148,6 +148,18 @@ class Settings(BaseSettings):
         description="Queued or running jobs one owner may have; beyond it, submit and resume answer 429.",
     )
 
+    job_lease_seconds: int = Field(
+        60, ge=5, description="A running job whose worker sent no heartbeat for this long may be taken over."
+    )
+    job_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a running job renews its lease and checks for cancel."
+    )
+    broker_visibility_timeout: int = Field(
+        43200, ge=60, description="Seconds before Redis redelivers an unacknowledged task (above the longest job)."
+    )
+    events_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often `GET /api/jobs/{id}/events` looks for changes to send."
+    )
     train_checkpoint_seconds: float = Field(
         120.0, ge=0, description="Training saves a checkpoint (for resuming after a crash) at most this often.",
     )

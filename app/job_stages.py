@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -74,3 +75,11 @@ def finish_stage(
     if status is StageStatus.SUCCEEDED:
         values["progress"] = 1.0
     _update_stage(session, job_id, name, **values)
+
+
+def stage_eta(status: str, progress: float, started_at: datetime | None, now: datetime) -> float | None:
+    """Seconds a running stage has left at its pace so far; None before there is a pace to go by."""
+    if status != StageStatus.RUNNING.value or started_at is None or not 0 < progress < 1:
+        return None
+    elapsed = (now - started_at).total_seconds()
+    return round(max(0.0, elapsed * (1 - progress) / progress), 1)

@@ -264,6 +264,16 @@ class JobPublic(JobSummary):
         default_factory=list, description="Problems found on the way, e.g. a weak teacher."
     )
     stages: list[StagePublic]
+    queue_position: int | None = Field(
+        None, ge=1,
+        description="For a queued job waiting for a default worker: its place in line (1: it starts next), with "
+        "the slots shared fairly between owners. Null otherwise.",
+    )
+    expected_start_at: datetime | None = Field(
+        None,
+        description="For a queued job waiting for a default worker: when it is expected to start, from the running "
+        "jobs' stage ETAs and recent runs' stage times. Null when not waiting or not known yet.",
+    )
 
 
 class JobsPublic(BaseModel):

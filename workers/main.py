@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
-    concurrency = args.concurrency or (1 if args.queue == "gpu" else 2)
+    # One default worker runs all DEFAULT_WORKER_SLOTS; with several, set it to their total.
+    concurrency = args.concurrency or (1 if args.queue == "gpu" else get_settings().default_worker_slots)
 
     from workers.celery_app import celery_app
 

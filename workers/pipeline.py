@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from app import job_stages, jobs
 from app.config import get_settings
 from app.db import session_scope
@@ -21,6 +23,8 @@ from workers.stages import REGISTRY, Stage, StageContext, StageError
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[uuid.UUID, str], None]
+#: Whether a queued job may start now, asked in the transaction that then claims it.
+Admit = Callable[[Session, uuid.UUID], bool]
 
 
 class Outcome(str, enum.Enum):
@@ -31,6 +35,7 @@ class Outcome(str, enum.Enum):
     CANCELED = "canceled"
     HANDED_OFF = "handed_off"  # the next stage belongs to another queue
     BUSY = "busy"  # another live worker holds the job
+    DEFERRED = "deferred"  # left queued for now: another owner's job is due the slot
     NOTHING_TO_DO = "nothing_to_do"  # finished, canceled or deleted
     LEASE_LOST = "lease_lost"
 
@@ -69,10 +74,17 @@ def run_job(
     *,
     registry: Mapping[str, Stage] | None = None,
     enqueue: Enqueue | None = None,
+    admit: Admit | None = None,
 ) -> Outcome:
-    """Claim the job and run its pending stages that belong to `queue`. Safe to call twice."""
+    """Claim the job and run its pending stages that belong to `queue`. Safe to call twice.
+
+    With `admit`, a queued job it refuses is left queued (`DEFERRED`); the answer and the claim
+    are one transaction."""
     settings = get_settings()
     with session_scope() as session:
+        if admit is not None and jobs.current_status(session, job_id) == JobStatus.QUEUED.value \
+                and not admit(session, job_id):
+            return Outcome.DEFERRED
         token = jobs.claim(session, job_id, settings.job_lease_seconds)
         status = jobs.current_status(session, job_id)
     if token is None:

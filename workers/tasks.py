@@ -6,11 +6,14 @@ import logging
 import uuid
 
 from celery import Task
+from sqlalchemy.orm import Session
 
+from app import slots
 from app.config import get_settings
 from app.queue import RUN_JOB_TASK
 from workers import pipeline
 from workers.celery_app import celery_app
+from workers.stages import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +23,30 @@ def _logical_queue(task: Task) -> str:
     return routing_key.removeprefix(get_settings().queue_prefix)
 
 
+def _fair_share(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether the job may take a default slot now, or should leave it to another owner's job."""
+    default_stages = {name for name, stage in REGISTRY.items() if stage.queue == "default"}
+    return slots.admit(session, job_id, get_settings().default_worker_slots, default_stages)
+
+
 @celery_app.task(name=RUN_JOB_TASK, bind=True, acks_late=True, max_retries=None)
-def run_job(self: Task, job_id: str) -> str:
-    """Run the job's pending stages that belong to this worker's queue. Safe to deliver twice."""
+def run_job(self: Task, job_id: str, defers: int = 0) -> str:
+    """Run the job's pending stages that belong to this worker's queue. Safe to deliver twice.
+
+    On the default queue a job whose owner already has more than its share of the slots while
+    another owner's job waits is offered again a little later (it stays queued), `defers` times
+    at most MAX_DEFERS."""
     try:
         parsed = uuid.UUID(job_id)
     except ValueError:
         log.error("dropping run_job with malformed job id %r", job_id)
         return "malformed"
-    outcome = pipeline.run_job(parsed, _logical_queue(self))
+    queue = _logical_queue(self)
+    fair = queue == "default" and defers < slots.MAX_DEFERS
+    outcome = pipeline.run_job(parsed, queue, admit=_fair_share if fair else None)
+    if outcome is pipeline.Outcome.DEFERRED:
+        log.info("job %s waits for another owner's job to take a slot first (%d)", job_id, defers + 1)
+        raise self.retry(countdown=slots.DEFER_SECONDS, kwargs={"defers": defers + 1})
     if outcome is pipeline.Outcome.BUSY:
         # Another worker holds the job. Look again once its lease could have lapsed, in case it died.
         raise self.retry(countdown=get_settings().job_lease_seconds)

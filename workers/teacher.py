@@ -5,6 +5,12 @@ connections.
 Answers are streamed, and a request fails only when the teacher stays silent (no token) for
 `silence_timeout` seconds: a slow teacher that keeps answering is never taken for a dead one,
 however long the whole answer takes.
+
+Each request carries a vLLM `priority` (lower is scheduled sooner; the server runs with
+`--scheduling-policy priority`): short interactive calls such as the plan go ahead of bulk
+generating and labelling, and within bulk work a client's priority grows by one with each wave
+of `concurrency` requests it has sent, so a job deep into a long stage yields to one that has
+just started. An endpoint that refuses the field is used without it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 from openai import AsyncOpenAI
@@ -25,6 +31,11 @@ from workers.errors import StageError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+
+TeacherKind = Literal["interactive", "bulk"]
+
+#: The one place request priorities are set: vLLM schedules lower values first.
+TEACHER_PRIORITY: dict[TeacherKind, int] = {"interactive": 0, "bulk": 1}
 
 _RETRYABLE = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
 
@@ -57,6 +68,18 @@ class TeacherConfig:
     silence_timeout: float = 300.0
     max_retries: int = 4
     backoff: float = 1.0
+    #: `interactive` for short calls someone waits on (the plan), `bulk` for generating and labelling.
+    kind: TeacherKind = "bulk"
+    #: Send vLLM's request `priority` (TEACHER_PRIORITY); off for endpoints without priority scheduling.
+    priority: bool = True
+
+
+def request_priority(kind: TeacherKind, sent: int, concurrency: int) -> int:
+    """The priority of a client's next request after it has sent `sent`: interactive calls always
+    the lowest value, bulk calls one more for each full wave of `concurrency` already sent."""
+    if kind == "interactive":
+        return TEACHER_PRIORITY["interactive"]
+    return TEACHER_PRIORITY["bulk"] + sent // max(1, concurrency)
 
 
 class Teacher:
@@ -70,6 +93,8 @@ class Teacher:
         self._slots = asyncio.Semaphore(config.concurrency)
         self.guided = True  # cleared if the endpoint refuses vLLM's structured-output fields
         self.stream_usage = True  # cleared if the endpoint refuses `stream_options`
+        self.send_priority = config.priority  # cleared if the endpoint refuses `priority`
+        self._sent = 0  # requests started, for the bulk wave in `request_priority`
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0}
 
     async def close(self) -> None:
@@ -96,13 +121,17 @@ class Teacher:
             kwargs["stream_options"] = {"include_usage": True}
         if top_logprobs:
             kwargs.update(logprobs=True, top_logprobs=top_logprobs)
+        extra: dict[str, Any] = {}
         if self.guided and choices:
-            kwargs["extra_body"] = {"structured_outputs": {"choice": list(choices)}}
+            extra["structured_outputs"] = {"choice": list(choices)}
         elif self.guided and json_schema:
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "answer", "schema": json_schema}}
         async with self._slots:
-            answer = await self._with_retries(kwargs)
+            if self.send_priority:
+                extra["priority"] = request_priority(self.config.kind, self._sent, self.config.concurrency)
+            self._sent += 1
+            answer = await self._with_retries({**kwargs, "extra_body": extra} if extra else kwargs)
         self.usage["prompt_tokens"] += answer.prompt_tokens
         self.usage["completion_tokens"] += answer.completion_tokens
         return answer
@@ -115,17 +144,11 @@ class Teacher:
                 self.usage["requests"] += 1
                 return answer
             except openai.BadRequestError as exc:
-                if self.stream_usage and "stream_options" in kwargs and "stream_options" in str(exc).lower():
-                    log.warning("teacher refuses stream_options; continuing without usage counts: %s", exc)
-                    self.stream_usage = False
-                    kwargs = {k: v for k, v in kwargs.items() if k != "stream_options"}
-                    continue
-                if self.guided and ("extra_body" in kwargs or "response_format" in kwargs) and _refuses_guidance(exc):
-                    log.warning("teacher refuses structured outputs; continuing without: %s", exc)
-                    self.guided = False
-                    kwargs = {k: v for k, v in kwargs.items() if k not in ("extra_body", "response_format")}
-                    continue
-                raise StageError("teacher_bad_request", f"the teacher refused a request: {exc}") from exc
+                fewer = self._without_refused(kwargs, exc)
+                if fewer is None:
+                    raise StageError("teacher_bad_request", f"the teacher refused a request: {exc}") from exc
+                kwargs = fewer
+                continue
             except openai.NotFoundError as exc:
                 raise StageError("teacher_model_unknown",
                                  f"the teacher at {self.config.base_url} does not serve {self.config.model!r}") from exc
@@ -137,6 +160,27 @@ class Teacher:
                 delay = self.config.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
                 log.info("teacher call failed (%s); retry %d in %.1fs", type(exc).__name__, attempt, delay)
                 await asyncio.sleep(delay)
+
+    def _without_refused(self, kwargs: dict[str, Any], exc: openai.BadRequestError) -> dict[str, Any] | None:
+        """The request without the optional field the endpoint refused (remembered for later
+        requests), or None when it refused something else."""
+        text = str(exc).lower()
+        extra = kwargs.get("extra_body", {})
+        if self.stream_usage and "stream_options" in kwargs and "stream_options" in text:
+            log.warning("teacher refuses stream_options; continuing without usage counts: %s", exc)
+            self.stream_usage = False
+            return {k: v for k, v in kwargs.items() if k != "stream_options"}
+        guidance = "structured_outputs" in extra or "response_format" in kwargs
+        # A refusal naming no field is taken for the guidance first, then for the priority.
+        if "priority" in extra and ("priority" in text or (not guidance and _refuses_guidance(exc))):
+            log.warning("teacher refuses request priorities; continuing without: %s", exc)
+            self.send_priority = False
+            return _without_extra(kwargs, "priority")
+        if self.guided and guidance and _refuses_guidance(exc):
+            log.warning("teacher refuses structured outputs; continuing without: %s", exc)
+            self.guided = False
+            return _without_extra({k: v for k, v in kwargs.items() if k != "response_format"}, "structured_outputs")
+        return None
 
     async def _stream(self, kwargs: dict[str, Any]) -> Answer:
         """One streamed completion, gathered into an `Answer`.
@@ -206,6 +250,13 @@ class Teacher:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         return results
+
+
+def _without_extra(kwargs: dict[str, Any], key: str) -> dict[str, Any]:
+    """The request without one field of its `extra_body` (and without an `extra_body` left empty)."""
+    extra = {k: v for k, v in kwargs.get("extra_body", {}).items() if k != key}
+    rest = {k: v for k, v in kwargs.items() if k != "extra_body"}
+    return {**rest, "extra_body": extra} if extra else rest
 
 
 def _refuses_guidance(exc: openai.BadRequestError) -> bool:

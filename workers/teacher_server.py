@@ -25,6 +25,9 @@ def server_command(model_path: str | Path, served_name: str, port: int, python: 
         "--max-model-len", "2048", "--dtype", cpu_dtype(),
         # Small prefill chunks keep the start-up profiling run short on a CPU.
         "--max-num-batched-tokens", "512", "--max-logprobs", "20",
+        # Short interactive calls (the plan) carry a lower `priority` than bulk labelling and are
+        # scheduled first; see workers/teacher.py TEACHER_PRIORITY.
+        "--scheduling-policy", "priority",
     ]
 
 

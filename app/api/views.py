@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.models import Artifact, Job, JobStage
+from sqlalchemy.orm import object_session
+
+from app import slots
+from app.config import get_settings
+from app.job_stages import stage_eta
+from app.models import Artifact, Job, JobStage, JobStatus
 from app.schemas import ArtifactPublic, JobError, JobPublic, JobSummary, StagePublic
 
 
@@ -16,14 +21,6 @@ def job_summary(job: Job) -> JobSummary:
         progress=job.progress, error=error, created_at=job.created_at, updated_at=job.updated_at,
         started_at=job.started_at, finished_at=job.finished_at,
     )
-
-
-def stage_eta(status: str, progress: float, started_at: datetime | None, now: datetime) -> float | None:
-    """Seconds a running stage has left at its pace so far; None before there is a pace to go by."""
-    if status != "running" or started_at is None or not 0 < progress < 1:
-        return None
-    elapsed = (now - started_at).total_seconds()
-    return round(max(0.0, elapsed * (1 - progress) / progress), 1)
 
 
 def stage_public(stage: JobStage, now: datetime | None = None) -> StagePublic:
@@ -45,6 +42,18 @@ def job_warnings(done: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
     return done.get("teacher_check", {}).get("warnings", [])
 
 
+def queue_place(job: Job) -> dict[str, Any]:
+    """`queue_position` and `expected_start_at` of a job waiting for a default worker (both None
+    otherwise), read in the session the job was loaded in."""
+    session = object_session(job)
+    place = None
+    if job.status == JobStatus.QUEUED.value and session is not None:
+        place = slots.queue_place(session, job.id, get_settings().default_worker_slots)
+    if place is None:
+        return {"queue_position": None, "expected_start_at": None}
+    return {"queue_position": place.position, "expected_start_at": place.expected_start_at}
+
+
 def job_public(job: Job) -> JobPublic:
     done = succeeded_metrics(job)
     return JobPublic(
@@ -52,6 +61,7 @@ def job_public(job: Job) -> JobPublic:
         plan=done.get("plan", {}).get("task_spec"),
         warnings=job_warnings(done),
         stages=[stage_public(s) for s in job.stages],
+        **queue_place(job),
     )
 
 

@@ -48,3 +48,10 @@ def test_dockerfile_copies_what_the_commands_need():
     assert "pip install '.[train]'" in dockerfile, (
         "the image trains, packages and serves students: it needs the train extra"
     )
+
+
+def test_the_gpu_teacher_schedules_by_priority_like_the_bundled_one():
+    from workers.teacher_server import server_command
+
+    for command in (COMPOSE["services"]["vllm"]["command"], server_command("/m", "teacher", 8011)):
+        assert command[command.index("--scheduling-policy") + 1] == "priority"

@@ -29,12 +29,15 @@ class Faults:
     fail_first: int = 0  # the first N requests get a 503
     die_after: int = 0  # after N requests the proxy shuts down (0: never)
     trickle: float = 0.0  # seconds between two forwarded events of a streamed answer (the first is not held)
+    refuse: str = ""  # a request field answered with 400, as an endpoint that does not know it answers
 
 
 class FaultyProxy:
     def __init__(self, upstream: str, faults: Faults) -> None:
         self.upstream, self.faults = upstream.rstrip("/"), faults
         self.requests = 0
+        #: Every chat request's body as the client sent it.
+        self.bodies: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         #: Seconds from request to the end of each answer forwarded in full.
         self.durations: list[float] = []
@@ -71,6 +74,10 @@ class FaultyProxy:
         if n <= self.faults.fail_first:
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
         body = await request.body()
+        self.bodies.append(json.loads(body))
+        if self.faults.refuse and self.faults.refuse in self.bodies[-1]:
+            return JSONResponse({"error": {"message": f"Unrecognized request argument supplied: {self.faults.refuse}",
+                                           "type": "invalid_request_error"}}, status_code=400)
         garbage = bool(self.faults.garbage_every and n % self.faults.garbage_every == 0)
         if json.loads(body).get("stream"):
             return await self._stream(body, garbage)

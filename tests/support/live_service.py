@@ -29,9 +29,10 @@ def cancel_unfinished_jobs() -> None:
 class LiveService:
     """API (and workers) as child processes; `url` is the API's base URL."""
 
-    def __init__(self, logs: Path, *, workers: bool, env: dict[str, str] | None = None) -> None:
+    def __init__(self, logs: Path, *, workers: bool, env: dict[str, str] | None = None, default_slots: int = 1) -> None:
         self.logs = logs
-        self.env = {"QUEUE_PREFIX": f"live-{uuid.uuid4().hex[:6]}-", **(env or {})}
+        self.env = {"QUEUE_PREFIX": f"live-{uuid.uuid4().hex[:6]}-", "DEFAULT_WORKER_SLOTS": str(default_slots),
+                    **(env or {})}
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.workers: list[Process] = []
@@ -42,7 +43,8 @@ class LiveService:
             if workers:
                 cancel_unfinished_jobs()
                 for queue in ("default", "gpu"):
-                    self.workers.append(start_worker(queue, logs / f"{queue}.log", concurrency=1,
+                    slots = default_slots if queue == "default" else 1
+                    self.workers.append(start_worker(queue, logs / f"{queue}.log", concurrency=slots,
                                                      module="workers.main", env=self.env))
         except BaseException:
             self.stop()

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from app.api.views import stage_eta
+from app.job_stages import stage_eta
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

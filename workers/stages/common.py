@@ -16,25 +16,28 @@ from app.artifacts import artifact_key, save_artifact
 from app.config import get_settings
 from app.db import session_scope
 from workers.stages.base import StageContext, StageError
-from workers.teacher import Teacher, TeacherConfig
+from workers.teacher import Teacher, TeacherConfig, TeacherKind
 
 T = TypeVar("T")
 
 
-def teacher_for(ctx: StageContext) -> Teacher:
-    """A teacher client for the job's chosen teacher model."""
+def teacher_for(ctx: StageContext, kind: TeacherKind = "bulk") -> Teacher:
+    """A teacher client for the job's chosen teacher model; `kind` sets its requests' priority
+    (`interactive` for the short calls someone waits on)."""
     settings = get_settings()
     return Teacher(TeacherConfig(
         base_url=settings.teacher_url, model=ctx.spec.teacher, api_key=settings.teacher_api_key,
         concurrency=settings.teacher_concurrency, silence_timeout=settings.teacher_timeout,
-        max_retries=settings.teacher_max_retries,
+        max_retries=settings.teacher_max_retries, kind=kind, priority=settings.teacher_priority,
     ))
 
 
 CANCEL_POLL_SECONDS = 0.5
 
 
-def with_teacher(ctx: StageContext, work: Callable[[Teacher], Awaitable[T]]) -> tuple[T, dict[str, int]]:
+def with_teacher(
+    ctx: StageContext, work: Callable[[Teacher], Awaitable[T]], kind: TeacherKind = "bulk",
+) -> tuple[T, dict[str, int]]:
     """Run `work` with a fresh teacher client on a private event loop; returns its result and usage.
 
     The job's cancel flag is polled while requests are in flight, so a cancel aborts them at once
@@ -42,7 +45,7 @@ def with_teacher(ctx: StageContext, work: Callable[[Teacher], Awaitable[T]]) -> 
     """
 
     async def run() -> tuple[T, dict[str, int]]:
-        teacher = teacher_for(ctx)
+        teacher = teacher_for(ctx, kind)
         task = asyncio.ensure_future(work(teacher))
         try:
             while not task.done():

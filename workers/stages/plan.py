@@ -96,7 +96,8 @@ class PlanStage:
             planner = _Planner(teacher, ctx.spec, ctx)
             return await planner.plan(), planner.malformed
 
-        (raw, malformed), usage = with_teacher(ctx, work)
+        # Short questions someone is waiting on: they go ahead of other jobs' bulk labelling.
+        (raw, malformed), usage = with_teacher(ctx, work, kind="interactive")
         task_spec = build_task_spec(ctx.spec, raw).model_dump(mode="json")
         return {"task_spec": task_spec, "malformed_answers": malformed, "teacher_usage": usage}
 

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from app import jobs
 from app.api.auth import AUTHENTICATED, CallerDep, still_signed_in
 from app.api.deps import load_job, parse_job_id
-from app.api.views import job_summary, job_warnings, stage_public, succeeded_metrics
+from app.api.views import job_summary, job_warnings, queue_place, stage_public, succeeded_metrics
 from app.auth import Caller
 from app.config import get_settings
 from app.db import session_scope
@@ -56,15 +56,21 @@ def job_snapshot(job_id: str, caller: Caller) -> dict[str, Any]:
     thousands of rows, is left to `GET /api/jobs/{id}`)."""
     with session_scope() as session:
         job = load_job(session, job_id, caller)
+        place = queue_place(job)
+        started = place["expected_start_at"]
         return {
             **job_summary(job).model_dump(mode="json"),
             "warnings": job_warnings(succeeded_metrics(job)),
             "stages": [stage_public(s).model_dump(mode="json") for s in job.stages],
+            "queue_position": place["queue_position"],
+            "expected_start_at": started.isoformat() if started is not None else None,
         }
 
 
 def _without_eta(snapshot: dict[str, Any]) -> dict[str, Any]:
-    return {**snapshot, "stages": [{k: v for k, v in s.items() if k != "eta_seconds"} for s in snapshot["stages"]]}
+    # Estimates move with the clock; sending each tick would be noise, so they ride along with real changes.
+    return {**snapshot, "expected_start_at": None,
+            "stages": [{k: v for k, v in s.items() if k != "eta_seconds"} for s in snapshot["stages"]]}
 
 
 def jobs_snapshot(limit: int, caller: Caller) -> dict[str, Any]:

@@ -129,9 +129,18 @@ function renderHeader(header, state, { cancel, resume }) {
       h('span', { style: { flex: 1 } }),
       active ? h('button', { type: 'button', class: 'danger', id: 'cancel', onclick: cancel }, 'Cancel') : null,
       resumeLabel ? h('button', { type: 'button', id: 'resume', onclick: resume }, resumeLabel) : null),
+    job.status === 'queued' && job.queue_position ? h('p', { class: 'small muted', id: 'queue-place' },
+      queuePlace(job.queue_position, job.expected_start_at)) : null,
     job.error ? h('div', { class: 'banner error', role: 'alert', id: 'job-error' }, h('strong', {}, job.error.code), ': ', job.error.message) : null,
     (job.warnings || []).map((w) => h('div', { class: 'banner warn' }, h('strong', {}, w.code), ': ', w.message)),
     h('div', { class: 'error-slot' }));
+}
+
+function queuePlace(position, expectedStart) {
+  const place = position === 1 ? 'Next in line for a worker' : `Number ${position} in line for a worker`;
+  if (!expectedStart) return `${place}.`;
+  const wait = (new Date(expectedStart) - Date.now()) / 1000;
+  return `${place}; expected to start ${wait > 30 ? `in about ${duration(wait)}` : 'shortly'} (${new Date(expectedStart).toLocaleTimeString()}).`;
 }
 
 function progressSummary(job) {
