@@ -109,7 +109,7 @@ def test_models_lists_succeeded_jobs_with_a_model_only(client, student, tmp_path
     ids = [m["id"] for m in body["data"]]
     assert student in ids and not {running, failed, no_model} & set(ids)
     card = next(m for m in body["data"] if m["id"] == student)
-    assert card["object"] == "model" and card["owned_by"] == "local"
+    assert card["object"] == "model" and card["owned_by"] == "admin"  # the owner of the job
     assert abs(card["created"] - time.time()) < 3600
 
     assert client.get(f"/v1/models/{student}").json() == card

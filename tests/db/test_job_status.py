@@ -12,7 +12,7 @@ from tests.support.factories import load, make_job
 
 def test_new_job_is_queued_with_pending_stages():
     job = load(make_job())
-    assert job.status == "queued" and job.progress == 0.0 and job.owner == "local"
+    assert job.status == "queued" and job.progress == 0.0 and job.owner == "admin"  # the factory's owner
     assert [s.name for s in job.stages] == list(ALL_STAGES)
     assert {s.status for s in job.stages} == {"pending"}
 
