@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
+from app.auth import OWNER_PATTERN
 from app.config import get_settings
 from app.specs import JobSpec, Strict, TaskType, TrainingOptions
 
@@ -337,8 +338,8 @@ class HealthPublic(BaseModel):
     version: str
 
 
-#: An owner name in a request (the same rule as `app.auth.OWNER_PATTERN`).
-OwnerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+#: An owner name in a request.
+OwnerName = Annotated[str, Field(pattern=OWNER_PATTERN,
                                  description="Who the key acts for: letters, digits and `._@-`, at most 128.",
                                  examples=["alice"])]
 

@@ -23,10 +23,13 @@ def _logical_queue(task: Task) -> str:
     return routing_key.removeprefix(get_settings().queue_prefix)
 
 
+#: The stages that run on the default queue, whose slots are shared between owners.
+_DEFAULT_STAGES = frozenset(name for name, stage in REGISTRY.items() if stage.queue == "default")
+
+
 def _fair_share(session: Session, job_id: uuid.UUID) -> bool:
     """Whether the job may take a default slot now, or should leave it to another owner's job."""
-    default_stages = {name for name, stage in REGISTRY.items() if stage.queue == "default"}
-    return slots.admit(session, job_id, get_settings().default_worker_slots, default_stages)
+    return slots.admit(session, job_id, get_settings().default_worker_slots, _DEFAULT_STAGES)
 
 
 @celery_app.task(name=RUN_JOB_TASK, bind=True, acks_late=True, max_retries=None)

@@ -123,7 +123,5 @@ async def still_signed_in(request: Request) -> bool:
     """Whether the key a request came with still works (a long-lived stream asks now and then)."""
     if not get_settings().auth:
         return True
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else request_key(request, None)
+    key = request_key(request, await bearer(request))
     return key is not None and key != "" and await caller_for_key(key) is not None

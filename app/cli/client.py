@@ -130,6 +130,8 @@ class VibetuneClient:
             raise self._unreachable(exc) from exc
         if response.status_code >= 400:
             raise self._api_error(response)
+        if response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError:
@@ -178,12 +180,7 @@ class VibetuneClient:
 
     def revoke_key(self, key_id: int) -> None:
         """Revoke a key."""
-        try:
-            response = self._http.delete(f"/api/keys/{key_id}")
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        if response.status_code >= 400:
-            raise self._api_error(response)
+        self._request("DELETE", f"/api/keys/{key_id}")
 
     def follow(self, job_id: str, retries: int = STREAM_RETRIES) -> Iterator[dict[str, Any]]:
         """Each new state of the job, live, until it has finished. A dropped stream is reopened

@@ -25,17 +25,8 @@ def delete(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.delete(url, **_signed(kwargs))
 
 
-def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, url, **_signed(kwargs))
-
-
 def stream(method: str, url: str, **kwargs: Any) -> Any:
     return httpx.stream(method, url, **_signed(kwargs))
-
-
-def client(**kwargs: Any) -> httpx.Client:
-    """An httpx.Client that sends the admin key."""
-    return httpx.Client(**_signed(kwargs))
 
 
 def async_client(**kwargs: Any) -> httpx.AsyncClient:
