@@ -50,7 +50,8 @@ def test_three_jobs_of_two_owners_submitted_together_all_succeed(two_slot_servic
     while time.monotonic() - began < TOGETHER_SECONDS:
         jobs = {name: http.get(f"{service.url}/api/jobs/{job_id}").json() for name, job_id in ids.items()}
         # Either of mine may be the one a worker claimed first; the other waits.
-        seen_places |= {jobs[name]["queue_position"] for name in ("first", "second") if jobs[name]["status"] == "queued"}
+        seen_places |= {jobs[name]["queue_position"] for name in ("first", "second")
+                        if jobs[name]["status"] == "queued"}
         if all(job["status"] in ("succeeded", "failed", "canceled") for job in jobs.values()):
             break
         time.sleep(2)
