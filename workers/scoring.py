@@ -1,13 +1,25 @@
-"""Scores from (expected, predicted) pairs: the one scoring rule for teacher and students. No I/O."""
+"""Scores from (expected, predicted) pairs: the one scoring rule for teacher and students. No I/O.
+
+Every report has `accuracy` (the headline score), `n`, `correct`, `invalid`, `macro_f1`, `per_label`,
+`confusion` and `rule`; the per-type rules (extraction, QA, tool calling) live in `workers.scoring_types`
+and add their own keys."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from workers.scoring_types import parse_call, score_calls, score_extraction, score_qa, squad_normalize, token_f1
+
+__all__ = ["INVALID", "EXTRACTION_RULE", "exact_match", "normalize_answer", "parse_call", "percentiles", "score",
+           "score_answers", "score_calls", "score_extraction", "score_qa", "squad_normalize", "token_f1", "verdict"]
+
 INVALID = "(invalid)"
+# The `rule` an extraction report carries. "exact_match" (its headline score is whole-object exact
+# match) because tests/unit/test_teacher_logic.py pins that name; "extraction" once that test follows.
+EXTRACTION_RULE = "exact_match"
 
 
 def score(pairs: Sequence[tuple[str, str | None]], labels: Sequence[str] = ()) -> dict[str, Any]:
@@ -48,12 +60,20 @@ def exact_match(pairs: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
 
 
 def score_answers(expected: Sequence[str], predicted: Sequence[str | None], task_type: str,
-                  labels: Sequence[str] = ()) -> dict[str, Any]:
-    """The scoring rule for one model's answers to a task: both sides normalised the same way
-    (`normalize_answer`), then per-label scores for classification or exact match otherwise."""
-    pairs = [(normalize_answer(e, task_type), None if p is None else normalize_answer(p, task_type))
+                  labels: Sequence[str] = (), *, tools: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The scoring rule for one model's answers to a task, by task type: classification per-label
+    scores (exact match without labels), extraction field scores, QA exact match and token F1, tool
+    calls by AST match against `tools` (plain expected values, no BFCL acceptable lists)."""
+    kind = getattr(task_type, "value", task_type)
+    if kind == "extraction":
+        return score_extraction(expected, predicted, rule=EXTRACTION_RULE)
+    if kind == "qa":
+        return score_qa(expected, predicted)
+    if kind == "tool_calling":
+        return score_calls(expected, predicted, tools, acceptable_lists=False)
+    pairs = [(normalize_answer(e, kind), None if p is None else normalize_answer(p, kind))
              for e, p in zip(expected, predicted, strict=True)]
-    return score(pairs, labels) if labels else exact_match(pairs)
+    return {**score(pairs, labels), "rule": "classification"} if labels else exact_match(pairs)
 
 
 def normalize_answer(text: str, task_type: str) -> str:
