@@ -1,0 +1,371 @@
+"""The answer shapes of extraction and tool calling: fields, tools, their JSON schemas and checks."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from app.answer_shapes import (
+    FieldSpec,
+    ToolsError,
+    bfcl_to_openai_tool,
+    call_schema,
+    call_text,
+    check_call,
+    check_extraction,
+    extraction_schema,
+    fields_from_json_schema,
+    parse_fields_text,
+    tools_prompt,
+    validate_tools,
+)
+
+BFCL = Path("/work/shared/data/bfcl_function_calling/BFCL_v4_simple_python.json")
+
+FIELDS = [
+    FieldSpec(name="date", description="the booking date"),
+    FieldSpec(name="party_size", description="number of people", type="number"),
+    FieldSpec(name="rooms", type="integer"),
+    FieldSpec(name="vip", type="boolean"),
+    FieldSpec(name="dishes", type="list"),
+    FieldSpec(name="note", span=False),
+]
+TEXT = "Table for  TWELVE people on May 1st, we'd like the Paella and the soup. Ten rooms please."
+
+BOOK_PARAMS = {
+    "type": "object",
+    "properties": {"date": {"type": "string"}, "people": {"type": "integer", "minimum": 1}},
+    "required": ["date", "people"],
+    "additionalProperties": False,
+}
+BOOK = {"type": "function", "function": {"name": "book", "description": "Book a table", "parameters": BOOK_PARAMS}}
+PING = {"type": "function", "function": {"name": "ping"}}
+TOOLS = [BOOK, PING]
+
+
+def _valid(schema: dict[str, Any], instance: Any) -> bool:
+    return Draft202012Validator(schema).is_valid(instance)
+
+
+# --- extraction fields ---------------------------------------------------------------------------
+
+
+def test_parse_fields_text_reads_names_descriptions_and_types():
+    assert parse_fields_text("date:the booking date,party_size:number of people:number") == [
+        FieldSpec(name="date", description="the booking date", type="string"),
+        FieldSpec(name="party_size", description="number of people", type="number"),
+    ]
+    assert parse_fields_text(" a , b::int, c:at 10:30:list,") == [
+        FieldSpec(name="a"), FieldSpec(name="b", type="integer"),
+        FieldSpec(name="c", description="at 10:30", type="list"),
+    ]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "no fields given"),
+    (" , ", "no fields given"),
+    ("1date", "field '1date': name: String should match pattern"),
+    ("my-field:x", "field 'my-field': name: String should match pattern"),
+    ("date:d:datetime", "field 'date': unknown type 'datetime' (one of string, number, integer, boolean, list"),
+    ("time:at 10:30", "field 'time': unknown type '30'"),
+    ("a,b,a", "duplicate field name 'a'"),
+    ("x:" + "d" * 301, "field 'x': description: String should have at most 300 characters"),
+    ("n" * 65, "name: String should have at most 64 characters"),
+])
+def test_parse_fields_text_rejects_bad_input(text, message):
+    with pytest.raises(ValueError) as e:
+        parse_fields_text(text)
+    assert message in str(e.value)
+
+
+def test_field_spec_forbids_unknown_keys_and_bad_types():
+    with pytest.raises(ValueError):
+        FieldSpec.model_validate({"name": "a", "kind": "string"})
+    with pytest.raises(ValueError):
+        FieldSpec.model_validate({"name": "a", "type": "date"})
+
+
+def test_extraction_schema_is_strict_nullable_and_simple():
+    schema = extraction_schema(FIELDS[:2] + FIELDS[4:5])
+    assert schema == {
+        "type": "object",
+        "properties": {
+            "date": {"type": ["string", "null"], "description": "the booking date"},
+            "party_size": {"type": ["number", "null"], "description": "number of people"},
+            "dishes": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+        },
+        "required": ["date", "party_size", "dishes"],
+        "additionalProperties": False,
+    }
+    Draft202012Validator.check_schema(schema)
+    assert "$ref" not in json.dumps(schema) and "format" not in json.dumps(schema)
+    assert _valid(schema, {"date": "May 1", "party_size": 12, "dishes": ["soup"]})
+    assert _valid(schema, {"date": None, "party_size": None, "dishes": None})
+    assert not _valid(schema, {"date": "May 1", "party_size": 12})  # every key required
+    assert not _valid(schema, {"date": "May 1", "party_size": "12", "dishes": None})
+    assert not _valid(schema, {"date": None, "party_size": None, "dishes": [1]})
+    assert not _valid(schema, {"date": None, "party_size": None, "dishes": None, "extra": 1})
+
+
+def test_fields_from_json_schema_reads_plain_and_nullable_properties():
+    schema = {"type": "object", "properties": {
+        "name": {"type": "string", "description": "who"}, "age": {"type": "integer"}, "score": {"type": "number"},
+        "ok": {"type": ["boolean", "null"]}, "tags": {"type": "array", "items": {"type": "string"}}}}
+    assert fields_from_json_schema(schema) == [
+        FieldSpec(name="name", description="who"), FieldSpec(name="age", type="integer"),
+        FieldSpec(name="score", type="number"), FieldSpec(name="ok", type="boolean"),
+        FieldSpec(name="tags", type="list"),
+    ]
+    assert fields_from_json_schema(extraction_schema(FIELDS)) == [f.model_copy(update={"span": True}) for f in FIELDS]
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ([], "the schema must be a JSON object"),
+    ({"type": "array"}, "the schema must have type 'object', not 'array'"),
+    ({"type": "object"}, "the schema must have a non-empty 'properties' object"),
+    ({"type": "object", "properties": {}}, "the schema must have a non-empty 'properties' object"),
+    ({"properties": {"a": {"type": "object"}}}, "property 'a': unsupported type 'object'"),
+    ({"properties": {"a": {"type": "array", "items": {"type": "integer"}}}},
+     "property 'a': an array must have items of type string"),
+    ({"properties": {"a": {"type": ["string", "integer"]}}},
+     "property 'a': type must be one type or that type and null"),
+    ({"properties": {"a": "string"}}, "property 'a': not a JSON schema object"),
+    ({"properties": {"a-b": {"type": "string"}}}, "field 'a-b': name: String should match pattern"),
+])
+def test_fields_from_json_schema_rejects_other_schemas(schema, message):
+    with pytest.raises(ValueError) as e:
+        fields_from_json_schema(schema)
+    assert message in str(e.value)
+
+
+def test_check_extraction_cleans_coerces_and_drops_values_not_in_the_input():
+    answer = {"date": "may  1st", "party_size": "1,000", "rooms": "10", "vip": "false",
+              "dishes": ["paella", "Paella ", "soup", "pizza", ""], "note": "invented, but not a span"}
+    result = check_extraction(answer, FIELDS, TEXT)
+    assert result.problems == []
+    assert result.value == {"date": "may  1st", "party_size": 1000, "rooms": 10, "vip": False,
+                            "dishes": ["paella", "soup"], "note": "invented, but not a span"}
+    assert result.dropped_values == ["dishes"]
+
+
+def test_check_extraction_sets_invented_spans_to_none_and_fills_missing_keys():
+    answer = '{"date": "June 3rd", "party_size": 12.5, "dishes": ["pizza"], "vip": true}'
+    result = check_extraction(answer, FIELDS, TEXT)
+    assert result.value == {"date": None, "party_size": 12.5, "rooms": None, "vip": True, "dishes": None, "note": None}
+    assert result.dropped_values == ["date", "dishes"] and result.problems == []
+
+
+def test_check_extraction_reads_empty_values_as_none_and_tolerates_a_fence():
+    fenced = '```json\n{"date": "", "party_size": null, "rooms": 12.0, "dishes": [], "note": "  "}\n```'
+    result = check_extraction(fenced, FIELDS, TEXT)
+    assert result.value == {"date": None, "party_size": None, "rooms": 12, "vip": None, "dishes": None, "note": None}
+    assert result.problems == [] and result.dropped_values == []
+
+
+@pytest.mark.parametrize(("answer", "problems"), [
+    ("Sure! The date is May 1st.", ["not a JSON object"]),
+    ('["May 1st"]', ["not a JSON object"]),
+    ([{"date": "May 1st"}], ["not a JSON object"]),
+    ({"date": "May 1st", "time": "noon"}, ["unknown field 'time'"]),
+    ({"rooms": "1.5"}, ["field 'rooms': '1.5' is not an integer"]),
+    ({"party_size": "twelve"}, ["field 'party_size': 'twelve' is not a number"]),
+    ({"party_size": True}, ["field 'party_size': True is not a number"]),
+    ({"vip": "maybe"}, ["field 'vip': 'maybe' is not a boolean"]),
+    ({"date": {"day": 1}}, ["field 'date': {'day': 1} is not a string"]),
+    ({"dishes": ["soup", ["paella"]]}, ["field 'dishes': ['paella'] is not a string"]),
+])
+def test_check_extraction_reports_problems_and_gives_no_value(answer, problems):
+    result = check_extraction(answer, FIELDS, TEXT)
+    assert result.value is None and result.problems == problems
+
+
+# --- tools ---------------------------------------------------------------------------------------
+
+
+def test_validate_tools_normalises():
+    assert validate_tools(TOOLS) == [
+        {"type": "function", "function": {"name": "book", "description": "Book a table", "parameters": BOOK_PARAMS}},
+        {"type": "function", "function": {"name": "ping", "description": "",
+                                          "parameters": {"type": "object", "properties": {}}}},
+    ]
+    normal = validate_tools(TOOLS)
+    normal[0]["function"]["parameters"]["properties"].clear()
+    assert BOOK_PARAMS["properties"], "the normalised tools are a copy"
+
+
+def _errors(tools: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    with pytest.raises(ToolsError) as e:
+        validate_tools(tools)
+    assert isinstance(e.value, ValueError)
+    return e.value.errors
+
+
+def test_validate_tools_rejects_duplicate_and_bad_names():
+    other = {"type": "function", "function": {"name": "book table"}}
+    assert _errors([BOOK, PING, BOOK, other]) == [
+        (("tools", 2, "function", "name"), "duplicate tool name 'book'"),
+        (("tools", 3, "function", "name"), "must be 1-64 letters, digits, '_', '.' or '-' (got 'book table')"),
+    ]
+    assert _errors([{"type": "function", "function": {"name": "x" * 65}}])[0][0] == ("tools", 0, "function", "name")
+    assert _errors([{"type": "function", "function": {}}]) == [
+        (("tools", 0, "function", "name"), "must be 1-64 letters, digits, '_', '.' or '-' (got None)")]
+
+
+def test_validate_tools_rejects_bad_parameter_schemas():
+    def tool(params: Any) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": "f", "parameters": params}}
+
+    at = ("tools", 0, "function", "parameters")
+    assert _errors([tool({"type": "objet"})]) == [
+        (at, "not a valid JSON schema: 'objet' is not valid under any of the given schemas (at ['type'])")]
+    assert _errors([tool({"type": "object", "required": "date"})]) == [
+        (at, "not a valid JSON schema: 'date' is not of type 'array' (at ['required'])")]
+    assert _errors([tool({"type": "string"})]) == [(at, 'must be a JSON schema of "type": "object"')]
+    assert _errors([tool({"properties": {}})]) == [(at, 'must be a JSON schema of "type": "object"')]
+    assert _errors([tool("object")]) == [(at, "must be a JSON schema object")]
+    assert _errors([tool({"type": "object", "properties": {"a": {"$ref": "#/$defs/a"}}, "$defs": {"a": {}}})]) == [
+        (at, "$ref is not supported: write the schema out")]
+
+
+def test_validate_tools_rejects_bad_lists_and_items():
+    assert _errors([]) == [(("tools",), "give at least one tool")]
+    assert _errors({"type": "function"}) == [(("tools",), "must be a list of tools")]
+    many = [{"type": "function", "function": {"name": f"t{i}"}} for i in range(21)]
+    assert _errors(many) == [(("tools",), "at most 20 tools, got 21")]
+    assert len(validate_tools(many[:20])) == 20
+    assert _errors(["book"]) == [(("tools", 0), "must be an object")]
+    assert _errors([{"function": {"name": "f"}}]) == [(("tools", 0, "type"), "must be 'function'")]
+    assert _errors([{"type": "function"}]) == [(("tools", 0, "function"), "must be an object")]
+    assert _errors([{"type": "function", "function": {"name": "f", "description": 3, "extra": 1}, "id": 1}]) == [
+        (("tools", 0, "id"), "unknown key"),
+        (("tools", 0, "function", "extra"), "unknown key"),
+        (("tools", 0, "function", "description"), "must be a string"),
+    ]
+    assert "tools.0.function.description: must be a string" in str(
+        pytest.raises(ToolsError, validate_tools, [{"type": "function", "function": {"name": "f", "description": 3}}])
+        .value)
+
+
+def test_call_schema_accepts_a_call_of_each_tool_and_nothing_else():
+    schema = call_schema(TOOLS)
+    Draft202012Validator.check_schema(schema)
+    assert schema["anyOf"][0] == {
+        "type": "object",
+        "properties": {"name": {"type": "string", "const": "book"}, "arguments": BOOK_PARAMS},
+        "required": ["name", "arguments"], "additionalProperties": False,
+    }
+    assert _valid(schema, {"name": "book", "arguments": {"date": "May 1", "people": 2}})
+    assert _valid(schema, {"name": "ping", "arguments": {}})
+    assert not _valid(schema, {"name": "book", "arguments": {"date": "May 1"}})
+    assert not _valid(schema, {"name": "book", "arguments": {"date": "May 1", "people": "2"}})
+    assert not _valid(schema, {"name": "cancel", "arguments": {}})
+    assert not _valid(schema, {"name": "ping"})
+    assert not _valid(schema, {"name": "ping", "arguments": {}, "why": "x"})
+
+
+def test_check_call_accepts_dicts_json_text_and_wrappers():
+    good = {"name": "book", "arguments": {"date": "May 1", "people": 2}}
+    text = json.dumps(good)
+    openai_shape = {"id": "c1", "type": "function",
+                    "function": {"name": "book", "arguments": json.dumps(good["arguments"])}}
+    for answer in (good, text, f"```json\n{text}\n```", f"<tool_call>\n{text}\n</tool_call>",
+                   f"<tool_call>```\n{text}\n```</tool_call>", openai_shape):
+        result = check_call(answer, TOOLS)
+        assert (result.call, result.problems) == (good, []), answer
+    assert check_call('{"name": "ping"}', TOOLS).call == {"name": "ping", "arguments": {}}
+
+
+@pytest.mark.parametrize(("call", "problems"), [
+    (None, ["no call"]),
+    ("It is sunny today.", ["not a JSON object"]),
+    ("```json\n[1]\n```", ["not a JSON object"]),
+    ({"name": "cancel", "arguments": {}}, ["unknown tool 'cancel'"]),
+    ({"arguments": {}}, ["the call has no tool name"]),
+    ({"name": 3, "arguments": {}}, ["the tool name must be a string"]),
+    ({"name": "book", "arguments": ["May 1", 2]}, ["arguments must be a JSON object"]),
+    ({"name": "book", "arguments": "May 1"}, ["arguments must be a JSON object"]),
+    ({"name": "book", "arguments": {"people": 2}}, ["missing required argument 'date'"]),
+    ({"name": "book", "arguments": {}}, ["missing required argument 'date'", "missing required argument 'people'"]),
+    ({"name": "book", "arguments": {"date": "May 1", "people": "2"}},
+     ["argument 'people': '2' is not of type 'integer'"]),
+    ({"name": "book", "arguments": {"date": "May 1", "people": 0}},
+     ["argument 'people': 0 is less than the minimum of 1"]),
+    ({"name": "book", "arguments": {"date": "May 1", "people": 2, "time": "8pm"}}, ["unknown argument 'time'"]),
+    ({"name": "book", "arguments": {"date": "May 1", "people": 2}, "why": "x"}, ["unknown key 'why' in the call"]),
+])
+def test_check_call_reports_problems(call, problems):
+    result = check_call(call, TOOLS)
+    assert result.call is None and result.problems == problems
+
+
+def test_check_call_names_nested_arguments():
+    params = {"type": "object", "properties": {"where": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                          "required": ["city"]}}}
+    tools = [{"type": "function", "function": {"name": "go", "parameters": params}}]
+    assert check_call({"name": "go", "arguments": {"where": {}}}, tools).problems == [
+        "missing required argument 'where.city'"]
+    assert check_call({"name": "go", "arguments": {"where": {"city": 1}}}, tools).problems == [
+        "argument 'where.city': 1 is not of type 'string'"]
+
+
+def test_tools_prompt_is_the_documented_deterministic_text():
+    expected = "\n".join([
+        "You can call these functions (each a JSON object with its name, description and parameters):",
+        '{"description": "Book a table", "name": "book", "parameters": {"additionalProperties": false, '
+        '"properties": {"date": {"type": "string"}, "people": {"minimum": 1, "type": "integer"}}, '
+        '"required": ["date", "people"], "type": "object"}}',
+        '{"name": "ping", "parameters": {"properties": {}, "type": "object"}}',
+        'To call a function, answer with only a JSON object {"name": ..., "arguments": {...}}; '
+        "if no function fits, answer in plain text.",
+    ])
+    assert tools_prompt(TOOLS) == expected
+    reordered = [{"function": {"parameters": dict(reversed(BOOK_PARAMS.items())), "description": "Book a table",
+                               "name": "book"}, "type": "function"}, PING]
+    assert tools_prompt(reordered) == expected
+    with pytest.raises(ToolsError):
+        tools_prompt([])
+
+
+def test_call_text_is_canonical_and_round_trips():
+    text = call_text({"arguments": {"people": 2, "date": "1. Mai", "where": {"z": 1, "a": "café"}}, "name": "book"})
+    assert text == '{"name": "book", "arguments": {"date": "1. Mai", "people": 2, "where": {"a": "café", "z": 1}}}'
+    assert check_call(text, [{"type": "function", "function": {"name": "book"}}]).call == json.loads(text)
+    assert call_text({"name": "ping"}) == '{"name": "ping", "arguments": {}}'
+    with pytest.raises(ValueError):
+        call_text({"arguments": {}})
+    with pytest.raises(ValueError):
+        call_text({"name": "book", "arguments": "{}"})
+
+
+# --- BFCL ----------------------------------------------------------------------------------------
+
+
+def test_bfcl_to_openai_tool_maps_the_type_names():
+    fn = {"name": "geo.distance", "description": "Distance", "parameters": {"type": "dict", "properties": {
+        "a": {"type": "tuple", "items": {"type": "float"}}, "b": {"type": "any"},
+        "type": {"type": "dict", "properties": {"x": {"type": "float"}}}}, "required": ["a"]}}
+    assert bfcl_to_openai_tool(fn) == {"type": "function", "function": {
+        "name": "geo.distance", "description": "Distance", "parameters": {"type": "object", "properties": {
+            "a": {"type": "array", "items": {"type": "number"}}, "b": {},
+            "type": {"type": "object", "properties": {"x": {"type": "number"}}}}, "required": ["a"]}}}
+    assert fn["parameters"]["type"] == "dict", "the input is not changed"
+
+
+@pytest.mark.skipif(not BFCL.exists(), reason="the BFCL data is not on this machine")
+def test_real_bfcl_tools_pass_validate_tools():
+    rows = [json.loads(line) for line in BFCL.read_text().splitlines()[:20]]
+    per_row = [validate_tools([bfcl_to_openai_tool(fn) for fn in row["function"]]) for row in rows]
+    assert [len(tools) for tools in per_row] == [len(row["function"]) for row in rows] and len(rows) == 20
+    for tools in per_row:
+        Draft202012Validator.check_schema(call_schema(tools))
+    normal = per_row[0]
+    assert [t["function"]["name"] for t in per_row[1]] == ["math.factorial"]
+    triangle = normal[0]["function"]
+    assert triangle["parameters"]["type"] == "object"
+    Draft202012Validator.check_schema(call_schema(normal))
+    answer = '{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}'
+    assert check_call(answer, normal).problems == []
+    assert check_call({"name": "calculate_triangle_area", "arguments": {"base": 10.5}}, normal).problems == [
+        "missing required argument 'height'", "argument 'base': 10.5 is not of type 'integer'"]
