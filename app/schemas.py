@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -9,9 +10,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
+from app.answer_shapes import (
+    FieldSpec,
+    ToolsError,
+    check_call,
+    fields_from_json_schema,
+    parse_fields_text,
+    validate_tools,
+)
 from app.auth import OWNER_PATTERN
 from app.config import get_settings
-from app.specs import JobSpec, Strict, TaskType, TrainingOptions
+from app.specs import JobSpec, QAMode, Strict, TaskType, TrainingOptions
 
 
 def storable_text(value: str) -> str:
@@ -68,12 +77,24 @@ class Example(Strict):
     """One input with its expected output."""
 
     input: Text = Field(min_length=1, description="What the model receives.")
-    output: Text = Field(min_length=1, description="What the model should answer.")
+    output: Text | None = Field(
+        description="What the model should answer: a label, an answer, an extraction's JSON object (as JSON text), "
+        "or a tool call `{\"name\", \"arguments\"}` as JSON text; for a tool-calling row that needs no call, "
+        "empty or null (or the plain reply)."
+    )
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_text(cls, value: object) -> object:
+        # An extraction's object or a call may be sent as JSON rather than as its text.
+        if isinstance(value, dict):
+            return json.dumps(value, ensure_ascii=False)
+        return "" if value is None else value
 
     @field_validator("input", "output")
     @classmethod
-    def _bounded(cls, value: str) -> str:
-        if not value.strip():
+    def _bounded(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "input" and not value.strip():
             raise ValueError("must not be blank")
         limit = get_settings().max_row_chars
         if len(value) > limit:
@@ -105,6 +126,23 @@ class JobCreate(Strict):
     )
     task_type: TaskType | None = Field(None, description="Inferred by the teacher when not given.")
     labels: list[Text] | None = Field(None, description="Allowed outputs for a classification task.")
+    fields: list[FieldSpec] | None = Field(
+        None,
+        description="The fields of an extraction answer: a list of `{name, description, type, span}` (type: string, "
+        "number, integer, boolean or list of strings; `span`: the value must occur in the input, default true), the "
+        "text `name:description[:type],...`, or a JSON schema of an object. Implies `task_type: extraction`; the "
+        "teacher proposes fields when an extraction task names none.",
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        None,
+        description="1 to 20 tools in OpenAI's function-tool format (`{\"type\": \"function\", \"function\": "
+        "{name, description, parameters}}`); the student learns to call them with the tools baked in. Implies "
+        "`task_type: tool_calling`, which needs them.",
+    )
+    qa_mode: QAMode | None = Field(
+        None, description="For qa: `open_book` (each input holds a passage and its question; answers come from the "
+        "passage, or are the stated refusal when it does not answer) or `closed_book` (a question alone). Asked of "
+        "the teacher when not given.")
     examples: list[Example] = Field(default_factory=list, description="Seed examples that guide the teacher.")
     test_set: list[Example] = Field(
         default_factory=list, description="Held-out examples the models are scored on; never trained on."
@@ -156,6 +194,38 @@ class JobCreate(Strict):
             raise ValueError(f"{len(labels)} labels given; the limit is {limit}")
         return labels
 
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields_in_any_form(cls, value: object) -> object:
+        # The text and JSON-schema forms become the list form here, so a mistake gets one error.
+        if isinstance(value, str):
+            return parse_fields_text(storable_text(value))
+        if isinstance(value, dict):
+            return fields_from_json_schema(value)
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: list[FieldSpec] | None) -> list[FieldSpec] | None:
+        if value is None:
+            return None
+        names = [f.name for f in value]
+        if not names:
+            raise ValueError("give at least one field, or leave `fields` out for the teacher to propose them")
+        if len(set(names)) != len(names):
+            raise ValueError("field names must be unique")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if value is None:
+            return None
+        try:
+            return validate_tools(value)
+        except ToolsError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("examples", "test_set")
     @classmethod
     def _rows(cls, value: list[Example], info: ValidationInfo) -> list[Example]:
@@ -165,9 +235,53 @@ class JobCreate(Strict):
         labels = info.data.get("labels")
         if labels:
             for index, row in enumerate(value):
-                if row.output.strip() not in labels:
+                if (row.output or "").strip() not in labels:
                     raise ValueError(f"row {index}: output {row.output!r} is not one of the labels {labels}")
         return value
+
+    @model_validator(mode="after")
+    def _shapes_fit_task_type(self) -> JobCreate:
+        shaped = {"fields": (self.fields, TaskType.EXTRACTION), "tools": (self.tools, TaskType.TOOL_CALLING)}
+        for name, (given, task_type) in shaped.items():
+            if given is None:
+                continue
+            if self.task_type not in (None, task_type):
+                raise ValueError(f"`{name}` are for {task_type.value} tasks, not {self.task_type.value}")
+            self.task_type = task_type
+        if self.qa_mode is not None:
+            if self.task_type not in (None, TaskType.QA):
+                raise ValueError(f"`qa_mode` is for qa tasks, not {self.task_type.value}")
+            self.task_type = TaskType.QA
+        if self.task_type == TaskType.TOOL_CALLING and not self.tools:
+            raise ValueError("a tool_calling task needs `tools`: the functions the student may call")
+        for where in ("examples", "test_set"):
+            for index, row in enumerate(getattr(self, where)):
+                problem = self._row_problem(row.output or "")
+                if problem:
+                    raise ValueError(f"{where}[{index}].output: {problem}")
+        return self
+
+    def _row_problem(self, output: str) -> str | None:
+        """Why an expected output does not fit the task type, or None."""
+        if self.task_type == TaskType.TOOL_CALLING:
+            text = output.strip()
+            if not text or text == "null" or not text.startswith("{"):
+                return None  # no call expected (a plain reply, or nothing)
+            checked = check_call(text, self.tools)
+            return "; ".join(checked.problems) or None
+        if not output.strip():
+            return "must not be blank"
+        if self.task_type == TaskType.EXTRACTION:
+            try:
+                parsed = json.loads(output)
+            except ValueError:
+                return "must be the JSON object of the fields (as JSON text)"
+            if not isinstance(parsed, dict):
+                return "must be the JSON object of the fields (as JSON text)"
+            unknown = sorted(set(parsed) - {f.name for f in self.fields}) if isinstance(self.fields, list) else []
+            if unknown:
+                return f"unknown fields {unknown}"
+        return None
 
     @field_validator("num_examples")
     @classmethod
@@ -206,6 +320,7 @@ class JobCreate(Strict):
         """The validated request with the service's defaults filled in (stored on the job as JSON)."""
         settings = get_settings()
         return JobSpec.model_validate({**self.model_dump(mode="json"),
+                                       "fields": self.fields or [], "tools": self.tools or [],
                                        "teacher": self.teacher or settings.teacher_model,
                                        "student": self.student or settings.student_model})
 
@@ -294,6 +409,9 @@ class ArtifactsPublic(BaseModel):
 
 
 class ReportPublic(BaseModel):
+    task_type: TaskType | None = Field(
+        None, description="The task's type (planned, or as asked): which scores each model's entry carries beside "
+        "`accuracy` and `n`.")
     teacher: dict[str, Any] | None = Field(
         None, description="The teacher scored on the test set: accuracy, n, per-label, confusion."
     )

@@ -13,6 +13,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.answer_shapes import FieldSpec
+
 
 class TaskType(str, Enum):
     """What kind of answer the student learns to give."""
@@ -115,6 +117,13 @@ def training_options_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: `open_book`: the input holds a passage and a question, and the answer must come from the passage
+#: (or be the refusal when the passage does not answer it); `closed_book`: a question alone.
+QAMode = Literal["open_book", "closed_book"]
+#: What an open-book answer says when the passage does not answer the question.
+QA_REFUSAL: Final = "The passage does not answer this question."
+
+
 class JobSpec(BaseModel):
     """What a person asked for, with the service's defaults filled in: the job row's `spec`."""
 
@@ -123,6 +132,9 @@ class JobSpec(BaseModel):
     task: str
     task_type: TaskType | None = None
     labels: list[str] | None = None
+    fields: list[FieldSpec] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    qa_mode: QAMode | None = None
     examples: list[Row] = Field(default_factory=list)
     test_set: list[Row] = Field(default_factory=list)
     teacher: str
@@ -154,6 +166,9 @@ class TaskSpec(BaseModel):
     instruction: str = ""
     labels: list[Label] = Field(default_factory=list)
     output_fields: list[str] = Field(default_factory=list)
+    fields: list[FieldSpec] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    qa_mode: QAMode | None = None
     topics: list[str] = Field(default_factory=list)
     styles: list[str] = Field(default_factory=list)
     lengths: list[str] = Field(default_factory=list)
@@ -164,6 +179,11 @@ class TaskSpec(BaseModel):
         if self.task_type != TaskType.CLASSIFICATION:
             return []
         return [label.name for label in self.labels]
+
+    @property
+    def extraction_fields(self) -> list[FieldSpec]:
+        """The fields of an extraction answer (plain string spans for plans that named only fields)."""
+        return self.fields or [FieldSpec(name=name) for name in self.output_fields]
 
     def describe(self, label: str) -> str:
         """The planned description of `label` (the name itself when there is none)."""

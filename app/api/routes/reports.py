@@ -22,9 +22,13 @@ def get_report(job_id: str, caller: CallerDep) -> ReportPublic:
     """Scores so far: the teacher on the person's test set (after the teacher check), and, once
     trained, the untuned and tuned student with a verdict. Parts not measured yet are null."""
     with session_scope() as session:
-        metrics = succeeded_metrics(load_job(session, job_id, caller))
+        job = load_job(session, job_id, caller)
+        metrics = succeeded_metrics(job)
+        task_type = (job.spec or {}).get("task_type")
     evaluation = metrics.get("evaluate", {})
+    planned = metrics.get("plan", {}).get("task_spec", {}).get("task_type")
     return ReportPublic(
+        task_type=planned or task_type,
         teacher=evaluation.get("teacher") or metrics.get("teacher_check", {}).get("teacher"),
         base_student=evaluation.get("base_student"),
         student=evaluation.get("student"),
