@@ -3,7 +3,9 @@ teacher_check and evaluate stages share.
 
 Classification answers are constrained to the label set and keep the teacher's distribution
 over the labels (`label_probs`, the soft labels the student distils from). Extraction answers
-are constrained to a JSON object with the planned fields.
+are constrained to the JSON object of the fields, tool-calling answers to one of the calls or a
+plain reply (each as the JSON schema of vLLM's structured outputs); the judge questions of QA
+live here too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.specs import TaskSpec, TaskType
+from app.answer_shapes import call_schema, call_text, extraction_schema
+from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import prompts
 from workers.teacher import Teacher, label_distribution
 
@@ -31,18 +34,69 @@ async def answer_one(teacher: Teacher, spec: TaskSpec, text: str) -> dict[str, A
         answer = await teacher.chat(messages, max_tokens=16, choices=labels, top_logprobs=TOP_LOGPROBS)
         chosen = match_label(answer.text, labels)
         return {"output": chosen, "label_probs": label_distribution(answer, labels, chosen)}
-    if spec.task_type == TaskType.EXTRACTION and spec.output_fields:
+    if spec.task_type == TaskType.EXTRACTION:
         answer = await teacher.chat(messages, max_tokens=256,
-                                    json_schema=prompts.extraction_schema(spec.output_fields))
-        try:
-            parsed = json.loads(answer.text)
-        except json.JSONDecodeError as exc:
-            raise MalformedAnswer(f"not JSON: {answer.text[:80]!r}") from exc
-        return {"output": json.dumps(parsed, ensure_ascii=False, sort_keys=True)}
+                                    json_schema=extraction_schema(spec.extraction_fields))
+        parsed = _json_object(answer.text)
+        return {"output": json.dumps(parsed, ensure_ascii=False)}
+    if spec.task_type == TaskType.TOOL_CALLING:
+        return {"output": await _call_or_reply(teacher, spec, messages)}
     answer = await teacher.chat(messages, max_tokens=256)
     if not answer.text.strip():
         raise MalformedAnswer("empty answer")
+    if spec.task_type == TaskType.QA and spec.qa_mode == "open_book" and is_refusal(answer.text):
+        return {"output": QA_REFUSAL}
     return {"output": answer.text.strip()}
+
+
+def _words(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def is_refusal(text: str) -> bool:
+    """Is an answer the stated refusal of open-book QA (in any case, with or without its full stop)?"""
+    return _words(text) == _words(QA_REFUSAL)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedAnswer(f"not JSON: {text[:80]!r}") from exc
+    if not isinstance(parsed, dict):
+        raise MalformedAnswer(f"not a JSON object: {text[:80]!r}")
+    return parsed
+
+
+async def _call_or_reply(teacher: Teacher, spec: TaskSpec, messages: list[dict[str, str]]) -> str:
+    """The teacher's call of one of the tools as its canonical text, or its plain reply when no
+    tool fits: asked under a JSON schema that is one of the calls or `{"reply": ...}`."""
+    schema = prompts.answer_or_call_schema(call_schema(spec.tools))
+    answer = await teacher.chat(messages, max_tokens=256, json_schema=schema)
+    parsed = _json_object(answer.text)
+    if set(parsed) == {prompts.REPLY_KEY}:
+        reply = str(parsed[prompts.REPLY_KEY]).strip()
+        if not reply:
+            raise MalformedAnswer("empty reply")
+        return reply
+    try:
+        return call_text(parsed)
+    except ValueError as exc:
+        raise MalformedAnswer(f"not a call: {answer.text[:80]!r}") from exc
+
+
+async def passage_supports(teacher: Teacher, text: str, answer: str) -> bool:
+    """The teacher as judge: does the passage in an open-book input support this answer?"""
+    verdict = await teacher.chat(prompts.support_question(text, answer), max_tokens=4,
+                                 choices=list(prompts.JUDGE_CHOICES))
+    return verdict.text.strip().lower() == "yes"
+
+
+async def same_answer(teacher: Teacher, text: str, expected: str, answer: str) -> bool:
+    """The teacher as judge: does a free QA answer say what the reference answer says?"""
+    verdict = await teacher.chat(prompts.judge_question(text, expected, answer), max_tokens=4,
+                                 choices=list(prompts.JUDGE_CHOICES))
+    return verdict.text.strip().lower() == "yes"
 
 
 def match_label(text: str, labels: Sequence[str]) -> str:

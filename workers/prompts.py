@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.specs import JobSpec, Row, TaskSpec, TaskType
+from app.answer_shapes import FieldSpec, tools_prompt
+from app.specs import QA_REFUSAL, JobSpec, Row, TaskSpec, TaskType
 
 
 def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool) -> str:
@@ -18,6 +19,10 @@ def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool) -> str:
 
 def _context(spec: JobSpec) -> str:
     label_line = f"Labels: {', '.join(spec.labels)}.\n" if spec.labels else ""
+    if spec.fields:
+        label_line += f"Fields to extract: {', '.join(f.name for f in spec.fields)}.\n"
+    if spec.tools:
+        label_line += f"Functions: {', '.join(t['function']['name'] for t in spec.tools)}.\n"
     return f"Task: {spec.task}\n{label_line}{_seed_lines(spec.examples, 3, True)}"
 
 
@@ -37,7 +42,12 @@ PLAN_QUESTIONS = {
     "output_fields": "List the fields (1 to 8 short snake_case names) the answer must contain.",
     "topics": "List 6 different sub-topics the inputs of this task can be about (a few words each).",
     "styles": "List 3 different writing styles real inputs of this task come in (a few words each).",
+    "qa_mode": ("Does each input of this task hold a passage (a text to answer from) together with the question "
+                "(open_book), or only a question (closed_book)?"),
 }
+
+#: The answers the qa_mode question may take.
+QA_MODES = ("open_book", "closed_book")
 
 
 def label_question(label: str) -> str:
@@ -55,7 +65,11 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
                       count: int) -> list[dict[str, str]]:
     # Shared text first, varying text last: the server's prefix cache then skips most of the prompt.
     label = bucket.get("label")
-    if label:
+    kind = bucket.get("kind")
+    if kind:
+        ask = _shaped_ask(task_spec, bucket, count)
+        examples = _seed_lines(seeds, 3, False)
+    elif label:
         description = task_spec.describe(label)
         same_label = [row for row in seeds if row.output.strip() == label]
         ask = (f"Write {count} different inputs that a careful annotator would label \"{label}\" "
@@ -74,13 +88,76 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
     ]
 
 
-def generate_schema(count: int) -> dict[str, Any]:
+#: Generation buckets of each shaped task type (`kind`): what the inputs of one call must be like.
+EXTRACTION_KINDS = ("all_fields", "some_fields", "no_fields")
+OPEN_BOOK_KINDS = ("answerable", "answerable", "answerable", "unanswerable")
+CLOSED_BOOK_KINDS = ("question",)
+NO_CALL, MISSING_ARGUMENT = "no_call", "missing_argument"
+
+
+def _field_line(field: FieldSpec) -> str:
+    kind = "list of strings" if field.type == "list" else field.type
+    return f"{field.name} ({kind})" + (f": {field.description}" if field.description else "")
+
+
+def _tool_line(tool: dict[str, Any]) -> str:
+    fn = tool["function"]
+    required = fn.get("parameters", {}).get("required", [])
+    needs = f" (needs {', '.join(required)})" if required else ""
+    return f"{fn['name']}{needs}" + (f": {fn['description']}" if fn.get("description") else "")
+
+
+def _shaped_ask(task_spec: TaskSpec, bucket: dict[str, str], count: int) -> str:
+    """What one generation call asks for, for the task types whose inputs come in kinds."""
+    kind = bucket["kind"]
+    if task_spec.task_type == TaskType.EXTRACTION:
+        fields = "; ".join(_field_line(f) for f in task_spec.extraction_fields)
+        coverage = {"all_fields": "Each input states every one of these fields",
+                    "some_fields": "Each input states some of these fields but leaves others out",
+                    "no_fields": "Each input is on the same subject but states none of these fields"}[kind]
+        return (f"Write {count} different inputs for this task, as real people would write them. Fields: {fields}. "
+                f"{coverage}. Do not write the answers.")
+    if task_spec.task_type == TaskType.QA:
+        if kind == "question":
+            return f"Write {count} different questions people ask for this task; no answers."
+        answerable = ("The passage must contain the answer to its question." if kind == "answerable" else
+                      "The question must be on the passage's subject, but the passage must NOT contain its answer.")
+        return (f"Write {count} different pairs of a passage (3 to 6 sentences, like a real document for this task) "
+                f"and a question about it. {answerable} No answers.")
+    tool = bucket.get("tool", "")
+    if kind == NO_CALL:
+        return (f"Write {count} different messages a user of this assistant might send that none of these functions "
+                f"can serve (questions, small talk, other requests): {', '.join(_tool_names(task_spec))}.")
+    line = next((_tool_line(t) for t in task_spec.tools if t["function"]["name"] == tool), tool)
+    if kind == MISSING_ARGUMENT:
+        return (f"Write {count} different requests a user sends that need the function {line}, but that leave out "
+                "one of the values it needs, so the assistant must ask for it. Write only the user's request.")
+    return (f"Write {count} different requests a user sends that need the function {line}, each giving every value "
+            "it needs in the words of the request. Write only the user's request.")
+
+
+def _tool_names(task_spec: TaskSpec) -> list[str]:
+    return [t["function"]["name"] for t in task_spec.tools]
+
+
+def generate_schema(count: int, passages: bool = False) -> dict[str, Any]:
+    """The JSON shape of one generation answer: `count` input texts, or for open-book QA `count`
+    passage/question pairs."""
+    item: dict[str, Any] = {"type": "string", "minLength": 3, "maxLength": 600}
+    if passages:
+        item = {"type": "object", "required": ["passage", "question"], "additionalProperties": False,
+                "properties": {"passage": {"type": "string", "minLength": 20, "maxLength": 1500},
+                               "question": {"type": "string", "minLength": 3, "maxLength": 300}}}
     return {
         "type": "object",
-        "properties": {"inputs": {"type": "array", "minItems": count, "maxItems": count,
-                                  "items": {"type": "string", "minLength": 3, "maxLength": 600}}},
+        "properties": {"inputs": {"type": "array", "minItems": count, "maxItems": count, "items": item}},
         "required": ["inputs"],
     }
+
+
+def open_book_input(passage: str, question: str) -> str:
+    """The one way an open-book QA input is written: the passage, then the question."""
+    return f"{passage.strip()}\n\nQuestion: {question.strip()}"
 
 
 def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
@@ -95,10 +172,47 @@ def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
     else:
         lines.append(task_spec.instruction)
     if task_spec.task_type == TaskType.EXTRACTION:
-        lines.append(f"Answer with a JSON object with the fields: {', '.join(task_spec.output_fields)}.")
+        lines.append("Extract these fields from the text:")
+        lines += [f"- {_field_line(f)}" for f in task_spec.extraction_fields]
+        lines.append("Answer with a JSON object with exactly these keys. Copy each value as it is written in the "
+                     "text; use null for a field the text does not state. Never invent a value.")
+    elif task_spec.task_type == TaskType.QA:
+        lines.append(f"Answer the question using only the passage. If the passage does not answer it, answer exactly: "
+                     f"{QA_REFUSAL}" if task_spec.qa_mode == "open_book" else "Answer the question briefly.")
+    elif task_spec.task_type == TaskType.TOOL_CALLING:
+        lines.append(tools_prompt(task_spec.tools))
+        lines.append("If the request leaves out a value a function needs, do not call it: ask for the value.")
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
             {"role": "user", "content": text}]
 
 
-def extraction_schema(fields: Sequence[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": {f: {"type": "string"} for f in fields}, "required": list(fields)}
+#: The reply branch of a tool-calling answer: the teacher answers in plain text inside it.
+REPLY_KEY = "reply"
+
+
+def answer_or_call_schema(call_schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool-calling answer for structured outputs: one of the calls, or `{"reply": text}`."""
+    reply = {"type": "object", "properties": {REPLY_KEY: {"type": "string", "minLength": 1, "maxLength": 400}},
+             "required": [REPLY_KEY], "additionalProperties": False}
+    return {"anyOf": [*call_schema["anyOf"], reply]}
+
+
+def support_question(text: str, answer: str) -> list[dict[str, str]]:
+    """The judge's question: is an answer to an open-book input supported by its passage?"""
+    return [
+        {"role": "system", "content": "You check answers against a passage. Answer yes or no."},
+        {"role": "user", "content": f"{text}\n\nProposed answer: {answer}\n\n"
+                                    "Does the passage support this answer to the question?"},
+    ]
+
+
+def judge_question(text: str, expected: str, answer: str) -> list[dict[str, str]]:
+    """The judge's question when scoring a free QA answer against the expected one."""
+    return [
+        {"role": "system", "content": "You grade answers to questions. Answer yes or no."},
+        {"role": "user", "content": f"{text}\n\nReference answer: {expected}\nGiven answer: {answer}\n\n"
+                                    "Does the given answer say the same as the reference answer?"},
+    ]
+
+
+JUDGE_CHOICES = ("yes", "no")

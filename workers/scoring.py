@@ -77,14 +77,15 @@ def score_answers(expected: Sequence[str], predicted: Sequence[str | None], task
 
 
 def normalize_answer(text: str, task_type: str) -> str:
-    """The form answers are compared in: JSON objects (extraction) canonically re-serialised,
+    """The form answers are compared in: JSON objects (extraction, tool calls) canonically re-serialised,
     everything else stripped, lower-cased and with runs of whitespace made single spaces."""
     text = text.strip()
-    if task_type == "extraction":
+    if task_type in ("extraction", "tool_calling"):
         try:
             return json.dumps(json.loads(text), ensure_ascii=False, sort_keys=True)
         except ValueError:
-            pass
+            if task_type == "tool_calling":
+                return text
     if task_type == "classification":
         return text
     return " ".join(text.lower().split())

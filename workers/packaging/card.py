@@ -5,10 +5,12 @@ number may be missing and is then shown as "–"."""
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.artifacts import GGUF_ARTIFACT
+from app.specs import QA_REFUSAL
 from workers.packaging.template import ChatFormat
 
 GGUF_NAME = GGUF_ARTIFACT
@@ -35,10 +37,36 @@ class PackageInfo:
         return f"vibetune-{self.job_id[:8]}"
 
 
-def modelfile(chat: ChatFormat | None) -> str:
+def answer_shape(spec: dict[str, Any]) -> str:
+    """How to call the student of a task spec and what it answers, in one paragraph (the model
+    card and the Modelfile show the same)."""
+    kind = spec.get("task_type")
+    send = "Send the input alone as the user message, with no instructions: the task lives in the weights. "
+    if kind == "extraction":
+        names = ", ".join(f"`{f}`" for f in _field_names(spec))
+        return send + f"It answers with one JSON object with the keys {names}; a field the input lacks is null."
+    if kind == "tool_calling":
+        names = ", ".join(f"`{t.get('function', {}).get('name')}`" for t in spec.get("tools") or [])
+        return (send + "Its functions are in its weights too (" + names + "), so send no tool list: when a request "
+                'needs one it answers with only the call as JSON, `{"name": ..., "arguments": {...}}`, else in plain '
+                "text. The vibetune service's `/v1` returns such a call as OpenAI `tool_calls`.")
+    if kind == "qa" and spec.get("qa_mode") == "open_book":
+        return (send + "Write the input as the passage, a blank line, then `Question: ` and the question. It answers "
+                f"from the passage only, or with \"{QA_REFUSAL}\" when the passage does not answer it.")
+    return send + "It answers with the label." if kind == "classification" else send + "It answers in plain text."
+
+
+def _field_names(spec: dict[str, Any]) -> list[str]:
+    return [str(f.get("name")) for f in spec.get("fields") or [] if isinstance(f, dict)] or \
+        [str(name) for name in spec.get("output_fields") or []]
+
+
+def modelfile(chat: ChatFormat | None, spec: dict[str, Any] | None = None) -> str:
     """An Ollama Modelfile for `student.gguf` next to it: greedy answers, stopping at the end of
-    the answer. Without a chat format Ollama falls back to the template stored in the GGUF."""
-    lines = [f"FROM ./{GGUF_NAME}", ""]
+    the answer, with how to call the student as a comment. Without a chat format Ollama falls
+    back to the template stored in the GGUF."""
+    lines = [f"# {line}" for line in textwrap.wrap(answer_shape(spec), 100)] + [""] if spec else []
+    lines += [f"FROM ./{GGUF_NAME}", ""]
     if chat is not None:
         lines += [f'TEMPLATE """{chat.template}"""', ""]
         lines += [f'PARAMETER stop "{_quote(stop)}"' for stop in chat.stop]
@@ -114,8 +142,20 @@ def _task_section(spec: dict[str, Any]) -> list[str]:
     if labels:
         lines += ["", "| label | meaning |", "| --- | --- |"]
         lines += [f"| `{_cell(label.get('name'))}` | {_cell(label.get('description') or '')} |" for label in labels]
-    lines += ["", "The student answers a bare input the way the training data did: send the input alone as the "
-              "user message, with no instructions. The task lives in its weights."]
+    fields = [f for f in spec.get("fields") or [] if isinstance(f, dict)]
+    if fields:
+        lines += ["", "| field | type | meaning |", "| --- | --- | --- |"]
+        lines += [f"| `{_cell(f.get('name'))}` | {_cell(f.get('type') or 'string')} | "
+                  f"{_cell(f.get('description') or '')} |" for f in fields]
+    tools = [t.get("function", {}) for t in spec.get("tools") or [] if isinstance(t, dict)]
+    if tools:
+        lines += ["", "| function | arguments (required in bold) | what it does |", "| --- | --- | --- |"]
+        for fn in tools:
+            params = fn.get("parameters") or {}
+            required = set(params.get("required") or [])
+            args = ", ".join(f"**{a}**" if a in required else a for a in params.get("properties") or {})
+            lines.append(f"| `{_cell(fn.get('name'))}` | {_cell(args)} | {_cell(fn.get('description') or '')} |")
+    lines += ["", answer_shape(spec)]
     return lines
 
 

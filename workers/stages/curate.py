@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+from app.answer_shapes import call_text, check_call, check_extraction
 from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
-from app.specs import TaskSpec, TaskType
+from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import curation
+from workers.prompts import MISSING_ARGUMENT, NO_CALL
 from workers.stages.base import StageContext
 from workers.stages.common import read_jsonl, write_jsonl
 
@@ -16,20 +19,49 @@ VALIDATION_FRACTION = 0.1
 NEAR_DUPLICATE_JACCARD = 0.7
 
 
-def is_valid(row: dict[str, Any], spec: TaskSpec) -> bool:
-    """Does the row's output fit the task (a label, the asked-for JSON, a non-empty answer)?"""
+@dataclass
+class Checked:
+    """One labelled row after its type's check: the row to keep (its output cleaned), or the
+    reason it is dropped; `dropped_values` counts span values removed from a kept extraction."""
+
+    row: dict[str, Any] | None
+    reason: str | None = None
+    dropped_values: int = 0
+
+
+def check_row(row: dict[str, Any], spec: TaskSpec) -> Checked:
+    """Does the row's output fit the task: a label, the fields' JSON object (span values that are
+    not in the input removed), a valid call of one of the tools or a plain reply, an answer its
+    passage supports?"""
     output = row.get("output")
     if not isinstance(output, str) or not output.strip() or not str(row.get("input", "")).strip():
-        return False
+        return Checked(None, "invalid_output")
+    kind = row.get("kind")
     if spec.task_type == TaskType.CLASSIFICATION:
-        return output in spec.label_names and isinstance(row.get("label_probs"), dict)
-    if spec.task_type == TaskType.EXTRACTION and spec.output_fields:
-        try:
-            parsed = json.loads(output)
-        except json.JSONDecodeError:
-            return False
-        return isinstance(parsed, dict) and set(spec.output_fields) <= set(parsed)
-    return True
+        ok = output in spec.label_names and isinstance(row.get("label_probs"), dict)
+        return Checked(row if ok else None, None if ok else "invalid_output")
+    if spec.task_type == TaskType.EXTRACTION:
+        checked = check_extraction(output, spec.extraction_fields, row["input"])
+        if checked.value is None:
+            return Checked(None, "invalid_json" if checked.problems == ["not a JSON object"] else "schema_mismatch")
+        return Checked({**row, "output": json.dumps(checked.value, ensure_ascii=False)},
+                       dropped_values=len(checked.dropped_values))
+    if spec.task_type == TaskType.TOOL_CALLING:
+        if not output.lstrip().startswith("{"):  # a plain reply: no tool fits, or a value is missing
+            return Checked(row if kind != "call" else None, None if kind != "call" else "no_call_for_call_request")
+        call = check_call(output, spec.tools)
+        if call.call is None:
+            return Checked(None, "invalid_call")
+        if kind in (NO_CALL, MISSING_ARGUMENT):
+            return Checked(None, "call_for_no_call_request")
+        return Checked({**row, "output": call_text(call.call)})
+    if spec.task_type == TaskType.QA and spec.qa_mode == "open_book":
+        if output == QA_REFUSAL:
+            ok = kind == "unanswerable"
+            return Checked(row if ok else None, None if ok else "refused_answerable")
+        if row.get("supported") is False:
+            return Checked(None, "unsupported_answer")
+    return Checked(row)
 
 
 class CurateStage:
@@ -41,11 +73,14 @@ class CurateStage:
         rows = list(read_jsonl(ctx, LABELED_ARTIFACT))
         dropped: Counter[str] = Counter()
         valid = []
+        values_dropped = 0
         for row in rows:
-            if is_valid(row, spec):
-                valid.append(row)
+            checked = check_row(row, spec)
+            if checked.row is None:
+                dropped[checked.reason or "invalid_output"] += 1
             else:
-                dropped["invalid_output"] += 1
+                valid.append(checked.row)
+                values_dropped += checked.dropped_values
         ctx.progress(1, 4)
         held_out = {
             "test_overlap": [r.input for r in ctx.spec.test_set],
@@ -70,6 +105,7 @@ class CurateStage:
             "kept": len(dataset),
             "requested": wanted,
             "dropped": dict(dropped),
+            **({"span_values_dropped": values_dropped} if spec.task_type == TaskType.EXTRACTION else {}),
             "splits": dict(Counter(r["split"] for r in dataset)),
             "label_counts": {s: dict(Counter(r["output"] for r in dataset if r["split"] == s))
                              for s in ("train", "validation")} if labels else {},

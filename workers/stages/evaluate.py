@@ -22,9 +22,16 @@ from app.artifacts import (
     folder_path,
 )
 from app.inference import Messages, answer_budget, generate
-from app.specs import Row, TaskSpec
+from app.specs import Row, TaskSpec, TaskType
 from workers import bundled_models, prompts
-from workers.labelling import MalformedAnswer, answer_one, answers_or_none, label_inputs, match_label
+from workers.labelling import (
+    MalformedAnswer,
+    answer_one,
+    answers_or_none,
+    label_inputs,
+    match_label,
+    same_answer,
+)
 from workers.scoring import normalize_answer, percentiles, score_answers, verdict
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl, with_teacher, write_jsonl
@@ -63,10 +70,15 @@ class EvaluateStage:
         ctx.progress(3, 4)
 
         reports, normalised = {}, {}
-        for name, answers, extra in (("teacher", teacher_answers, teacher), ("base_student", base_answers, base),
-                                     ("student", tuned_answers, tuned)):
-            reports[name] = {**score_answers(expected, answers, spec.task_type, spec.label_names), **extra}
+        models = (("teacher", teacher_answers, teacher), ("base_student", base_answers, base),
+                  ("student", tuned_answers, tuned))
+        for name, answers, extra in models:
+            reports[name] = {**score_answers(expected, answers, spec.task_type, spec.label_names, tools=spec.tools),
+                             **extra}
             normalised[name] = [None if a is None else normalize(a, spec) for a in answers]
+        if spec.task_type == TaskType.QA:
+            for name, answers, _ in models:
+                reports[name]["judge"] = _judged(ctx, rows, answers)
         predictions = write_jsonl(ctx, PREDICTIONS_ARTIFACT, (
             {"input": row.input, "expected": normalize(row.output, spec), "teacher": t, "base_student": b,
              "student": s, "student_text": tuned_text}
@@ -79,6 +91,19 @@ class EvaluateStage:
             "verdict": verdict(student_acc, teacher_acc),
             "ratio": round(student_acc / teacher_acc, 4) if student_acc is not None and teacher_acc else None,
         }
+
+
+def _judged(ctx: StageContext, rows: Sequence[Row], answers: Sequence[str | None]) -> dict[str, Any]:
+    """The teacher as judge of free QA answers: the share it finds say what the expected answer says."""
+    pairs = [(row, answer) for row, answer in zip(rows, answers, strict=True) if answer]
+
+    async def judge(teacher: Teacher) -> list[bool | BaseException]:
+        return await teacher.map(pairs, lambda pair: same_answer(teacher, pair[0].input, pair[0].output, pair[1]))
+
+    verdicts, _ = with_teacher(ctx, judge)
+    right = sum(v is True for v in verdicts)
+    return {"accuracy": round(right / len(rows), 4) if rows else None, "n": len(rows),
+            "unjudged": sum(isinstance(v, BaseException) for v in verdicts), "rule": "teacher_judge"}
 
 
 def normalize(answer: str, spec: TaskSpec) -> str:

@@ -1,16 +1,21 @@
 """label: the teacher answers each generated input under the task spec (see `workers.labelling`
 for how each task type is asked and constrained). Answers are kept as they arrive, so a retried
-or resumed run asks only for the inputs not answered yet."""
+or resumed run asks only for the inputs not answered yet.
+
+For open-book QA the teacher then judges each answer against its passage (`supported`); curate
+drops the unsupported ones. A refusal needs no judge: curate keeps it only for an input written
+to be unanswerable."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
-from app.specs import TaskType
-from workers.labelling import answer_one
+from app.specs import QA_REFUSAL, TaskSpec, TaskType
+from workers.labelling import answer_one, passage_supports
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
+from workers.teacher import Teacher
 
 
 class LabelStage:
@@ -21,8 +26,9 @@ class LabelStage:
         spec = ctx.task_spec()
         rows = list(read_jsonl(ctx, GENERATED_ARTIFACT))
         texts = [r["input"] for r in rows]
+        judged = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
         answers = answer_each(ctx, texts, [answer_key(i, text) for i, text in enumerate(texts)],
-                              lambda t, text: answer_one(t, spec, text))
+                              lambda t, text: answer_and_judge(t, spec, text) if judged else answer_one(t, spec, text))
         labeled, malformed, agree = [], 0, 0
         for row, result in zip(rows, answers.results, strict=True):
             if isinstance(result, BaseException):
@@ -39,3 +45,11 @@ class LabelStage:
             # a cheap signal of how well the teacher understands its own labels.
             metrics["intent_agreement"] = round(agree / len(labeled), 4)
         return metrics
+
+
+async def answer_and_judge(teacher: Teacher, spec: TaskSpec, text: str) -> dict[str, Any]:
+    """The teacher's answer to an open-book input, with its own verdict on whether the passage supports it."""
+    result = await answer_one(teacher, spec, text)
+    if result["output"] == QA_REFUSAL:
+        return {**result, "supported": None}
+    return {**result, "supported": await passage_supports(teacher, text, result["output"])}

@@ -54,7 +54,8 @@ class PackageStage:
         info = _package_info(ctx, facts)
         chat_template, tokenizer_config = read_chat_template(model_dir)
         chat = ollama_chat_format(chat_template, tokenizer_config, adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
-        texts = {MODELFILE_ARTIFACT: modelfile(chat).encode(), MODEL_CARD_ARTIFACT: model_card(info).encode(),
+        texts = {MODELFILE_ARTIFACT: modelfile(chat, info.task_spec).encode(),
+                 MODEL_CARD_ARTIFACT: model_card(info).encode(),
                  REPORT_ARTIFACT: report_json(info)}
         ctx.check_canceled()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from app.specs import TASK_TYPE_NAMES, JobSpec, Label, TaskSpec, TaskType
@@ -74,10 +75,19 @@ class _Planner:
                 self.expected += len(names)
             descriptions = await asyncio.gather(*(self.text(prompts.label_question(n), 40) for n in names))
             result["labels"] = [{"name": n, "description": d} for n, d in zip(names, descriptions, strict=True)]
-        elif task_type == TaskType.EXTRACTION:
+        elif task_type == TaskType.EXTRACTION and not self.request.fields:
             self.expected += 1
             result["output_fields"] = await self.items("output_fields", 1, 8)
+        elif task_type == TaskType.QA:
+            result["qa_mode"] = self.request.qa_mode or await self.qa_mode()
         return result
+
+    async def qa_mode(self) -> str:
+        self.expected += 1
+        answer = await self.teacher.chat(prompts.plan_question(self.request, prompts.PLAN_QUESTIONS["qa_mode"]),
+                                         max_tokens=8, choices=prompts.QA_MODES)
+        self._done()
+        return answer.text.strip()
 
     async def plan(self) -> dict[str, Any]:
         outputs, instruction, topics, styles = await asyncio.gather(
@@ -120,14 +130,28 @@ def build_task_spec(request: JobSpec, raw: dict[str, Any]) -> TaskSpec:
     if classification and len(names) < 2:
         raise StageError("no_labels", "the teacher proposed fewer than two labels; give them in `labels`")
     labels = [Label(name=n, description=described.get(n) or n) for n in names] if classification else []
-    fields = _clean_list(raw.get("output_fields")) if task_type == TaskType.EXTRACTION else []
-    if task_type == TaskType.EXTRACTION and not fields:
-        raise StageError("no_output_fields", "the teacher proposed no output fields; name them in the task")
+    extraction = task_type == TaskType.EXTRACTION
+    fields = request.fields if extraction else []
+    names = [f.name for f in fields] or (_field_names(raw.get("output_fields")) if extraction else [])
+    if extraction and not names:
+        raise StageError("no_output_fields", "the teacher proposed no output fields; give them in `fields`")
+    if task_type == TaskType.TOOL_CALLING and not request.tools:
+        raise StageError("no_tools", "a tool_calling task needs `tools`: the functions the student may call")
+    qa_mode = None
+    if task_type == TaskType.QA:
+        qa_mode = raw.get("qa_mode") if raw.get("qa_mode") in prompts.QA_MODES else "closed_book"
     spread = {key: _clean_list(raw.get(key)) or default for key, default in DEFAULT_SPREAD.items()}
     return TaskSpec(
         task=request.task, task_type=task_type, instruction=str(raw.get("instruction") or request.task).strip(),
-        labels=labels, output_fields=fields, **spread,
+        labels=labels, output_fields=names, fields=fields,
+        tools=request.tools if task_type == TaskType.TOOL_CALLING else [], qa_mode=qa_mode, **spread,
     )
+
+
+def _field_names(value: Any) -> list[str]:
+    # The teacher's proposed field names as JSON keys: snake_case, at most 8.
+    names = [re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") for name in _clean_list(value)]
+    return list(dict.fromkeys(n for n in names if n and not n[0].isdigit()))[:8]
 
 
 def _clean_list(value: Any) -> list[str]:

@@ -32,7 +32,7 @@ class TeacherCheckStage:
                               lambda t, text: answer_one(t, spec, text))
         expected = [row.output.strip() for row in rows]
         predicted = answers_or_none(answers.results)
-        report = score_answers(expected, predicted, spec.task_type, spec.label_names)
+        report = score_answers(expected, predicted, spec.task_type, spec.label_names, tools=spec.tools)
         predictions = write_jsonl(ctx, TEACHER_PREDICTIONS_ARTIFACT, (
             {"input": row.input, "expected": e, "predicted": p}
             for row, e, p in zip(rows, expected, predicted, strict=True)))

@@ -1,0 +1,143 @@
+"""The per-type logic of the job body and the teacher stages (pure: no teacher, no database):
+fields, tools and qa_mode in the body, the plan that keeps them, the generation kinds, the
+labelling prompts and curation's checks with their drop reasons."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from app.answer_shapes import FieldSpec, call_schema, validate_tools
+from app.schemas import JobCreate
+from app.specs import QA_REFUSAL, TaskSpec, TaskType
+from workers import prompts
+from workers.labelling import is_refusal
+from workers.stages.curate import check_row
+from workers.stages.generate import input_kinds, plan_buckets
+from workers.stages.plan import build_task_spec
+
+BOOK = {"type": "function", "function": {"name": "book_table", "description": "Book a table", "parameters": {
+    "type": "object", "required": ["people"], "properties": {"people": {"type": "integer"},
+                                                             "date": {"type": "string"}}}}}
+HOURS = {"type": "function", "function": {"name": "hours", "parameters": {
+    "type": "object", "properties": {"day": {"type": "string"}}}}}
+SPREAD = {"topics": ["dinner"], "styles": ["plain"], "lengths": ["short"]}
+
+
+def error_text(**body) -> str:
+    with pytest.raises(ValidationError) as info:
+        JobCreate(**body)
+    return " | ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in info.value.errors())
+
+
+def test_fields_in_any_of_three_forms_make_an_extraction_job():
+    as_text = JobCreate(task="bookings", fields="date:the day,party_size:people:integer").to_spec()
+    as_list = JobCreate(task="bookings", fields=[{"name": "date", "description": "the day"},
+                                                 {"name": "party_size", "description": "people",
+                                                  "type": "integer"}]).to_spec()
+    schema = {"type": "object", "properties": {"date": {"type": "string", "description": "the day"},
+                                               "party_size": {"type": "integer", "description": "people"}}}
+    as_schema = JobCreate(task="bookings", fields=schema).to_spec()
+    assert as_text.task_type == as_list.task_type == as_schema.task_type == TaskType.EXTRACTION
+    assert [(f.name, f.type) for f in as_text.fields] == [("date", "string"), ("party_size", "integer")]
+    assert [f.name for f in as_list.fields] == [f.name for f in as_schema.fields] == ["date", "party_size"]
+
+
+def test_shapes_must_fit_the_task_type():
+    assert "`fields` are for extraction tasks, not qa" in error_text(task="t", task_type="qa", fields="date")
+    assert "needs `tools`" in error_text(task="t", task_type="tool_calling")
+    assert "`qa_mode` is for qa tasks" in error_text(task="t", task_type="extraction", qa_mode="open_book")
+    assert "duplicate" in error_text(task="t", fields="date,date")
+
+
+def test_bad_tools_are_refused_with_their_place():
+    message = error_text(task="t", tools=[BOOK, {**BOOK}])
+    assert "tools.1.function.name" in message and "duplicate tool name 'book_table'" in message
+    assert "at most 20 tools" in error_text(task="t", tools=[
+        {"type": "function", "function": {"name": f"f{i}"}} for i in range(21)])
+
+
+def test_expected_outputs_are_checked_per_type():
+    ok = JobCreate(task="t", tools=[BOOK], test_set=[
+        {"input": "a table for 2", "output": {"name": "book_table", "arguments": {"people": 2}}},
+        {"input": "hello", "output": None}, {"input": "thanks", "output": ""}]).to_spec()
+    assert json.loads(ok.test_set[0].output) == {"name": "book_table", "arguments": {"people": 2}}
+    assert ok.test_set[1].output == ok.test_set[2].output == ""
+    assert "missing required argument 'people'" in error_text(task="t", tools=[BOOK], test_set=[
+        {"input": "book", "output": '{"name": "book_table", "arguments": {}}'}])
+    assert "test_set[0].output: must be the JSON object" in error_text(task="t", fields="date", test_set=[
+        {"input": "friday", "output": "friday"}])
+    assert "unknown fields ['time']" in error_text(task="t", fields="date", test_set=[
+        {"input": "friday", "output": {"date": "friday", "time": "7"}}])
+    assert "must not be blank" in error_text(task="t", task_type="qa", test_set=[{"input": "q", "output": " "}])
+
+
+def test_the_plan_keeps_the_persons_fields_tools_and_qa_mode():
+    fields = JobCreate(task="bookings", fields="date,party_size:people:integer").to_spec()
+    plan = build_task_spec(fields, {"task_type": "qa", "output_fields": ["ignored"], "instruction": "Extract."})
+    assert plan.task_type == TaskType.EXTRACTION and plan.output_fields == ["date", "party_size"]
+    assert plan.extraction_fields[1].type == "integer"
+    proposed = build_task_spec(JobCreate(task="bookings", task_type="extraction").to_spec(),
+                               {"output_fields": ["Party Size", "date", "party size"]})
+    assert proposed.output_fields == ["party_size", "date"]
+    tools = build_task_spec(JobCreate(task="book", tools=[BOOK]).to_spec(), {})
+    assert tools.tools == validate_tools([BOOK]) and tools.task_type == TaskType.TOOL_CALLING
+    qa = build_task_spec(JobCreate(task="answer", qa_mode="open_book").to_spec(), {"qa_mode": "open_book"})
+    assert qa.qa_mode == "open_book"
+    unsure = build_task_spec(JobCreate(task="answer", task_type="qa").to_spec(), {"qa_mode": "?"})
+    assert unsure.qa_mode == "closed_book"
+
+
+def test_generation_kinds_take_turns_per_type():
+    tools = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK, HOURS]), **SPREAD)
+    kinds = input_kinds(tools)
+    assert kinds.count({"kind": "call", "tool": "book_table"}) == 2 and {"kind": "no_call"} in kinds
+    assert {"kind": "missing_argument", "tool": "book_table"} in kinds  # only book_table requires a value
+    buckets = plan_buckets(tools, 12, seed=0)
+    assert {b["kind"] for b in buckets} == {"call", "no_call", "missing_argument"}
+    extraction = TaskSpec(task="t", task_type="extraction", output_fields=["date"], **SPREAD)
+    assert [k["kind"] for k in input_kinds(extraction)] == ["all_fields", "some_fields", "no_fields"]
+    open_book = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)
+    assert [k["kind"] for k in input_kinds(open_book)].count("unanswerable") == 1
+    ask = prompts.generate_messages(tools, buckets[0], [], 5)[1]["content"]
+    assert "book_table (needs people)" in ask or "hours" in ask
+
+
+def test_label_prompts_show_fields_tools_and_the_refusal():
+    extraction = TaskSpec(task="t", task_type="extraction", fields=[FieldSpec(name="date", description="the day")],
+                          **SPREAD)
+    assert "- date (string): the day" in prompts.label_messages(extraction, "x")[0]["content"]
+    tools = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK]), **SPREAD)
+    system = prompts.label_messages(tools, "x")[0]["content"]
+    assert '"name": "book_table"' in system and "ask for the value" in system
+    schema = prompts.answer_or_call_schema(call_schema(tools.tools))
+    assert len(schema["anyOf"]) == 2 and schema["anyOf"][-1]["required"] == ["reply"]
+    open_book = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)
+    assert QA_REFUSAL in prompts.label_messages(open_book, "x")[0]["content"]
+    assert is_refusal("the passage does not answer this question") and not is_refusal("at noon")
+
+
+def test_curation_checks_each_type_and_names_the_reason():
+    fields = [FieldSpec(name="date"), FieldSpec(name="party_size", type="integer", span=False)]
+    extraction = TaskSpec(task="t", task_type="extraction", fields=fields, **SPREAD)
+    row = {"input": "A table on Friday for 4", "output": '{"date": "Monday", "party_size": "4"}'}
+    checked = check_row(row, extraction)
+    assert json.loads(checked.row["output"]) == {"date": None, "party_size": 4} and checked.dropped_values == 1
+    assert check_row({**row, "output": "Friday"}, extraction).reason == "invalid_json"
+    assert check_row({**row, "output": '{"date": 3, "party_size": "four"}'}, extraction).reason == "schema_mismatch"
+
+    tools = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK]), **SPREAD)
+    call = {"input": "a table for 2", "kind": "call",
+            "output": '{"arguments": {"people": 2}, "name": "book_table"}'}
+    assert check_row(call, tools).row["output"] == '{"name": "book_table", "arguments": {"people": 2}}'
+    assert check_row({**call, "output": '{"name": "book_table", "arguments": {}}'}, tools).reason == "invalid_call"
+    assert check_row({**call, "kind": "no_call"}, tools).reason == "call_for_no_call_request"
+    assert check_row({**call, "output": "How many people?"}, tools).reason == "no_call_for_call_request"
+    assert check_row({**call, "kind": "missing_argument", "output": "How many?"}, tools).row is not None
+
+    qa = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)
+    answer = {"input": "We open at noon.\n\nQuestion: When?", "output": "at noon", "kind": "answerable"}
+    assert check_row({**answer, "supported": True}, qa).row is not None
+    assert check_row({**answer, "supported": False}, qa).reason == "unsupported_answer"
+    assert check_row({**answer, "output": QA_REFUSAL}, qa).reason == "refused_answerable"
+    assert check_row({**answer, "output": QA_REFUSAL, "kind": "unanswerable"}, qa).row is not None
