@@ -236,9 +236,17 @@ BAD_BODIES = [
     ({"model": "M", "messages": QUESTION, "stop": [""]}, "stop"),
     ({"model": "M", "messages": QUESTION, "n": 2}, "n"),
     ({"model": "M", "messages": QUESTION, "stream": [1]}, "stream"),
-    ({"model": "M", "messages": QUESTION, "tools": [{"type": "function"}]}, None),
+    # this student has no plan: it is no tool-calling or extraction student (tests/api/test_openai_tools.py)
+    ({"model": "M", "messages": QUESTION, "tools": [{"type": "function"}]}, "tools"),
+    ({"model": "M", "messages": QUESTION, "tool_choice": "required"}, "tool_choice"),
+    ({"model": "M", "messages": QUESTION, "tool_choice": "sometimes"}, "tool_choice"),
+    ({"model": "M", "messages": QUESTION, "functions": [{"name": "f"}]}, None),
     ({"model": "M", "messages": QUESTION, "logprobs": True}, None),
-    ({"model": "M", "messages": QUESTION, "response_format": {"type": "json_object"}}, None),
+    ({"model": "M", "messages": QUESTION, "response_format": {"type": "json_object"}}, "response_format"),
+    ({"model": "M", "messages": QUESTION, "response_format": {"type": "json_schema"}}, "response_format"),
+    ({"model": "M", "messages": [{"role": "tool", "tool_call_id": "c"}]}, "messages.0.content"),
+    ({"model": "M", "messages": [{"role": "user", "content": "hi", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}, "messages.0.tool_calls"),
 ]
 
 

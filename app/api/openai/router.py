@@ -3,6 +3,9 @@
 A model is a job that succeeded with a stored model folder; its id is the job id. Point any
 OpenAI client at `<service>/v1` with an API key as its `api_key`, and pass the job id as `model`.
 A caller sees and calls only their own students (an admin, everyone's).
+
+What a request may ask of a student, and how its answer is shaped (tool calls, JSON answers),
+depends on the student's task: the plan stage's `task_spec`, read with the job (`tools.py`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,21 +31,24 @@ from app.api.auth import CallerDep, current_caller
 from app.api.openai import serving
 from app.api.openai.errors import OpenAIError, OpenAIRoute, internal_error, openai_error_responses
 from app.api.openai.protocol import (
-    AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
     ChunkChoice,
     Delta,
+    DeltaToolCall,
+    FinishReason,
     ModelCard,
     ModelList,
     Usage,
 )
+from app.api.openai.tools import AnswerShape, answer_shape
 from app.artifacts import MODEL_FOLDER
 from app.auth import Caller
 from app.db import session_scope
-from app.models import Artifact, Job, JobStatus
+from app.models import Artifact, Job, JobStage, JobStatus, StageStatus
+from app.specs import TaskSpec
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute,
@@ -104,11 +112,37 @@ def get_model(model: str, caller: CallerDep) -> ModelCard:
         return _card(_served_job(session, model, caller))
 
 
-def _model_id(model: str, caller: Caller) -> str:
-    """The job id behind `model`, or a 404 (a short session of its own: none stays open while
-    the answer is generated)."""
+@dataclass(frozen=True)
+class ServedModel:
+    """A model a request is for: its id (the job's) and its plan (None if it has none)."""
+
+    id: str
+    task_spec: TaskSpec | None
+
+
+def _task_spec(session: Session, job_id: uuid.UUID) -> TaskSpec | None:
+    """The task spec of the job's succeeded plan stage (what `GET /api/jobs/{id}` shows as
+    `plan`), or None when there is none or it no longer reads as one."""
+    metrics = session.execute(
+        select(JobStage.metrics).where(JobStage.job_id == job_id, JobStage.name == "plan",
+                                       JobStage.status == StageStatus.SUCCEEDED.value)
+    ).scalar_one_or_none()
+    raw = (metrics or {}).get("task_spec")
+    if raw is None:
+        return None
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError:
+        log.warning("job %s has a plan that is no task spec; serving it as plain text", job_id)
+        return None
+
+
+def _served_model(model: str, caller: Caller) -> ServedModel:
+    """The job behind `model` with its plan, or a 404 (a short session of its own: none stays
+    open while the answer is generated)."""
     with session_scope() as session:
-        return str(_served_job(session, model, caller).id)
+        job = _served_job(session, model, caller)
+        return ServedModel(str(job.id), _task_spec(session, job.id))
 
 
 async def _off_loop(model_id: str, call: Callable[[], T]) -> T:
@@ -121,6 +155,16 @@ async def _off_loop(model_id: str, call: Callable[[], T]) -> T:
         raise OpenAIError(400, str(exc), code="context_length_exceeded", param="messages") from exc
     except serving.StudentUnavailable as exc:
         raise OpenAIError(503, f"model {model_id} is unavailable: {exc}", "server_error", "model_unavailable") from exc
+    except Exception as exc:
+        if _is_template_error(exc):  # e.g. a template that allows no `tool` messages, or roles out of turn
+            raise OpenAIError(400, f"the chat template of model {model_id} cannot take these messages: {exc}",
+                              param="messages") from exc
+        raise
+
+
+def _is_template_error(exc: Exception) -> bool:
+    # jinja2's errors, raised by the chat template (jinja2 is only there with transformers).
+    return any(cls.__module__.startswith("jinja2") for cls in type(exc).__mro__)
 
 
 def _usage(completion: serving.Completion) -> Usage:
@@ -140,8 +184,11 @@ def _usage(completion: serving.Completion) -> Usage:
 )
 async def chat_completions(body: ChatCompletionRequest, caller: CallerDep) -> ChatCompletion | StreamingResponse:
     """Answer a chat with a finished student (OpenAI's chat completions API). Greedy unless
-    `temperature` > 0; requests to one model are answered one at a time."""
-    model_id = await run_in_threadpool(_model_id, body.model, caller)
+    `temperature` > 0; requests to one model are answered one at a time. A tool-calling
+    student's call comes back as `tool_calls`."""
+    served = await run_in_threadpool(_served_model, body.model, caller)
+    model_id = served.id
+    shape = answer_shape(body, model_id, served.task_spec)
     messages = [m.as_template_message() for m in body.messages]
     options: dict[str, Any] = {"max_tokens": body.answer_tokens(), "temperature": body.temperature, "top_p": body.top_p,
                "stop": body.stop_sequences()}
@@ -152,13 +199,13 @@ async def chat_completions(body: ChatCompletionRequest, caller: CallerDep) -> Ch
         # The first piece comes after loading and the prompt checks, so their errors still get a status.
         first = await _off_loop(model_id, functools.partial(next, pieces))
         events = _events(pieces, first, ChatCompletionChunk(id=reply_id, created=created, model=model_id, choices=[]),
-                         include_usage)
+                         include_usage, shape)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     completion = await _off_loop(model_id, functools.partial(serving.complete, model_id, messages, **options))
+    message, finish_reason = shape.message(completion.text, completion.finish_reason)
     return ChatCompletion(
         id=reply_id, created=created, model=model_id, usage=_usage(completion),
-        choices=[Choice(index=0, message=AssistantMessage(content=completion.text),
-                        finish_reason=completion.finish_reason)],
+        choices=[Choice(index=0, message=message, finish_reason=finish_reason)],
     )
 
 
@@ -170,16 +217,40 @@ def _sse(chunk: ChatCompletionChunk) -> str:
 
 
 async def _events(pieces: Generator[str | serving.Completion, None, None], first: str | serving.Completion,
-                  head: ChatCompletionChunk, include_usage: bool) -> AsyncIterator[str]:
+                  head: ChatCompletionChunk, include_usage: bool, shape: AnswerShape) -> AsyncIterator[str]:
     """The server-sent events of one streamed answer. Leaving early (the client went away)
-    closes `pieces`, which stops the generation at its next token."""
+    closes `pieces`, which stops the generation at its next token.
+
+    An answer that may be a tool call is held back while it still may be one (`shape`): a call
+    is one chunk with the role and the whole `tool_calls`, then `finish_reason: "tool_calls"`;
+    held text that turns out to be none is sent as one chunk and the rest streams on."""
+
+    def chunk(delta: Delta, finish_reason: FinishReason | None = None) -> str:
+        return _sse(head.model_copy(update={"choices": [ChunkChoice(delta=delta, finish_reason=finish_reason)]}))
+
     try:
-        yield _sse(head.model_copy(update={"choices": [ChunkChoice(delta=Delta(role="assistant", content=""))]}))
+        held: str | None = "" if shape.can_call else None  # None: streaming text as it comes
+        if held is None:
+            yield chunk(Delta(role="assistant", content=""))
         item = first
         while isinstance(item, str):
-            yield _sse(head.model_copy(update={"choices": [ChunkChoice(delta=Delta(content=item))]}))
+            if held is None:
+                yield chunk(Delta(content=item))
+            elif shape.could_still_be_call(held + item):
+                held += item
+            else:
+                yield chunk(Delta(role="assistant", content=held + item))
+                held = None
             item = await _off_loop(head.model, functools.partial(next, pieces))
-        yield _sse(head.model_copy(update={"choices": [ChunkChoice(delta=Delta(), finish_reason=item.finish_reason)]}))
+        finish_reason: FinishReason = item.finish_reason
+        if held is not None:
+            message, finish_reason = shape.message(item.text, item.finish_reason)
+            if message.tool_calls:
+                calls = [DeltaToolCall(index=i, **call.model_dump()) for i, call in enumerate(message.tool_calls)]
+                yield chunk(Delta(role="assistant", tool_calls=calls))
+            else:
+                yield chunk(Delta(role="assistant", content=item.text))
+        yield chunk(Delta(), finish_reason)
         if include_usage:
             yield _sse(head.model_copy(update={"usage": _usage(item)}))
     except OpenAIError as exc:  # the status line is sent already, so the error becomes an event
