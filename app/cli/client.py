@@ -29,12 +29,25 @@ class ClientError(Exception):
 
     def lines(self) -> list[str]:
         """What to print on stderr."""
-        field_lines = [f"  {f.get('field')}: {f.get('message')}" for f in self.fields]
+        field_lines = [line for f in self.fields for line in _field_lines(f)]
         headline = self.message
         # Validation messages already join the field errors; listing them again below is enough.
         if field_lines and self.message == "; ".join(f"{f.get('field')}: {f.get('message')}" for f in self.fields):
             headline = "the server refused the request:"
         return [f"vibetune: {headline}", *field_lines]
+
+
+def _field_lines(error: dict[str, str]) -> list[str]:
+    """One invalid field's lines: `  field: message`. A message that already names its locations
+    (`tools.1.function.name: ...; tools.2.type: ...`) is one line per location; a whole-body problem
+    (field `body`) is its message alone (it names what it is about, e.g. `test_set[0].output`)."""
+    field, message = str(error.get("field")), str(error.get("message"))
+    if field == "body":
+        return [f"  {message}"]
+    parts = message.split("; ")
+    if all(part.startswith((f"{field}.", f"{field}[")) for part in parts):
+        return [f"  {part}" for part in parts]
+    return [f"  {field}: {message}"]
 
 
 def api_key(key: str | None) -> str | None:

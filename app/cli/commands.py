@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,37 +31,147 @@ class UsageError(Exception):
     """Local input the command cannot use (e.g. a malformed CSV file); exit status 2."""
 
 
-def read_examples(path: str) -> list[dict[str, str]]:
-    """Rows of a CSV file with a header row naming the columns `input` and `output`."""
-    expected = "expected a header row with the columns input,output"
+def _read_text(path: str, what: str) -> str:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as stream:
-            reader = csv.reader(stream)
-            header = next(reader, None)
-            if header is None:
-                raise UsageError(f"{path} is empty; {expected}")
-            columns = [name.strip().lower() for name in header]
-            missing = [name for name in ("input", "output") if name not in columns]
-            if missing:
-                raise UsageError(f"{path} has no {' or '.join(missing)} column; {expected}")
-            at_input, at_output = columns.index("input"), columns.index("output")
-            rows = [{"input": row[at_input] if at_input < len(row) else "",
-                     "output": row[at_output] if at_output < len(row) else ""}
-                    for row in reader if any(cell.strip() for cell in row)]
+        return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{path}: no such file ({what})") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder, not a file ({what})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _json_error(path: str, exc: json.JSONDecodeError) -> UsageError:
+    return UsageError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+
+
+def read_json_file(path: str, what: str) -> Any:
+    """The JSON value in a file; a missing file or bad JSON is a UsageError naming it."""
+    text = _read_text(path, what)
+    if not text.strip():
+        raise UsageError(f"{path} is empty; expected {what}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _json_error(path, exc) from None
+
+
+def _output_text(value: Any) -> str:
+    # An extraction's object or a tool call as JSON text; null (no call) as "".
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _json_rows(path: str, text: str) -> list[dict[str, str]]:
+    """Rows of a JSON Lines file (one `{"input", "output"}` object a line) or of a JSON list of them.
+    An `output` that is an object (an extraction, a tool call) is sent as its JSON text."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise _json_error(path, exc) from None
+        numbered = list(enumerate(items, 1))
+        where = "item"
+    else:
+        numbered = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{path} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+        where = "line"
+    rows = []
+    for number, item in numbered:
+        if not isinstance(item, dict) or "input" not in item:
+            raise UsageError(f"{path} {where} {number}: expected an object with the keys input and output")
+        if not isinstance(item["input"], str):
+            raise UsageError(f"{path} {where} {number}: input must be text")
+        rows.append({"input": item["input"], "output": _output_text(item.get("output"))})
+    return rows
+
+
+def read_examples(path: str) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header row naming the columns `input` and `output`, or of a JSON
+    Lines file (or JSON list) of `{"input", "output"}` objects; outputs are sent as text."""
+    expected = "expected a header row with the columns input,output (or JSON Lines of {\"input\", \"output\"})"
+    text = _read_text(path, "examples")
+    if text.lstrip().startswith(("{", "[")) or path.endswith((".jsonl", ".json", ".ndjson")):
+        rows = _json_rows(path, text)
+        if not rows:
+            raise UsageError(f"{path} has no rows")
+        return rows
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None:
+            raise UsageError(f"{path} is empty; {expected}")
+        columns = [name.strip().lower() for name in header]
+        missing = [name for name in ("input", "output") if name not in columns]
+        if missing:
+            raise UsageError(f"{path} has no {' or '.join(missing)} column; {expected}")
+        at_input, at_output = columns.index("input"), columns.index("output")
+        rows = [{"input": row[at_input] if at_input < len(row) else "",
+                 "output": row[at_output] if at_output < len(row) else ""}
+                for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     if not rows:
         raise UsageError(f"{path} has a header but no rows")
     return rows
 
 
+def read_tools(path: str) -> list[Any]:
+    """The tools of `--tools FILE`: a JSON list of OpenAI function tools, `{"tools": [...]}`, or a
+    single tool object. Their content is checked by the server (each problem named by location)."""
+    value = read_json_file(path, "a JSON list of tools")
+    if isinstance(value, dict) and "tools" in value:
+        value = value["tools"]
+    elif isinstance(value, dict) and ("function" in value or value.get("type") == "function"):
+        value = [value]
+    if not isinstance(value, list):
+        raise UsageError(f"{path}: expected a JSON list of tools [{{\"type\": \"function\", \"function\": "
+                         f"{{\"name\", \"description\", \"parameters\"}}}}, ...] or {{\"tools\": [...]}}")
+    if not value:
+        raise UsageError(f"{path} holds no tools; give at least one")
+    return value
+
+
+def read_fields(value: str) -> Any:
+    """`--fields`: the text `name:description[:type],...` as given (the server parses it), or with
+    `@FILE` the JSON in that file: a JSON schema of an object, a list of `{name, description,
+    type, span}`, or `{"fields": [...]}`."""
+    if not value.startswith("@"):
+        if not value.strip():
+            raise UsageError("--fields is empty; write name:description[:type],... or @schema.json")
+        return value
+    path = value[1:]
+    fields = read_json_file(path, "a JSON schema of an object, or a JSON list of fields")
+    if isinstance(fields, dict) and isinstance(fields.get("fields"), list):
+        fields = fields["fields"]
+    if not isinstance(fields, (dict, list)):
+        raise UsageError(f"{path}: expected a JSON schema object or a list of fields")
+    return fields
+
+
 def job_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The `POST /api/jobs` body from `vibetune tune`'s arguments (options left out go unsent)."""
+    """The `POST /api/jobs` body from `vibetune tune`'s arguments (options left out go unsent).
+    Every file is read before anything is sent."""
     body: dict[str, Any] = {"task": args.task}
+    if args.task_type is not None:
+        body["task_type"] = args.task_type
     if args.labels is not None:
         body["labels"] = [label.strip() for label in args.labels.split(",")]
+    if args.fields is not None:
+        body["fields"] = read_fields(args.fields)
+    if args.tools is not None:
+        body["tools"] = read_tools(args.tools)
     if args.examples:
         body["examples"] = read_examples(args.examples)
     if args.test:

@@ -17,6 +17,16 @@ def _positive(text: str) -> int:
     return value
 
 
+TASK_TYPES = ("classification", "extraction", "qa", "tool_calling")
+
+
+def _task_type(text: str) -> str:
+    value = text.strip().lower().replace("-", "_")
+    if value not in TASK_TYPES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(TASK_TYPES)}, not {text!r}")
+    return value
+
+
 def _client_commands(commands: argparse._SubParsersAction) -> None:
     # SUPPRESS keeps a subcommand from overwriting a --url given before it with its own default.
     remote = argparse.ArgumentParser(add_help=False)
@@ -27,9 +37,19 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
 
     tune = commands.add_parser("tune", parents=[remote], help="submit a task and follow the job to its model")
     tune.add_argument("task", help="the task in plain words")
+    tune.add_argument("--task-type", type=_task_type, metavar="TYPE",
+                      help=f"{', '.join(TASK_TYPES)} (default: the teacher infers it; --fields and --tools imply it)")
     tune.add_argument("--labels", help="comma-separated allowed outputs of a classification task")
-    tune.add_argument("--examples", metavar="CSV", help="seed examples: a CSV file with columns input,output")
-    tune.add_argument("--test", metavar="CSV", help="held-out test set: a CSV file with columns input,output")
+    tune.add_argument("--fields", metavar="SPEC",
+                      help="the fields of an extraction task: name:description[:type],... (type: string, number, "
+                           "integer, boolean, list), or @FILE with a JSON schema of an object")
+    tune.add_argument("--tools", metavar="FILE",
+                      help="a tool-calling task's tools: a JSON file with a list of OpenAI function tools "
+                           "(or {\"tools\": [...]})")
+    tune.add_argument("--examples", metavar="FILE",
+                      help="seed examples: a CSV file with columns input,output, or JSON Lines of {input, output}")
+    tune.add_argument("--test", metavar="FILE",
+                      help="held-out test set: a CSV file with columns input,output, or JSON Lines of {input, output}")
     tune.add_argument("--num-examples", type=_positive, metavar="N", help="training examples the teacher makes")
     tune.add_argument("--until", choices=["data", "model"], help="stop after the data (default: model)")
     tune.add_argument("--teacher", metavar="NAME", help="teacher model (see GET /api/models)")

@@ -5,6 +5,7 @@ Job snapshots are the dicts `GET /api/jobs/{id}/events` sends (a job summary plu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -212,15 +213,103 @@ def has_scores(report: dict[str, Any]) -> bool:
     return any(report.get(key) for key in ("teacher", "base_student", "student"))
 
 
-def report_table(report: dict[str, Any]) -> str:
-    """Teacher, untuned and tuned student side by side, then the verdict and tuned/teacher ratio."""
+MODELS = (("teacher", "teacher"), ("untuned student", "base_student"), ("tuned student", "student"))
+#: How many tool-call mismatches `report_table` lists.
+MISMATCHES_SHOWN = 5
+
+
+def report_kind(report: dict[str, Any]) -> str:
+    """The task type a report scores, from the keys its per-type rule adds: `extraction` (`fields`,
+    `parse_rate`), `tool_calling` (`valid_call_rate`, `mismatches`), `qa` (`f1`), else `classification`."""
+    entries = [report.get(key) or {} for _, key in MODELS]
+    if any("fields" in e or "parse_rate" in e for e in entries):
+        return "extraction"
+    if any("valid_call_rate" in e or "mismatches" in e for e in entries):
+        return "tool_calling"
+    if any(e.get("rule") == "qa" or "f1" in e for e in entries):
+        return "qa"
+    return "classification"
+
+
+# The columns between ACCURACY and P50 MS, per task type: (header, key in a model's scores).
+_EXTRA_COLUMNS = {
+    "classification": [("MACRO-F1", "macro_f1")],
+    "extraction": [("MACRO-F1", "macro_f1"), ("PARSED", "parse_rate")],
+    "qa": [("F1", "f1")],
+    "tool_calling": [("CALLS", "call_accuracy"), ("VALID", "valid_call_rate"), ("NO-CALL", "no_call_accuracy")],
+}
+
+
+def _prf_cell(scores: dict[str, Any] | None) -> str:
+    if not scores:
+        return "-"
+    return "/".join(_number(scores.get(key), 2) for key in ("precision", "recall", "f1"))
+
+
+def field_table(report: dict[str, Any]) -> str | None:
+    """An extraction report's per-field precision/recall/F1, one column per scored model."""
+    models = [(label, report[key]) for label, key in MODELS if report.get(key)]
+    names = sorted({name for _, scores in models for name in scores.get("fields") or {}})
+    if not names:
+        return None
+    headers = ["FIELD", "N", *(f"{label.split()[0].upper()} P/R/F1" for label, _ in models)]
     rows = []
-    for label, key in (("teacher", "teacher"), ("untuned student", "base_student"), ("tuned student", "student")):
+    for name in names:
+        counts = [scores["fields"][name]["n"] for _, scores in models if name in (scores.get("fields") or {})]
+        rows.append([name, str(counts[0]) if counts else "-",
+                     *(_prf_cell((scores.get("fields") or {}).get(name)) for _, scores in models)])
+    return table(headers, rows)
+
+
+def _call_text(call: Any) -> str:
+    if not call:
+        return "no call"
+    if isinstance(call, dict) and "name" in call:
+        return f"{call['name']} {json.dumps(call.get('arguments', {}), ensure_ascii=False)}"
+    return json.dumps(call, ensure_ascii=False)
+
+
+def mismatch_lines(report: dict[str, Any]) -> list[str]:
+    """The first tool-call mismatches of the last model scored (the tuned student once it is):
+    row, expected call, what the model answered, and why it does not count."""
+    scored = [(label, report[key]) for label, key in MODELS if report.get(key)]
+    if not scored:
+        return []
+    label, scores = scored[-1]
+    mismatches = scores.get("mismatches") or []
+    if not mismatches:
+        return []
+    shown = mismatches[:MISMATCHES_SHOWN]
+    # The scorer keeps the first 20 mismatches; `n - correct` counts them all.
+    wrong = max(len(mismatches), (scores.get("n") or 0) - (scores.get("correct") or 0))
+    more = f", {len(shown)} of {wrong} shown" if wrong > len(shown) else ""
+    lines = [f"mismatches of the {label}{more}:"]
+    for m in shown:
+        if m.get("predicted") is None:
+            got = "no answer"
+        else:
+            got = f"{truncate(str(m['predicted']), 60) or '(empty)'} ({m.get('reason')})"
+        lines.append(f"  row {m.get('index')}: expected {truncate(_call_text(m.get('expected')), 60)}; got {got}")
+    return lines
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """Teacher, untuned and tuned student side by side (accuracy, the headline score of every task
+    type, then the type's own numbers), then the verdict and tuned/teacher ratio. An extraction report
+    adds a per-field table, a tool-calling one its first mismatches."""
+    kind = report_kind(report)
+    extra = _EXTRA_COLUMNS[kind]
+    rows = []
+    for label, key in MODELS:
         scores = report.get(key) or {}
         latency = (scores.get("latency_ms") or {}).get("p50")
-        rows.append([label, _number(scores.get("accuracy")), _number(scores.get("macro_f1")),
+        rows.append([label, _number(scores.get("accuracy")), *(_number(scores.get(k)) for _, k in extra),
                      _number(latency, 1), human_size(scores.get("size_bytes"))])
-    lines = [table(["MODEL", "ACCURACY", "MACRO-F1", "P50 MS", "SIZE"], rows)]
+    lines = [table(["MODEL", "ACCURACY", *(h for h, _ in extra), "P50 MS", "SIZE"], rows)]
+    if kind == "extraction" and (fields := field_table(report)):
+        lines += ["", fields, ""]
+    if kind == "tool_calling" and (mismatches := mismatch_lines(report)):
+        lines += ["", *mismatches, ""]
     tuned = (report.get("student") or {}).get("accuracy")
     teacher = (report.get("teacher") or {}).get("accuracy")
     lines.append(f"verdict: {report.get('verdict') or '-'}")
@@ -232,6 +321,24 @@ def report_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def task_type_text(job: dict[str, Any]) -> str | None:
+    """`extraction (fields: date, party_size)`: the job's task type (asked for, else the teacher's
+    plan) with its fields or tools; None when neither says."""
+    spec, plan = job.get("spec") or {}, job.get("plan") or {}
+    kind = spec.get("task_type")
+    inferred = kind is None and plan.get("task_type") is not None
+    kind = kind or plan.get("task_type")
+    if not kind:
+        return None
+    fields = [f.get("name") for f in spec.get("fields") or plan.get("fields") or [] if isinstance(f, dict)]
+    tools = [(t.get("function") or {}).get("name") for t in spec.get("tools") or [] if isinstance(t, dict)]
+    details = (f"fields: {', '.join(map(str, fields))}" if fields else
+               f"tools: {', '.join(map(str, tools))}" if tools else
+               f"labels: {', '.join(spec['labels'])}" if spec.get("labels") else "")
+    text = f"{kind}{' (inferred)' if inferred else ''}"
+    return f"{text}{f' - {truncate(details, 90)}' if details else ''}"
+
+
 def status_text(job: dict[str, Any], now: datetime | None = None) -> str:
     """`vibetune status`: the summary, each stage with progress and ETA, and warnings."""
     lines = [
@@ -241,6 +348,8 @@ def status_text(job: dict[str, Any], now: datetime | None = None) -> str:
                                         if job.get("stage") and job["status"] == "running" else ""),
         f"created   {age(job.get('created_at'), now)}",
     ]
+    if kind := task_type_text(job):
+        lines.insert(2, f"type      {kind}")
     if job.get("error"):
         lines.append(f"error     {job['error'].get('code')}: {job['error'].get('message')}")
     stages = job.get("stages") or []

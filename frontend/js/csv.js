@@ -1,4 +1,5 @@
-// CSV with an `input,output` header (RFC 4180: quoted fields may hold commas, quotes and newlines).
+// Example rows: CSV with an `input,output` header (RFC 4180: quoted fields may hold commas, quotes and
+// newlines), or JSON Lines / a JSON list of {input, output} objects.
 
 export class CsvError extends Error {}
 
@@ -30,9 +31,40 @@ export function parseCsv(text) {
   return rows;
 }
 
+// An output as the API takes it: text; an extraction's object or a tool call as its JSON text, null as ''.
+function outputText(value) {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'string' ? value.trim() : JSON.stringify(value);
+}
+
+// JSON Lines (one {input, output} object a line) or one JSON list of them.
+function parseJsonRows(text) {
+  let items;
+  if (text.trim().startsWith('[')) {
+    try { items = JSON.parse(text); } catch (err) { throw new CsvError(`not valid JSON: ${err.message}`); }
+    if (!Array.isArray(items)) throw new CsvError('expected a JSON list of {"input", "output"} objects');
+    items = items.map((item, i) => [`item ${i + 1}`, item]);
+  } else {
+    items = [];
+    text.split(/\r?\n/).forEach((line, i) => {
+      if (!line.trim()) return;
+      try { items.push([`line ${i + 1}`, JSON.parse(line)]); } catch (err) { throw new CsvError(`line ${i + 1} is not valid JSON: ${err.message}`); }
+    });
+  }
+  return items.map(([where, item]) => {
+    if (!item || typeof item !== 'object' || Array.isArray(item) || typeof item.input !== 'string') {
+      throw new CsvError(`${where}: expected an object with the keys "input" and "output"`);
+    }
+    return { input: item.input, output: outputText(item.output) };
+  });
+}
+
 // Rows as [{input, output}]; the header names the columns (any order, extra columns ignored).
+// Text that starts with `{` or `[` is read as JSON Lines or a JSON list instead.
 export function parseExamples(text) {
   if (!text.trim()) return [];
+  text = text.replace(/^\uFEFF/, '');
+  if (/^\s*[[{]/.test(text)) return parseJsonRows(text);
   const rows = parseCsv(text);
   const header = rows[0].map((h) => h.trim().toLowerCase());
   const inputAt = header.indexOf('input'), outputAt = header.indexOf('output');

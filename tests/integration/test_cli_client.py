@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import signal
 import subprocess
@@ -144,6 +145,86 @@ def test_unusable_csv_files_exit_2(api_service, tmp_path, content, message):
     result = vibetune(api_service, "tune", "sort mail", "--labels", "spam,ham", "--examples", str(path), "--detach")
     line = assert_one_error_line(result, code=2)
     assert message in line and str(path) in line
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def submitted_spec(service, result: subprocess.CompletedProcess[str]) -> dict:
+    """The stored spec of the job a `tune --detach` submitted (canceled again, so it never runs)."""
+    assert result.returncode == 0, result.stderr
+    submitted = JOB_ID.search(result.stdout)
+    assert submitted, result.stdout
+    job_id = submitted.group(1)
+    spec = http.get(f"{service.url}/api/jobs/{job_id}").json()["spec"]
+    http.post(f"{service.url}/api/jobs/{job_id}/cancel")
+    return spec
+
+
+def test_tune_sends_fields_tools_and_json_lines_rows(api_service, tmp_path):
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text(json.dumps({"input": "Table for 4 on Friday", "output": {"party_size": 4, "day": "Friday"}}) + "\n")
+    spec = submitted_spec(api_service, vibetune(
+        api_service, "tune", "pull booking details out of emails (cli fields)", "--fields",
+        "party_size:how many people:integer,day:the day", "--examples", str(seed), "--detach"))
+    assert spec["task_type"] == "extraction"
+    assert spec["fields"] == [{"name": "party_size", "description": "how many people", "type": "integer", "span": True},
+                              {"name": "day", "description": "the day", "type": "string", "span": True}]
+    assert spec["examples"] == [{"input": "Table for 4 on Friday", "output": '{"party_size": 4, "day": "Friday"}'}]
+
+    (tmp_path / "schema.json").write_text(json.dumps({"type": "object", "properties": {
+        "day": {"type": ["string", "null"], "description": "the day"}}}))
+    spec = submitted_spec(api_service, vibetune(api_service, "tune", "pull the day (cli schema)", "--task-type",
+                                                "extraction", "--fields", f"@{tmp_path / 'schema.json'}", "--detach"))
+    assert spec["fields"] == [{"name": "day", "description": "the day", "type": "string", "span": True}]
+
+    (tmp_path / "tools.json").write_text(json.dumps({"tools": [WEATHER]}))
+    (tmp_path / "test.csv").write_text('input,output\n"Weather in Paris?","{""name"": ""get_weather"", '
+                                       '""arguments"": {""city"": ""Paris""}}"\nThanks!,\n')
+    spec = submitted_spec(api_service, vibetune(api_service, "tune", "answer weather questions (cli tools)",
+                                                "--tools", str(tmp_path / "tools.json"), "--test",
+                                                str(tmp_path / "test.csv"), "--detach"))
+    assert spec["task_type"] == "tool_calling" and spec["tools"] == [WEATHER]
+    assert spec["test_set"] == [
+        {"input": "Weather in Paris?", "output": '{"name": "get_weather", "arguments": {"city": "Paris"}}'},
+        {"input": "Thanks!", "output": ""}]
+
+
+@pytest.mark.parametrize("option, content, message", [
+    ("--tools", None, "tools.json: no such file"),
+    ("--tools", '[{"type": "function",', "tools.json is not valid JSON: Expecting property name enclosed in "
+                                         "double quotes (line 1, column 22)"),
+    ("--tools", '{"name": "get_weather"}', "tools.json: expected a JSON list of tools"),
+    ("--fields", "{", "tools.json is not valid JSON"),
+], ids=["missing-file", "bad-json", "not-a-list", "bad-fields-json"])
+def test_unusable_tools_and_fields_files_exit_2_before_any_request(tmp_path, option, content, message):
+    path = tmp_path / "tools.json"
+    if content is not None:
+        path.write_text(content)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: any request would fail differently
+    value = f"@{path}" if option == "--fields" else str(path)
+    result = subprocess.run([BIN, "--url", url, "tune", "a task", option, value, "--detach"],
+                            capture_output=True, text=True, timeout=60)
+    line = assert_one_error_line(result, code=2)
+    assert message in line, line
+
+
+def test_the_servers_field_errors_are_listed_one_line_each(api_service, tmp_path):
+    (tmp_path / "tools.json").write_text(json.dumps([WEATHER, WEATHER, {"type": "tool", "function": {"name": "x"}}]))
+    result = vibetune(api_service, "tune", "answer weather questions", "--tools", str(tmp_path / "tools.json"),
+                      "--detach")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == ["vibetune: the server refused the request:",
+                                          "  tools.1.function.name: duplicate tool name 'get_weather'",
+                                          "  tools.2.type: must be 'function'"]
+    (tmp_path / "test.csv").write_text("input,output\nTable for 2,two people\n")
+    result = vibetune(api_service, "tune", "pull booking details", "--fields", "party_size", "--test",
+                      str(tmp_path / "test.csv"), "--detach")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == ["vibetune: the server refused the request:",
+                                          "  test_set[0].output: must be the JSON object of the fields (as JSON text)"]
 
 
 def test_detach_cancel_resume_cancel(api_service, tmp_path):

@@ -1,6 +1,6 @@
 // One job: live header and stages (Server-Sent Events), then tabs for what it made.
 import { api, watch } from '../api.js';
-import { fill, h, ago, badge, duration, progressBar } from '../dom.js';
+import { fill, h, ago, badge, duration, progressBar, table } from '../dom.js';
 import { dataTab } from './data_tab.js';
 import { trainingTab } from './training_tab.js';
 import { reportTab } from './report_tab.js';
@@ -11,6 +11,8 @@ const TABS = [
   ['overview', 'Overview'], ['data', 'Data'], ['training', 'Training'], ['report', 'Report'],
   ['artifacts', 'Artifacts'], ['playground', 'Playground'],
 ];
+
+const TYPE_NAMES = { classification: 'classification', extraction: 'extraction', qa: 'question answering', tool_calling: 'tool calling' };
 
 const STAGE_TEXT = {
   plan: 'the teacher plans the task', generate: 'the teacher writes inputs', label: 'the teacher labels them',
@@ -202,12 +204,19 @@ function renderTab(panel, name, jobId, state) {
 function overview(job, plan) {
   if (!job) return waiting('Loading…');
   const spec = job.spec;
+  const type = spec.task_type || plan?.task_type;
   const facts = [
+    ['Task type', type ? `${TYPE_NAMES[type] || type}${spec.task_type ? '' : ' (the teacher’s choice)'}` : 'the teacher decides'],
     ['Teacher', spec.teacher], ['Student', spec.student], ['Training examples asked for', spec.num_examples],
     ['Seed examples', spec.examples.length], ['Test set rows', spec.test_set.length], ['Stops after', spec.until],
   ];
   return h('div', { class: 'card', id: 'overview' },
     h('dl', { class: 'row' }, facts.map(([k, v]) => h('div', {}, h('dt', { class: 'small muted' }, k), h('dd', { style: { margin: 0 } }, String(v))))),
+    spec.fields?.length ? [h('h2', {}, 'Fields'), table(['Name', 'Description', 'Type', 'In the text'],
+      spec.fields.map((f) => [h('code', {}, f.name), f.description || '–', f.type, f.span ? 'yes' : 'no']))] : null,
+    spec.tools?.length ? [h('h2', {}, 'Tools'), table(['Function', 'Description', 'Arguments'],
+      spec.tools.map((t) => [h('code', {}, t.function?.name), t.function?.description || '–',
+        Object.keys(t.function?.parameters?.properties || {}).join(', ') || '–']))] : null,
     plan ? [
       h('h2', {}, 'The teacher’s plan'),
       h('p', {}, h('strong', {}, plan.task_type), plan.instruction ? ` — ${plan.instruction}` : ''),

@@ -15,14 +15,17 @@ export function reportTab(panel, jobId, snapshot) {
       return;
     }
     const reference = report.reference === 'validation' ? 'the validation split (no test set was given)' : 'your test set';
+    const kind = reportKind(report, models);
     fill(body, 
       verdict(report),
-      h('div', { class: 'card' }, h('h2', { style: { marginTop: 0 } }, 'Scores'),
-        h('p', { class: 'small muted' }, `On ${reference}: ${report[models[0]].n} rows, each model answering by the same rule.`),
-        modelComparison(report),
-        sideBySide(report, models)),
-      perLabel(report, models),
-      confusionCard(report, models),
+      h('div', { class: 'card', 'data-kind': kind, id: 'scores' }, h('h2', { style: { marginTop: 0 } }, 'Scores'),
+        h('p', { class: 'small muted' }, `On ${reference}: ${report[models[0]].n} rows, each model answering by the same rule. `,
+          KIND_NOTE[kind]),
+        modelComparison(report, COLUMNS[kind].filter(([key]) => CHARTED.includes(key))),
+        sideBySide(report, models, kind)),
+      kind === 'classification' ? [perLabel(report, models), confusionCard(report, models)] : null,
+      kind === 'extraction' ? perField(report, models) : null,
+      kind === 'tool_calling' ? mismatchesCard(report, models) : null,
       report.student ? wrongExamples(jobId) : null);
   }).catch((err) => fill(body, h('div', { class: 'banner error' }, err.message)));
   return null;
@@ -38,14 +41,100 @@ function verdict(report) {
     report.ratio !== null ? h('span', {}, ` Tuned student / teacher accuracy: ${report.ratio.toFixed(2)}×.`) : null);
 }
 
-function sideBySide(report, models) {
-  return table(['Model', 'Accuracy', 'Macro-F1', 'Latency p50', 'Latency p95', 'Size'],
+// What a report scores, from the keys each task type's rule adds (workers/scoring_types.py).
+export function reportKind(report, models) {
+  const entries = models.map((m) => report[m]);
+  if (entries.some((r) => 'fields' in r || 'parse_rate' in r)) return 'extraction';
+  if (entries.some((r) => 'valid_call_rate' in r || 'mismatches' in r)) return 'tool_calling';
+  if (entries.some((r) => r.rule === 'qa' || 'f1' in r)) return 'qa';
+  return 'classification';
+}
+
+// The score columns of each task type: [key, title, format]; `accuracy` is every type's headline.
+const COLUMNS = {
+  classification: [['accuracy', 'Accuracy', 'percent'], ['macro_f1', 'Macro-F1', 'score']],
+  extraction: [['accuracy', 'Exact match', 'percent'], ['macro_f1', 'Field macro-F1', 'score'],
+    ['micro_f1', 'Field micro-F1', 'score'], ['parse_rate', 'Parsed', 'percent']],
+  qa: [['accuracy', 'Exact match (EM)', 'percent'], ['f1', 'F1', 'score']],
+  tool_calling: [['accuracy', 'Accuracy', 'percent'], ['call_accuracy', 'Call accuracy', 'percent'],
+    ['valid_call_rate', 'Valid calls', 'percent'], ['no_call_accuracy', 'No-call accuracy', 'percent']],
+};
+const CHARTED = ['accuracy', 'macro_f1', 'f1', 'call_accuracy', 'no_call_accuracy'];
+const KIND_NOTE = {
+  classification: '',
+  extraction: 'Exact match: the whole JSON object is right; field scores count each value.',
+  qa: 'Exact match and token F1 as in SQuAD (case, punctuation and articles ignored).',
+  tool_calling: 'A call counts when its function and arguments match; valid calls are those that parse and fit the tool’s schema; no-call accuracy is on the rows that needed no call.',
+};
+
+function metric(r, key) {
+  return key === 'micro_f1' ? r.micro?.f1 : r[key];
+}
+
+function sideBySide(report, models, kind = 'classification') {
+  const columns = COLUMNS[kind];
+  return h('div', { id: 'side-by-side' }, table(['Model', ...columns.map(([, title]) => title), 'Latency p50', 'Latency p95', 'Size'],
     models.map((m) => {
       const r = report[m];
-      return [MODEL_NAMES[m], percent(r.accuracy, 1), score(r.macro_f1),
+      return [MODEL_NAMES[m], ...columns.map(([key, , format]) => (format === 'percent' ? percent(metric(r, key), 1) : score(metric(r, key)))),
         r.latency_ms?.p50 != null ? `${Math.round(r.latency_ms.p50)} ms` : '–',
         r.latency_ms?.p95 != null ? `${Math.round(r.latency_ms.p95)} ms` : '–', bytes(r.size_bytes)];
-    }), { numeric: [1, 2, 3, 4, 5] });
+    }), { numeric: columns.map((_, i) => i + 1).concat([columns.length + 1, columns.length + 2, columns.length + 3]) }));
+}
+
+// Extraction: precision, recall and F1 of each field, for each model.
+function perField(report, models) {
+  const names = [...new Set(models.flatMap((m) => Object.keys(report[m].fields || {})))].sort();
+  if (!names.length) return null;
+  const rows = (name) => models.map((m) => report[m].fields?.[name]?.n).find((n) => n !== undefined);
+  const head = h('thead', {},
+    h('tr', {}, h('th', { scope: 'col', rowspan: 2 }, 'Field'), h('th', { scope: 'col', rowspan: 2, class: 'num' }, 'Rows'),
+      models.map((m) => h('th', { scope: 'colgroup', colspan: 3, class: 'group' }, MODEL_NAMES[m]))),
+    h('tr', {}, models.map(() => ['Precision', 'Recall', 'F1'].map((t) => h('th', { scope: 'col', class: 'num' }, t)))));
+  const body = h('tbody', {}, names.map((name) => h('tr', { 'data-field-name': name },
+    h('td', {}, h('code', {}, name)),
+    h('td', { class: 'num' }, rows(name) ?? '–'),
+    models.map((m) => ['precision', 'recall', 'f1'].map((k) => h('td', { class: 'num', 'data-model': m, 'data-metric': k },
+      score(report[m].fields?.[name]?.[k])))))));
+  return h('div', { class: 'card', id: 'per-field' }, h('h2', { style: { marginTop: 0 } }, 'Per field'),
+    h('p', { class: 'small muted' }, 'Rows: test rows where the field has a value. A list counts each of its items.'),
+    h('div', { class: 'table-wrap' }, h('table', {}, head, body)));
+}
+
+function rowCount(n) {
+  return n === undefined || n === null ? '– rows' : `${n} row${n === 1 ? '' : 's'}`;
+}
+
+function callText(call) {
+  if (!call) return 'no call';
+  if (typeof call === 'object' && 'name' in call) return `${call.name}(${JSON.stringify(call.arguments ?? {})})`;
+  return JSON.stringify(call);
+}
+
+// Tool calling: the rows a model got wrong (as the scorer kept them), expected and predicted side by side.
+function mismatchesCard(report, models) {
+  const withRows = models.filter((m) => report[m].mismatches);
+  if (!withRows.length) return null;
+  const choose = h('select', { id: 'mismatch-model', 'aria-label': 'Mismatches of' },
+    withRows.map((m) => h('option', { value: m, selected: m === withRows[withRows.length - 1] }, MODEL_NAMES[m])));
+  const holder = h('div');
+  const draw = () => {
+    const r = report[choose.value];
+    const list = r.mismatches || [];
+    const wrong = r.n - r.correct;
+    fill(holder,
+      h('p', { class: 'small muted' }, `${rowCount(r.n_call)} needed a call, ${rowCount(r.n_no_call)} none. `,
+        list.length < wrong ? `The first ${list.length} of ${wrong} wrong rows:` : ''),
+      list.length ? table(['Row', 'Expected', 'Predicted', 'Why'], list.map((x) => [
+        x.index,
+        h('code', { class: 'call' }, callText(x.expected)),
+        x.predicted === null || x.predicted === undefined ? h('em', {}, 'no answer') : h('code', { class: 'call' }, x.predicted || '(empty)'),
+        x.reason]), { numeric: [0] })
+        : h('p', { class: 'empty' }, 'Every call was right.'));
+  };
+  choose.addEventListener('change', draw);
+  draw();
+  return h('div', { class: 'card', id: 'mismatches' }, h('div', { class: 'actions' }, h('h2', { style: { margin: 0, flex: 1 } }, 'Calls that did not match'), choose), holder);
 }
 
 function perLabel(report, models) {
