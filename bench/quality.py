@@ -1,13 +1,23 @@
 """Student quality: whole jobs from a plain task prompt, scored on real held-out test sets.
 
-For each data set it submits one job to a running vibetune service (`make up`) with only a
-task description, the label names and a sample of the data set's *test* split as `test_set`
-(never trained on: the teacher invents the training data), waits for it, and prints teacher,
-untuned student and tuned student accuracy, the student/teacher ratio, the verdict and the
-wall time. Target: tuned student >= 0.9x teacher and well above the untuned student.
+For each set (`bench/quality_sets.py`: classification, extraction, QA and tool calling) it submits
+one job to a running vibetune service (`make up`) with only a one-line task, the set's labels /
+fields / tools and a sample of the data set's *test* split as `test_set` (never trained on: the
+teacher invents the training data), waits for it, and reports teacher, untuned student and tuned
+student scores with n and 95% intervals (Wilson for accuracy, a percentile bootstrap over the test
+rows for F1), the student/teacher ratio, the verdict and the wall time. Each set's results go to
+`bench/results/quality_<set>.json`; a Markdown table row per set is printed.
+Target: tuned student >= 0.9x teacher and well above the untuned student.
 
-    python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...] [--sets sst2,banking77,tweeteval]
-                            [--num-examples 150] [--test-rows 60] [--banking-labels 6]
+    python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...]
+                            [--set sst2,banking77,tweeteval] [--n 60] [--num-examples 150] [--seed 0]
+                            [--banking-labels 6] [--irrelevant 0] [--dry-run]
+
+Sets: sst2, banking77, tweeteval (classification), restaurant8k_extraction, wnut17_extraction
+(extraction), pubmedqa (qa), restaurant8k_booking, bfcl_simple_python (tool_calling); `--set all`
+runs every one. `--n` is the number of test rows (default 60; bfcl_simple_python: 20, its cap, one
+question per tool). `--dry-run` builds and validates the job bodies and prints what they hold,
+with no service.
 
 Every request is signed with `--api-key` (default: VIBETUNE_API_KEY), e.g. the service's
 VIBETUNE_ADMIN_KEY or a key an admin made with `vibetune keys create`; the jobs are its owner's.
@@ -19,79 +29,287 @@ since a small CPU teacher labels one example per label token budget.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import math
 import os
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-DATA = Path(os.environ.get("VIBETUNE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_sets import SETS, QualitySet, build, summary  # noqa: E402
+
+from workers.scoring import score_answers, score_calls  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODELS = ("teacher", "base_student", "student")
+BOOTSTRAP_RESAMPLES = 1000
+Z95 = 1.959964
 
 
-def sst2() -> tuple[str, list[str], list[dict]]:
-    labels = ["negative", "positive"]
-    with (DATA / "sst2" / "test_labeled.tsv").open(encoding="utf-8", newline="") as f:
-        rows = [
-            {"input": r["sentence"].strip(), "output": labels[int(r["label"])]}
-            for r in csv.DictReader(f, delimiter="\t")
-        ]
-    return "Decide whether a movie review sentence is positive or negative", labels, rows
+# ------------------------------------------------------------------------------ intervals
 
 
-def banking77(keep: int) -> tuple[str, list[str], list[dict]]:
-    labels = json.loads((DATA / "banking77" / "categories.json").read_text())[:keep]
-    with (DATA / "banking77" / "test.csv").open(encoding="utf-8", newline="") as f:
-        rows = [{"input": r["text"], "output": r["category"]} for r in csv.DictReader(f) if r["category"] in labels]
-    return "Sort online banking customer messages by what the customer needs help with", labels, rows
+def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
+    """The Wilson score interval of a proportion `correct / n`."""
+    if n <= 0:
+        return None
+    p = correct / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
-def tweeteval() -> tuple[str, list[str], list[dict]]:
-    labels = ["negative", "neutral", "positive"]
-    folder = DATA / "tweeteval_sentiment"
-    texts = (folder / "test_text.txt").read_text(encoding="utf-8").splitlines()
-    golds = (folder / "test_labels.txt").read_text(encoding="utf-8").split()
-    rows = [{"input": t.strip(), "output": labels[int(g)]} for t, g in zip(texts, golds, strict=True)]
-    return "Classify the sentiment of a tweet as negative, neutral or positive", labels, rows
-
-
-def balanced_sample(rows: list[dict], labels: list[str], n: int, seed: int = 0) -> list[dict]:
+def bootstrap(metric: Callable[[list[int]], float | None], n: int, resamples: int = BOOTSTRAP_RESAMPLES,
+              seed: int = 0) -> list[float] | None:
+    """The 95% percentile bootstrap interval of `metric(row indices)` over `n` rows."""
+    if n <= 1:
+        return None
     rng = random.Random(seed)
-    per_label = {label: [r for r in rows if r["output"] == label] for label in labels}
-    for group in per_label.values():
-        rng.shuffle(group)
-    longest = max(len(g) for g in per_label.values())
-    sample = [group[i] for i in range(longest) for group in per_label.values() if i < len(group)]
-    return sample[:n]
+    values = sorted(v for v in (metric([rng.randrange(n) for _ in range(n)]) for _ in range(resamples))
+                    if v is not None)
+    if not values:
+        return None
+    return [round(values[int(0.025 * (len(values) - 1))], 4), round(values[int(0.975 * (len(values) - 1))], 4)]
 
 
-def run_job(client: httpx.Client, task: str, labels: list[str], test_set: list[dict], num_examples: int) -> dict:
-    response = client.post("/api/jobs", json={"task": task, "labels": labels, "test_set": test_set,
-                                              "num_examples": num_examples})
+# ------------------------------------------------------------------------------ scores
+
+
+#: Per task type: the report keys kept for each model, and the secondary metric of the table.
+KEPT = {
+    "classification": ("macro_f1", "per_label"),
+    "extraction": ("parse_rate", "macro_f1", "micro", "fields"),
+    "qa": ("f1",),
+    "tool_calling": ("call_accuracy", "valid_call_rate", "no_call_accuracy", "n_call", "n_no_call"),
+}
+SECONDARY = {"classification": "macro_f1", "extraction": "micro_f1", "qa": "f1", "tool_calling": "no_call_accuracy"}
+
+
+def row_parts(task_type: str, expected: list[str], predicted: list[str | None]) -> list[tuple[float, ...]]:
+    """Each row's share of the F1, by the same scoring rule: extraction (tp, fp, fn) summed over
+    the fields (micro F1 adds them up), QA (token F1,)."""
+    parts: list[tuple[float, ...]] = []
+    for e, p in zip(expected, predicted, strict=True):
+        scores = score_answers([e], [p], task_type)
+        if task_type == "extraction":
+            fields = scores["fields"].values()
+            parts.append(tuple(float(sum(f[k] for f in fields)) for k in ("tp", "fp", "fn")))
+        else:
+            parts.append((float(scores["f1"] or 0.0),))
+    return parts
+
+
+def f1_metric(task_type: str, expected: list[str], predicted: list[str | None]) -> Callable[[list[int]], float | None]:
+    """The F1 of a resample of rows (extraction: micro F1 over the fields; QA: mean token F1)."""
+    parts = row_parts(task_type, expected, predicted)
+
+    def metric(indices: list[int]) -> float | None:
+        if not indices:
+            return None
+        if task_type == "qa":
+            return sum(parts[i][0] for i in indices) / len(indices)
+        tp, fp, fn = (sum(parts[i][k] for i in indices) for k in range(3))
+        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+
+    return metric
+
+
+def model_scores(entry: dict[str, Any] | None, task_type: str, predictions: list[dict[str, Any]] | None,
+                 name: str, seed: int) -> dict[str, Any] | None:
+    """One model's scores from the job report, with intervals (F1 from the per-row predictions)."""
+    if entry is None:
+        return None
+    n, correct = int(entry.get("n") or 0), int(entry.get("correct") or 0)
+    out: dict[str, Any] = {"accuracy": entry.get("accuracy"), "n": n, "correct": correct,
+                           "accuracy_ci95": wilson(correct, n)}
+    out.update({k: entry[k] for k in KEPT.get(task_type, ()) if k in entry})
+    if task_type == "extraction" and isinstance(entry.get("micro"), dict):
+        out["micro_f1"] = entry["micro"].get("f1")
+    if task_type in ("extraction", "qa") and predictions:
+        expected = [row["expected"] for row in predictions]
+        metric = f1_metric(task_type, expected, [row.get(name) for row in predictions])
+        key = "micro_f1" if task_type == "extraction" else "f1"
+        whole = metric(list(range(len(predictions))))
+        out[f"{key}_rescored"] = None if whole is None else round(whole, 4)
+        out[f"{key}_ci95"] = bootstrap(metric, len(predictions), seed=seed)
+    for extra in ("model", "latency_ms", "size_bytes", "free_generation"):
+        if extra in entry:
+            out[extra] = entry[extra]
+    return out
+
+
+def _casefold_json(value: Any) -> Any:
+    """A JSON value with every key and string lower-cased (the predictions artifact lower-cases
+    free-form answers, tool calls included, so they are compared case-insensitively)."""
+    return json.loads(json.dumps(value, ensure_ascii=False).lower())
+
+
+def bfcl_acceptable(qs: QualitySet, predictions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """BFCL's own rule on the per-row predictions: each argument against its whole list of
+    acceptable values (`possible_answer`), not just the first, compared case-insensitively."""
+    if len(predictions) != len(qs.meta) or not all("ground_truth" in m for m in qs.meta):
+        return None
+    expected = [_casefold_json(m["ground_truth"]) if m["ground_truth"] else "" for m in qs.meta]
+    tools = _casefold_json(qs.body["tools"])
+    out: dict[str, Any] = {"rule": "BFCL acceptable lists, case-insensitive, from the predictions artifact"}
+    for name in MODELS:
+        predicted = [None if row.get(name) is None else str(row[name]).lower() for row in predictions]
+        scores = score_calls(expected, predicted, tools, acceptable_lists=True)
+        out[name] = {"accuracy": scores["accuracy"], "n": scores["n"], "correct": scores["correct"],
+                     "accuracy_ci95": wilson(scores["correct"], scores["n"])}
+    return out
+
+
+# ------------------------------------------------------------------------------ the service
+
+
+def run_job(client: httpx.Client, body: dict[str, Any], poll_s: float = 5) -> dict[str, Any]:
+    response = client.post("/api/jobs", json=body)
+    if response.status_code == 422:
+        raise ValueError(f"the service refused the job: {response.text[:2000]}")
     response.raise_for_status()
     job_id = response.json()["id"]
     while True:
-        job = client.get(f"/api/jobs/{job_id}").json()
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
         if job["status"] in ("succeeded", "failed", "canceled"):
             return job
-        time.sleep(5)
+        time.sleep(poll_s)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fetch_predictions(client: httpx.Client, job_id: str) -> list[dict[str, Any]] | None:
+    """Every row of the job's predictions (expected and each model's normalised answer), or None."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        response = client.get(f"/api/jobs/{job_id}/predictions", params={"limit": 500, "offset": len(rows)})
+        if response.status_code != 200:
+            return None
+        page = response.json()
+        rows.extend(page["items"])
+        if not page["items"] or len(rows) >= page["total"]:
+            return rows
+
+
+def stage_seconds(job: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for stage in job.get("stages", []):
+        if stage.get("started_at") and stage.get("finished_at"):
+            started = datetime.fromisoformat(stage["started_at"])
+            finished = datetime.fromisoformat(stage["finished_at"])
+            out[stage["name"]] = round((finished - started).total_seconds(), 1)
+    return out
+
+
+def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int) -> dict[str, Any]:
+    """Run the set's job and gather its results (what goes to quality_<set>.json)."""
+    started = time.monotonic()
+    job = run_job(client, {**qs.body, "num_examples": num_examples})
+    result: dict[str, Any] = {
+        "set": qs.name, "task_type": qs.task_type, "task": qs.body["task"], "source": qs.source, "notes": qs.notes,
+        "n": len(qs.rows), "num_examples": num_examples, "seed": seed, "job_id": job["id"],
+        "status": job["status"], "error": job.get("error"), "wall_s": round(time.monotonic() - started, 1),
+        "stages_s": stage_seconds(job), "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if job["status"] != "succeeded":
+        return result
+    report = client.get(f"/api/jobs/{job['id']}/report").json()
+    predictions = fetch_predictions(client, job["id"])
+    if predictions is not None and len(predictions) != len(qs.rows):
+        predictions = None  # not aligned with the test set as sent: no per-row rescoring
+    result.update({
+        "models": {name: model_scores(report.get(name), qs.task_type, predictions, name, seed) for name in MODELS},
+        "ratio": report.get("ratio"), "verdict": report.get("verdict"), "reference": report.get("reference"),
+    })
+    if qs.name == "bfcl_simple_python" and predictions is not None:
+        result["bfcl_acceptable"] = bfcl_acceptable(qs, predictions)
+    return result
+
+
+# ------------------------------------------------------------------------------ output
+
+TABLE_HEADER = ("| set | type | n | teacher | untuned student | tuned student | tuned/teacher | "
+                "second metric (teacher / untuned / tuned) | verdict | wall time |\n"
+                "| --- | --- | ---: | --- | --- | --- | ---: | --- | --- | ---: |")
+
+
+def _acc(scores: dict[str, Any] | None) -> str:
+    if not scores or scores.get("accuracy") is None:
+        return "–"
+    ci = scores.get("accuracy_ci95")
+    return f"{scores['accuracy']:.3f}" + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
+
+
+def _num(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def markdown_row(result: dict[str, Any]) -> str:
+    base = f"| {result['set']} | {result['task_type']} | {result['n']} |"
+    if result["status"] != "succeeded":
+        failed = f"job {result['job_id']} {result['status']}: {result.get('error')}"
+        return f"{base} {failed} | – | – | – | – | – | {result['wall_s'] / 60:.1f} min |"
+    models = result["models"]
+    key = SECONDARY[result["task_type"]]
+    second = " / ".join(_num((models[m] or {}).get(key)) for m in MODELS)
+    ratio = "–" if result.get("ratio") is None else f"{result['ratio']:.2f}"
+    return (f"{base} {_acc(models['teacher'])} | {_acc(models['base_student'])} | {_acc(models['student'])} | "
+            f"{ratio} | {key} {second} | {result.get('verdict') or '–'} | {result['wall_s'] / 60:.1f} min |")
+
+
+def validate(qs: QualitySet, num_examples: int) -> str:
+    """'valid', or why the service would refuse the body (checked with the API's own model)."""
+    from pydantic import ValidationError
+
+    from app.schemas import JobCreate
+
+    try:
+        JobCreate.model_validate({**qs.body, "num_examples": num_examples})
+    except ValidationError as exc:
+        return f"invalid: {exc}"
+    return "valid"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("VIBETUNE_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--api-key", default=os.environ.get("VIBETUNE_API_KEY"),
                         help="API key sent as `Authorization: Bearer` (default: VIBETUNE_API_KEY)")
-    parser.add_argument("--sets", default="sst2,banking77,tweeteval")
+    parser.add_argument("--set", "--sets", dest="sets", default="sst2,banking77,tweeteval",
+                        help=f"comma-separated sets, or 'all': {', '.join(SETS)}")
+    parser.add_argument("--n", "--test-rows", dest="n", type=int, default=None,
+                        help="test rows per set (default 60; bfcl_simple_python 20, at most 20)")
     parser.add_argument("--num-examples", type=int, default=150)
-    parser.add_argument("--test-rows", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of the test rows")
     parser.add_argument("--banking-labels", type=int, default=6)
-    args = parser.parse_args()
-    loaders = {"sst2": sst2, "banking77": lambda: banking77(args.banking_labels), "tweeteval": tweeteval}
+    parser.add_argument("--irrelevant", type=int, default=0,
+                        help="bfcl_simple_python: also this many questions of functions not among the tools "
+                             "(expected: no call)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--dry-run", action="store_true", help="build and validate the job bodies; no service")
+    args = parser.parse_args(argv)
+    names = list(SETS) if args.sets == "all" else [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [name for name in names if name not in SETS]
+    if unknown:
+        parser.error(f"unknown set(s) {', '.join(unknown)}; one of {', '.join(SETS)}")
+    options: dict[str, dict[str, Any]] = {"banking77": {"keep": args.banking_labels},
+                                          "bfcl_simple_python": {"irrelevant": args.irrelevant}}
+    sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
+    if args.dry_run:
+        for qs in sets:
+            print(json.dumps({**summary(qs), "body": validate(qs, args.num_examples),
+                              "first_row": qs.rows[0] if qs.rows else None}, indent=2, ensure_ascii=False))
+        return 0
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=args.url, timeout=60, headers=headers) as client:
         me = client.get("/api/me")
         if me.status_code == 401:
@@ -99,19 +317,16 @@ def main() -> int:
                   "pass --api-key or set VIBETUNE_API_KEY", file=sys.stderr)
             return 2
         me.raise_for_status()
-        print(f"{'set':<10} {'teacher':>8} {'untuned':>8} {'tuned':>8} {'ratio':>6} {'verdict':>8} {'minutes':>8}")
-        for name in args.sets.split(","):
-            task, labels, rows = loaders[name]()
-            started = time.monotonic()
-            job = run_job(client, task, labels, balanced_sample(rows, labels, args.test_rows), args.num_examples)
-            minutes = (time.monotonic() - started) / 60
-            if job["status"] != "succeeded":
-                print(f"{name:<10} job {job['id']} {job['status']}: {job.get('error')}")
+        print(TABLE_HEADER, flush=True)
+        for qs in sets:
+            try:
+                result = measure(client, qs, args.num_examples, args.seed)
+            except ValueError as exc:
+                print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
                 continue
-            report = client.get(f"/api/jobs/{job['id']}/report").json()
-            t, b, s = (report[k]["accuracy"] for k in ("teacher", "base_student", "student"))
-            print(f"{name:<10} {t:>8.3f} {b:>8.3f} {s:>8.3f} {s / t if t else float('nan'):>6.2f} "
-                  f"{report['verdict']:>8} {minutes:>8.1f}", flush=True)
+            path = args.results_dir / f"quality_{qs.name}.json"
+            path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(markdown_row(result), flush=True)
     return 0
 
 

@@ -1,0 +1,455 @@
+"""The real held-out data sets `bench/quality.py` scores whole jobs on, one job body per set.
+
+Every builder is a pure function of the files in ../shared/data (`VIBETUNE_SHARED_DATA`), `n` and
+`seed`: it reads only a test (or dev) split, never a training split, samples `n` rows with
+`random.Random(seed)`, and returns a `QualitySet` whose `body` is a ready `POST /api/jobs` body
+(a one-line task, `task_type`, the `labels` / `fields` / `tools`, and the rows as `test_set`)
+without `num_examples` (the benchmark adds it). `meta` holds per test row what the body cannot
+carry (where the row came from, PubMedQA's long answer, BFCL's acceptable values).
+
+| set | task type | rows come from | default n |
+| --- | --- | --- | ---: |
+| sst2, banking77, tweeteval | classification | the test splits, balanced over the labels | 60 |
+| restaurant8k_extraction | extraction | restaurant8k test.json | 60 |
+| wnut17_extraction | extraction | wnut17 emerging.test.annotated | 60 |
+| pubmedqa | qa | PQA-L, the 500 official test ids only | 60 |
+| restaurant8k_booking | tool_calling | restaurant8k test.json | 60 |
+| bfcl_simple_python | tool_calling | BFCL v4 simple_python (an evaluation-only set) | 20 |
+
+Choices (each also in the set's `notes`):
+
+* restaurant8k: rows whose `context.requestedSlots` is set are left out: they are answers to a
+  question the assistant asked ("13" after "for how many people?"), ambiguous without that turn.
+  Identical utterances are kept once; an utterance labelled two different ways is left out. The
+  sample keeps the data's mix (about half the rows name no slot at all).
+* restaurant8k_booking: no argument of `book_table` is required. Of the labelled utterances, only
+  about 3% give party size, date and time together (most give one or two slots, the rest come in
+  later turns), so "required: people, date, time" would make almost every real row a no-call. The
+  rule: an utterance with at least one labelled slot expects a call with exactly its labelled
+  slots as arguments; one with none expects no call ("").
+* wnut17: the input is the sentence's tokens joined by single spaces (as the data has them, HTML
+  escapes included), and each entity the B-/I- tokens joined the same way.
+* pubmedqa: the expected output is the final decision word (yes / no / maybe), so the QA exact
+  match is meaningful; the long answer (the abstract's conclusion, which also holds the answer) is
+  kept in `meta` for reference only.
+* bfcl_simple_python: a job has one fixed tool list (at most 20) while every BFCL question comes
+  with its own function, so a job takes `n` <= 20 questions with distinct function names, their
+  functions as its tools, and those questions as test rows; each student sees all `n` tools.
+  The expected call takes the first acceptable value of each argument in BFCL's `possible_answer`
+  (an argument whose first acceptable value is "" is left out: BFCL's "may be omitted"); the full
+  acceptable lists are in `meta` (`ground_truth`) for scoring with `acceptable_lists=True`.
+  `irrelevant` adds that many questions of other functions, not among the tools, expecting no call.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import functools
+import json
+import os
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.answer_shapes import bfcl_to_openai_tool, call_text, check_call
+
+DATA = Path(os.environ.get("VIBETUNE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+#: The most tools a job may have (`app.answer_shapes.MAX_TOOLS`).
+MAX_TOOLS = 20
+
+
+@dataclass
+class QualitySet:
+    """One benchmark set: the job body, per test row metadata (aligned with `body["test_set"]`),
+    the files and split the rows came from, and the choices made building it."""
+
+    name: str
+    body: dict[str, Any]
+    meta: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""
+    notes: str = ""
+
+    @property
+    def task_type(self) -> str:
+        return str(self.body.get("task_type") or "classification")
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        return list(self.body["test_set"])
+
+
+def _sample(items: list[Any], n: int, seed: int) -> list[Any]:
+    if n <= 0:
+        raise ValueError("n must be positive")
+    return random.Random(seed).sample(items, min(n, len(items)))
+
+
+# ------------------------------------------------------------------------------ classification
+
+
+def _balanced(rows: list[dict[str, str]], labels: list[str], n: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    per_label = {label: [r for r in rows if r["output"] == label] for label in labels}
+    for group in per_label.values():
+        rng.shuffle(group)
+    longest = max(len(g) for g in per_label.values())
+    return [group[i] for i in range(longest) for group in per_label.values() if i < len(group)][:n]
+
+
+def _classification(name: str, task: str, labels: list[str], rows: list[dict[str, str]], n: int, seed: int,
+                    source: str) -> QualitySet:
+    test_set = _balanced(rows, labels, n, seed)
+    return QualitySet(name, {"task": task, "labels": labels, "test_set": test_set},
+                      [{} for _ in test_set], source, "balanced over the labels")
+
+
+def sst2(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    labels = ["negative", "positive"]
+    with (data / "sst2" / "test_labeled.tsv").open(encoding="utf-8", newline="") as f:
+        rows = [{"input": r["sentence"].strip(), "output": labels[int(r["label"])]}
+                for r in csv.DictReader(f, delimiter="\t")]
+    return _classification("sst2", "Decide whether a movie review sentence is positive or negative", labels, rows,
+                           n, seed, "sst2/test_labeled.tsv")
+
+
+def banking77(n: int = 60, seed: int = 0, data: Path = DATA, keep: int = 6) -> QualitySet:
+    """banking77 cut to its first `keep` intents (test rows of those only)."""
+    labels = json.loads((data / "banking77" / "categories.json").read_text())[:keep]
+    with (data / "banking77" / "test.csv").open(encoding="utf-8", newline="") as f:
+        rows = [{"input": r["text"], "output": r["category"]} for r in csv.DictReader(f) if r["category"] in labels]
+    return _classification("banking77", "Sort online banking customer messages by what the customer needs help with",
+                           labels, rows, n, seed, f"banking77/test.csv, first {keep} intents")
+
+
+def tweeteval(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    labels = ["negative", "neutral", "positive"]
+    folder = data / "tweeteval_sentiment"
+    texts = (folder / "test_text.txt").read_text(encoding="utf-8").splitlines()
+    golds = (folder / "test_labels.txt").read_text(encoding="utf-8").split()
+    rows = [{"input": t.strip(), "output": labels[int(g)]} for t, g in zip(texts, golds, strict=True)]
+    return _classification("tweeteval", "Classify the sentiment of a tweet as negative, neutral or positive", labels,
+                           rows, n, seed, "tweeteval_sentiment/test_text.txt + test_labels.txt")
+
+
+# ------------------------------------------------------------------------------ restaurant8k
+
+RESTAURANT_SLOTS: dict[str, str] = {
+    "people": "how many people the booking is for, as the customer wrote it (e.g. '4', 'six of us')",
+    "date": "the day of the booking, as written (e.g. 'tomorrow', 'the 21st of July')",
+    "time": "the time of the booking, as written (e.g. '7:30', 'noon')",
+    "first_name": "the first name the booking is under",
+    "last_name": "the last name the booking is under",
+}
+RESTAURANT_FILE = "restaurant8k/test.json"
+
+
+def restaurant8k_utterances(data: Path = DATA) -> list[dict[str, Any]]:
+    """The usable test utterances of restaurant8k: `{index, text, slots}` (slot -> span text), in
+    file order; rows answering a requested slot left out, duplicates kept once, conflicts dropped."""
+    records = json.loads((data / RESTAURANT_FILE).read_text(encoding="utf-8"))
+    by_text: dict[str, list[dict[str, Any]]] = {}
+    for index, record in enumerate(records):
+        if (record.get("context") or {}).get("requestedSlots"):
+            continue
+        text = record["userInput"]["text"]
+        slots: dict[str, str] = {}
+        for label in record.get("labels", []):
+            span = label["valueSpan"]
+            slots[label["slot"]] = text[span.get("startIndex", 0):span["endIndex"]].strip()
+        if not text.strip() or any(not v for v in slots.values()):
+            continue
+        by_text.setdefault(text.strip(), []).append({"index": index, "text": text.strip(), "slots": slots})
+    return [group[0] for group in by_text.values() if all(g["slots"] == group[0]["slots"] for g in group)]
+
+
+_RESTAURANT_NOTES = ("test.json only; rows answering a requested slot (context.requestedSlots) left out as "
+                     "ambiguous without the assistant's question; duplicate utterances once, conflicting ones "
+                     "dropped; values are the labelled span text; natural mix of rows with and without slots")
+
+
+def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    chosen = _sample(restaurant8k_utterances(data), n, seed)
+    fields = [{"name": name, "description": description, "type": "string", "span": True}
+              for name, description in RESTAURANT_SLOTS.items()]
+    test_set = [{"input": u["text"],
+                 "output": json.dumps({name: u["slots"].get(name) for name in RESTAURANT_SLOTS}, ensure_ascii=False)}
+                for u in chosen]
+    body = {"task": "Extract the restaurant booking details a customer's message gives: number of people, date, "
+                    "time, first name and last name, copied as written",
+            "task_type": "extraction", "fields": fields, "test_set": test_set}
+    meta = [{"source": RESTAURANT_FILE, "index": u["index"]} for u in chosen]
+    return QualitySet("restaurant8k_extraction", body, meta, RESTAURANT_FILE, _RESTAURANT_NOTES)
+
+
+BOOK_TABLE_TOOL: dict[str, Any] = {"type": "function", "function": {
+    "name": "book_table",
+    "description": "Book a restaurant table with the details the customer has given so far.",
+    "parameters": {"type": "object",
+                   "properties": {name: {"type": "string", "description": description}
+                                  for name, description in RESTAURANT_SLOTS.items()},
+                   "additionalProperties": False},
+}}
+
+
+def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    chosen = _sample(restaurant8k_utterances(data), n, seed)
+    test_set = [{"input": u["text"],
+                 "output": call_text({"name": "book_table", "arguments": u["slots"]}) if u["slots"] else ""}
+                for u in chosen]
+    body = {"task": "Handle restaurant booking messages: call book_table with exactly the booking details the "
+                    "message gives (party size, date, time, first and last name, as written); when it gives none "
+                    "of them, reply without calling",
+            "task_type": "tool_calling", "tools": [BOOK_TABLE_TOOL], "test_set": test_set}
+    meta = [{"source": RESTAURANT_FILE, "index": u["index"]} for u in chosen]
+    notes = (_RESTAURANT_NOTES + "; no argument is required (about 3% of labelled utterances give people, date "
+             "and time together); a row with >= 1 labelled slot expects book_table with exactly those slots, a row "
+             "with none expects no call")
+    return QualitySet("restaurant8k_booking", body, meta, RESTAURANT_FILE, notes)
+
+
+# ------------------------------------------------------------------------------ wnut17
+
+WNUT_TYPES: dict[str, tuple[str, str]] = {
+    # field name: (BIO tag type, description)
+    "person": ("person", "names of people (also usernames and characters)"),
+    "location": ("location", "names of places: countries, cities, streets, buildings, landmarks"),
+    "corporation": ("corporation", "names of companies and other corporations"),
+    "product": ("product", "names of products and services: devices, software, brands of goods"),
+    "creative_work": ("creative-work", "titles of creative works: songs, films, books, shows, games"),
+    "group": ("group", "names of groups: bands, sports teams, organisations that are not companies"),
+}
+WNUT_FILE = "wnut17/emerging.test.annotated"
+
+
+def wnut17_sentences(data: Path = DATA) -> list[dict[str, Any]]:
+    """The gold test sentences of WNUT-17: `{index, text, entities}` (field -> entity strings)."""
+    by_tag = {tag: name for name, (tag, _) in WNUT_TYPES.items()}
+    sentences: list[dict[str, Any]] = []
+    tokens: list[tuple[str, str]] = []
+    lines = (data / WNUT_FILE).read_text(encoding="utf-8").splitlines()
+    for line in [*lines, ""]:
+        if line.strip():
+            token, tag = line.split("\t")[:2]
+            tokens.append((token, tag.strip()))
+            continue
+        if not tokens:
+            continue
+        entities: dict[str, list[str]] = {}
+        current: tuple[str, list[str]] | None = None
+        for token, tag in [*tokens, ("", "O")]:
+            kind = by_tag.get(tag[2:]) if tag[:2] in ("B-", "I-") else None
+            if current and (tag.startswith("B-") or kind != current[0]):
+                entities.setdefault(current[0], []).append(" ".join(current[1]))
+                current = None
+            if kind is not None:
+                if current is None:
+                    current = (kind, [])
+                current[1].append(token)
+        deduped = {k: list(dict.fromkeys(v)) for k, v in entities.items()}
+        sentences.append({"index": len(sentences), "text": " ".join(t for t, _ in tokens), "entities": deduped})
+        tokens = []
+    return sentences
+
+
+def wnut17_extraction(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    sentences = wnut17_sentences(data)
+    counts = Counter(s["text"] for s in sentences)
+    chosen = _sample([s for s in sentences if counts[s["text"]] == 1], n, seed)
+    fields = [{"name": name, "description": description, "type": "list", "span": True}
+              for name, (_, description) in WNUT_TYPES.items()]
+    test_set = [{"input": s["text"],
+                 "output": json.dumps({name: s["entities"].get(name) for name in WNUT_TYPES}, ensure_ascii=False)}
+                for s in chosen]
+    body = {"task": "Find the named entities in a social media post: people, locations, corporations, products, "
+                    "creative works and groups",
+            "task_type": "extraction", "fields": fields, "test_set": test_set}
+    meta = [{"source": WNUT_FILE, "sentence": s["index"]} for s in chosen]
+    notes = ("gold test split; input = tokens joined by spaces (HTML escapes as in the data); each field a list of "
+             "entity strings (B-/I- tokens joined by spaces), null when none; sentences that occur twice left out")
+    return QualitySet("wnut17_extraction", body, meta, WNUT_FILE, notes)
+
+
+# ------------------------------------------------------------------------------ pubmedqa
+
+PUBMEDQA_FILES = ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json")
+
+
+def pubmedqa_test_ids(data: Path = DATA) -> dict[str, str]:
+    """The 500 official PQA-L test ids with their decision."""
+    ids: dict[str, str] = json.loads((data / PUBMEDQA_FILES[1]).read_text(encoding="utf-8"))
+    return ids
+
+
+def pubmedqa(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    items = json.loads((data / PUBMEDQA_FILES[0]).read_text(encoding="utf-8"))
+    test_ids = pubmedqa_test_ids(data)
+    chosen = _sample(sorted(test_ids), n, seed)
+    test_set, meta = [], []
+    for pmid in chosen:
+        item = items[pmid]
+        decision = item["final_decision"]
+        if decision != test_ids[pmid]:
+            raise ValueError(f"pubmedqa {pmid}: final_decision {decision!r} differs from the test ground truth")
+        context = " ".join(part.strip() for part in item["CONTEXTS"])
+        test_set.append({"input": f"Context: {context}\n\nQuestion: {item['QUESTION'].strip()}", "output": decision})
+        meta.append({"source": PUBMEDQA_FILES[0], "pmid": pmid, "long_answer": item["LONG_ANSWER"]})
+    body = {"task": "Answer a research question from the biomedical abstract given with it, in one word: yes, no "
+                    "or maybe",
+            "task_type": "qa", "test_set": test_set}
+    notes = ("only the 500 official test ids (test_ground_truth.json), never the train/dev pool; expected output = "
+             "final_decision (yes/no/maybe) so exact match is meaningful; LONG_ANSWER kept in meta")
+    return QualitySet("pubmedqa", body, meta, " + ".join(PUBMEDQA_FILES), notes)
+
+
+# ------------------------------------------------------------------------------ BFCL
+
+BFCL_FILES = ("bfcl_function_calling/BFCL_v4_simple_python.json",
+              "bfcl_function_calling/possible_answer/BFCL_v4_simple_python.json")
+
+
+def _first_acceptable(options: Any, schema: dict[str, Any], required: bool) -> tuple[bool, Any]:
+    """(present, value) of one argument from its acceptable values: the first one, resolved into
+    nested objects; "" first means "may be omitted", unless the argument is required (then the
+    first other value)."""
+    if not isinstance(options, list):
+        return True, options
+    values = [v for v in options if v != ""] if required else options
+    if not values or values[0] == "":
+        return False, None
+    return True, _resolve(values[0], schema)
+
+
+def _resolve(value: Any, schema: dict[str, Any]) -> Any:
+    # A nested object's values are acceptable lists again (BFCL), so are those of objects in a list.
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        required = set(schema.get("required") or [])
+        out = {}
+        for key, options in value.items():
+            present, chosen = _first_acceptable(options, props.get(key) or {}, key in required)
+            if present:
+                out[key] = chosen
+        return out
+    if isinstance(value, list):
+        items = schema.get("items")
+        items = items if isinstance(items, dict) else {}
+        return [_resolve(item, items) if isinstance(item, dict) else item for item in value]
+    return value
+
+
+def bfcl_expected_call(ground_truth: dict[str, Any], tool: dict[str, Any]) -> dict[str, Any]:
+    """The call of one BFCL ground truth (`{name: {arg: [acceptable, ...]}}`) for its OpenAI `tool`:
+    each argument's first acceptable value (inside nested objects too); an argument whose first
+    value is "" (BFCL: may be omitted) is left out, unless the tool requires it."""
+    (name, arguments), = ground_truth.items()
+    return {"name": name, "arguments": _resolve(arguments, tool["function"]["parameters"])}
+
+
+def bfcl_questions(data: Path = DATA) -> list[dict[str, Any]]:
+    """BFCL simple_python as `{id, question, tool, ground_truth, call}`, questions whose expected
+    call fails its own tool's schema left out (a fresh copy each call; the files are read once)."""
+    return copy.deepcopy(_bfcl_questions(data))
+
+
+@functools.lru_cache(maxsize=4)
+def _bfcl_questions(data: Path) -> list[dict[str, Any]]:
+    answers = {}
+    for line in (data / BFCL_FILES[1]).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            answers[record["id"]] = record["ground_truth"]
+    out = []
+    for line in (data / BFCL_FILES[0]).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        turns = record["question"][0]
+        truth = answers.get(record["id"])
+        if len(record["function"]) != 1 or len(turns) != 1 or not truth or len(truth) != 1:
+            continue
+        tool = bfcl_to_openai_tool(record["function"][0])
+        call = bfcl_expected_call(truth[0], tool)
+        if check_call(call, [tool]).problems:
+            continue
+        out.append({"id": record["id"], "question": turns[0]["content"], "tool": tool, "ground_truth": truth[0],
+                    "call": call})
+    return out
+
+
+def bfcl_simple_python(n: int = 20, seed: int = 0, data: Path = DATA, irrelevant: int = 0) -> QualitySet:
+    questions = bfcl_questions(data)
+    random.Random(seed).shuffle(questions)
+    by_name: dict[str, dict[str, Any]] = {}
+    for q in questions:
+        by_name.setdefault(q["tool"]["function"]["name"], q)
+    chosen = list(by_name.values())[:min(n, MAX_TOOLS)]
+    names = {q["tool"]["function"]["name"] for q in chosen}
+    used = {q["id"] for q in chosen}
+    others = [q for q in questions if q["tool"]["function"]["name"] not in names and q["id"] not in used]
+    off_tools = others[:irrelevant]
+    test_set = ([{"input": q["question"], "output": call_text(q["call"])} for q in chosen]
+                + [{"input": q["question"], "output": ""} for q in off_tools])
+    meta = ([{"source": BFCL_FILES[0], "id": q["id"], "ground_truth": q["ground_truth"]} for q in chosen]
+            + [{"source": BFCL_FILES[0], "id": q["id"], "ground_truth": None} for q in off_tools])
+    body = {"task": "Answer each request by calling the one function among the given tools that does what it asks, "
+                    "with the argument values the request gives",
+            "task_type": "tool_calling", "tools": [q["tool"] for q in chosen], "test_set": test_set}
+    notes = (f"{len(chosen)} questions with distinct functions, their functions as the job's tools (at most "
+             f"{MAX_TOOLS}); expected call = first acceptable value per argument (first value '' = omitted); "
+             "acceptable lists in meta.ground_truth"
+             + (f"; {len(off_tools)} questions of other functions expecting no call" if off_tools else ""))
+    return QualitySet("bfcl_simple_python", body, meta, " + ".join(BFCL_FILES), notes)
+
+
+# ------------------------------------------------------------------------------ registry
+
+#: Set name -> builder(n, seed, data) (banking77 and bfcl_simple_python take a keyword more).
+SETS: dict[str, Callable[..., QualitySet]] = {
+    "sst2": sst2,
+    "banking77": banking77,
+    "tweeteval": tweeteval,
+    "restaurant8k_extraction": restaurant8k_extraction,
+    "wnut17_extraction": wnut17_extraction,
+    "pubmedqa": pubmedqa,
+    "restaurant8k_booking": restaurant8k_booking,
+    "bfcl_simple_python": bfcl_simple_python,
+}
+DEFAULT_N = {"bfcl_simple_python": MAX_TOOLS}
+
+
+def build(name: str, n: int | None = None, seed: int = 0, data: Path = DATA, **options: Any) -> QualitySet:
+    """The set `name` with `n` test rows (its default when None)."""
+    if name not in SETS:
+        raise KeyError(f"unknown set {name!r}; one of {', '.join(SETS)}")
+    return SETS[name](n=n or DEFAULT_N.get(name, 60), seed=seed, data=data, **options)
+
+
+def summary(qs: QualitySet) -> dict[str, Any]:
+    """What a set's body holds, for `--dry-run`: sizes and the mix of expected outputs."""
+    rows = qs.rows
+    body = qs.body
+    out: dict[str, Any] = {"set": qs.name, "task_type": qs.task_type, "task": body["task"], "n": len(rows),
+                           "source": qs.source, "notes": qs.notes,
+                           "mean_input_chars": round(sum(len(r["input"]) for r in rows) / len(rows)) if rows else 0,
+                           "body_bytes": len(json.dumps(body, ensure_ascii=False).encode())}
+    if body.get("labels"):
+        out["labels"] = body["labels"]
+        out["outputs"] = dict(Counter(r["output"] for r in rows))
+    if body.get("fields"):
+        out["fields"] = [f["name"] for f in body["fields"]]
+        filled: Counter[str] = Counter()
+        for r in rows:
+            filled.update(k for k, v in json.loads(r["output"]).items() if v is not None)
+        out["rows_with_field"] = dict(filled)
+        out["rows_all_null"] = sum(all(v is None for v in json.loads(r["output"]).values()) for r in rows)
+    if body.get("tools"):
+        out["tools"] = [t["function"]["name"] for t in body["tools"]]
+        out["rows_expecting_a_call"] = sum(bool(r["output"]) for r in rows)
+        out["rows_expecting_no_call"] = sum(not r["output"] for r in rows)
+    if qs.task_type == "qa":
+        out["outputs"] = dict(Counter(r["output"] for r in rows))
+    return out
