@@ -122,7 +122,7 @@ def _shaped_ask(task_spec: TaskSpec, bucket: dict[str, str], count: int) -> str:
             return f"Write {count} different questions people ask for this task; no answers."
         answerable = ("The passage must contain the answer to its question." if kind == "answerable" else
                       "The question must be on the passage's subject, but the passage must NOT contain its answer.")
-        return (f"Write {count} different pairs of a passage (3 to 6 sentences, like a real document for this task) "
+        return (f"Write {count} different pairs of a passage (2 to 4 sentences, like a real document for this task) "
                 f"and a question about it. {answerable} No answers.")
     tool = bucket.get("tool", "")
     if kind == NO_CALL:

@@ -93,6 +93,7 @@ def test_generation_kinds_take_turns_per_type():
     kinds = input_kinds(tools)
     assert kinds.count({"kind": "call", "tool": "book_table"}) == 2 and {"kind": "no_call"} in kinds
     assert {"kind": "missing_argument", "tool": "book_table"} in kinds  # only book_table requires a value
+    assert [k["kind"] for k in kinds[:4]] == ["call", "no_call", "call", "missing_argument"]  # even few calls mix
     buckets = plan_buckets(tools, 12, seed=0)
     assert {b["kind"] for b in buckets} == {"call", "no_call", "missing_argument"}
     extraction = TaskSpec(task="t", task_type="extraction", output_fields=["date"], **SPREAD)

@@ -38,10 +38,15 @@ def input_kinds(spec: TaskSpec) -> list[dict[str, str]]:
     if spec.task_type == TaskType.TOOL_CALLING and spec.tools:
         names = [tool["function"]["name"] for tool in spec.tools]
         needing = [t["function"]["name"] for t in spec.tools if t["function"].get("parameters", {}).get("required")]
-        # Calls twice as often as each other kind: they are what the student is for.
-        kinds = [{"kind": "call", "tool": name} for name in names * 2] + [{"kind": prompts.NO_CALL}]
-        kinds += [{"kind": prompts.MISSING_ARGUMENT, "tool": name} for name in needing[:max(1, len(names) // 2)]]
-        return kinds
+        # Calls twice as often as each other kind (they are what the student is for), the other
+        # kinds woven in early so that even a job of a few calls has requests needing no call.
+        calls = [{"kind": "call", "tool": name} for name in names * 2]
+        others = [{"kind": prompts.NO_CALL}]
+        others += [{"kind": prompts.MISSING_ARGUMENT, "tool": name} for name in needing[:max(1, len(names) // 2)]]
+        kinds: list[dict[str, str]] = []
+        for call in calls:
+            kinds += [call, others.pop(0)] if others else [call]
+        return kinds + others
     return [{}]
 
 
@@ -66,7 +71,7 @@ async def generate_one(teacher: Teacher, spec: TaskSpec, bucket: dict[str, str],
     """PER_CALL inputs for one bucket (for open-book QA each a passage followed by its question)."""
     passages = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
     answer = await teacher.chat(prompts.generate_messages(spec, bucket, seeds, PER_CALL),
-                                max_tokens=(220 if passages else 90) * PER_CALL, temperature=1.0,
+                                max_tokens=(160 if passages else 90) * PER_CALL, temperature=1.0,
                                 json_schema=prompts.generate_schema(PER_CALL, passages))
     inputs = json.loads(answer.text)["inputs"]
     if passages:

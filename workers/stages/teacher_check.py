@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.artifacts import TEACHER_PREDICTIONS_ARTIFACT
+from app.specs import TaskSpec, TaskType
 from workers.labelling import answer_one, answers_or_none
 from workers.scoring import score_answers
 from workers.stages.base import StageContext
@@ -42,6 +43,12 @@ class TeacherCheckStage:
         if report["accuracy"] is not None and report["accuracy"] < WEAK_TEACHER:
             warnings.append({"code": "weak_teacher", "message": (
                 f"the teacher scores {report['accuracy']:.2f} on your {source.replace('_', ' ')} "
-                f"(below {WEAK_TEACHER}); its data may not teach the task well. Check the label names "
-                "and descriptions, add seed examples, or pick a stronger teacher.")})
+                f"(below {WEAK_TEACHER}); its data may not teach the task well. Check the "
+                f"{_what_to_check(spec)}, add seed examples, or pick a stronger teacher.")})
         return {"teacher": report, "warnings": warnings}
+
+
+def _what_to_check(spec: TaskSpec) -> str:
+    return {TaskType.CLASSIFICATION: "label names and descriptions",
+            TaskType.EXTRACTION: "field names and descriptions",
+            TaskType.TOOL_CALLING: "tools' names, descriptions and parameters"}.get(spec.task_type, "task description")

@@ -73,7 +73,12 @@ async function streamCompletion(body, onPiece) {
       if (!data || data === '[DONE]') continue;
       const chunk = JSON.parse(data);
       if (chunk.error) throw new ApiError(500, chunk.error);
-      const piece = chunk.choices?.[0]?.delta?.content || '';
+      const delta = chunk.choices?.[0]?.delta || {};
+      // A tool-calling student's call arrives whole as `tool_calls`: shown (and kept in the
+      // history) as the call text the student wrote, {"name": ..., "arguments": {...}}.
+      const calls = (delta.tool_calls || []).map((call) =>
+        `{"name": ${JSON.stringify(call.function.name)}, "arguments": ${call.function.arguments}}`);
+      const piece = (delta.content || '') + calls.join('\n');
       if (piece) { answer += piece; onPiece(piece); }
     }
   }

@@ -1,0 +1,201 @@
+"""One small whole job per shaped task type (extraction, open-book QA, tool calling), the way a
+person runs one: the body a person writes, the real API, the real default and gpu workers, the
+real vLLM teacher and real TRL training of the bundled student. The three are submitted at once
+and share the workers; each then checks its data (the type's validation and drops by reason), its
+report (the type's scores for all three models, each with `n`) and its student through `/v1` with
+the official `openai` client.
+
+Quality figures are not asserted here (bench/quality.py measures them on real data)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from app.answer_shapes import FieldSpec, check_call, check_extraction
+from app.specs import QA_REFUSAL
+from tests.conftest import ADMIN_KEY
+from tests.support import http
+
+JOB_SECONDS = 2400
+#: Few examples and epochs: these jobs prove the path, not the quality.
+TRAINING = {"epochs": 3, "batch_size": 4}
+
+BOOK_TABLE = {"type": "function", "function": {
+    "name": "book_table", "description": "Book a table at the restaurant",
+    "parameters": {"type": "object", "required": ["people", "date"], "properties": {
+        "people": {"type": "integer", "description": "how many people"},
+        "date": {"type": "string", "description": "the day of the booking"},
+        "time": {"type": "string", "description": "the time of the booking"}}}}}
+OPENING_HOURS = {"type": "function", "function": {
+    "name": "opening_hours", "description": "Tell the opening hours of one day",
+    "parameters": {"type": "object", "required": ["day"], "properties": {"day": {"type": "string"}}}}}
+
+FIELDS = [{"name": "date", "description": "the day of the booking"},
+          {"name": "party_size", "description": "how many people", "type": "integer", "span": False}]
+
+BODIES: dict[str, dict[str, Any]] = {
+    "extraction": {
+        "task": "Pull the date and the party size out of restaurant booking messages",
+        "fields": FIELDS, "num_examples": 10, "training": TRAINING,
+        "test_set": [
+            {"input": "Hi, a table for 4 on Friday please", "output": {"date": "Friday", "party_size": 4}},
+            {"input": "Could we book for two people this Saturday?", "output": {"date": "this Saturday",
+                                                                                 "party_size": 2}},
+            {"input": "Do you have vegan dishes?", "output": {"date": None, "party_size": None}},
+        ],
+    },
+    "qa": {
+        "task": "Answer questions about a short notice from a restaurant, using only the notice",
+        "qa_mode": "open_book", "num_examples": 10, "training": TRAINING,
+        "test_set": [
+            {"input": "We are closed on Mondays. On other days we open at noon.\n\nQuestion: When do you open?",
+             "output": "at noon"},
+            {"input": "Our terrace seats twenty guests.\n\nQuestion: Do you serve fish?", "output": QA_REFUSAL},
+        ],
+    },
+    "tool_calling": {
+        "task": "Book tables and tell the opening hours for a restaurant's chat assistant",
+        "tools": [BOOK_TABLE, OPENING_HOURS], "num_examples": 14, "training": TRAINING,
+        "test_set": [
+            {"input": "Book a table for 3 people on Sunday", "output": json.dumps(
+                {"name": "book_table", "arguments": {"people": 3, "date": "Sunday"}})},
+            {"input": "Are you open on Tuesday?", "output": json.dumps(
+                {"name": "opening_hours", "arguments": {"day": "Tuesday"}})},
+            {"input": "Thanks, that was lovely!", "output": ""},
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def finished(live_service) -> dict[str, dict[str, Any]]:
+    """The three jobs, submitted together and run to the end: task type -> the finished job."""
+    ids = {}
+    api = f"{live_service.url}/api/jobs"
+    for task_type, body in BODIES.items():
+        response = http.post(api, json=body)
+        assert response.status_code == 201, response.text
+        ids[task_type] = response.json()["id"]
+    deadline = time.monotonic() + JOB_SECONDS
+    jobs: dict[str, dict[str, Any]] = {}
+    while len(jobs) < len(ids) and time.monotonic() < deadline:
+        for task_type, job_id in ids.items():
+            job = http.get(f"{api}/{job_id}").json()
+            if job["status"] in ("succeeded", "failed", "canceled"):
+                jobs[task_type] = job
+        time.sleep(5)
+    for task_type, job_id in ids.items():
+        job = jobs.get(task_type) or http.get(f"{api}/{job_id}").json()
+        assert job["status"] == "succeeded", (task_type, job, live_service.output())
+        jobs[task_type] = job
+    return jobs
+
+
+def stage_metrics(job: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(stage for stage in job["stages"] if stage["name"] == name)["metrics"]
+
+
+def dataset(client, job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in client.get(f"/api/jobs/{job['id']}/dataset").text.splitlines()]
+
+
+def report(client, job: dict[str, Any]) -> dict[str, Any]:
+    body = client.get(f"/api/jobs/{job['id']}/report").json()
+    for name in ("teacher", "base_student", "student"):
+        entry = body[name]
+        assert entry["n"] == len(BODIES[job["plan"]["task_type"]]["test_set"]), (name, entry)
+        assert entry["accuracy"] is None or 0 <= entry["accuracy"] <= 1
+    assert body["verdict"] in ("deploy", "retune")
+    return body
+
+
+def openai_client(live_service) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live_service.url}/v1", api_key=ADMIN_KEY, max_retries=0, timeout=300)
+
+
+def test_extraction_job_answers_with_the_fields(client, live_service, finished):
+    job = finished["extraction"]
+    assert job["plan"]["task_type"] == "extraction"
+    assert [f["name"] for f in job["plan"]["fields"]] == ["date", "party_size"]
+    rows = dataset(client, job)
+    fields = [FieldSpec.model_validate(f) for f in FIELDS]
+    assert rows
+    for row in rows:
+        value = json.loads(row["output"])
+        assert list(value) == ["date", "party_size"], row
+        checked = check_extraction(value, fields, row["input"])
+        assert checked.value == value and not checked.dropped_values, row  # curate cleaned it already
+    curate = stage_metrics(job, "curate")
+    assert isinstance(curate["dropped"], dict) and "span_values_dropped" in curate
+    scores = report(client, job)
+    for name in ("teacher", "base_student", "student"):
+        assert set(scores[name]["fields"]) == {"date", "party_size"} and "parse_rate" in scores[name]
+    predictions = client.get(f"/api/jobs/{job['id']}/predictions").json()["items"]
+    assert len(predictions) == 3 and all("student" in p and "teacher" in p for p in predictions)
+
+    reply = openai_client(live_service).chat.completions.create(
+        model=job["id"], messages=[{"role": "user", "content": rows[0]["input"]}],
+        response_format={"type": "json_object"}, max_tokens=64)
+    assert reply.choices[0].message.content is not None
+
+
+def test_open_book_qa_job_answers_from_the_passage(client, live_service, finished):
+    job = finished["qa"]
+    assert job["plan"]["task_type"] == "qa" and job["plan"]["qa_mode"] == "open_book"
+    rows = dataset(client, job)
+    assert rows and all("\n\nQuestion: " in row["input"] and row["output"].strip() for row in rows)
+    label = stage_metrics(job, "label")
+    assert label["labeled"] >= len(rows)
+    dropped = stage_metrics(job, "curate")["dropped"]
+    assert set(dropped) <= {"invalid_output", "unsupported_answer", "refused_answerable", "test_overlap",
+                            "seed_overlap", "duplicate", "near_duplicate", "over_budget"}, dropped
+    scores = report(client, job)
+    for name in ("teacher", "base_student", "student"):
+        assert "f1" in scores[name] and scores[name]["judge"]["n"] == 2, scores[name]
+
+    reply = openai_client(live_service).chat.completions.create(
+        model=job["id"], messages=[{"role": "user", "content": rows[0]["input"]}], max_tokens=48)
+    assert reply.choices[0].message.content and reply.choices[0].finish_reason in ("stop", "length")
+
+
+def test_tool_calling_job_learns_the_calls(client, live_service, finished):
+    job = finished["tool_calling"]
+    tools = job["plan"]["tools"]
+    assert [t["function"]["name"] for t in tools] == ["book_table", "opening_hours"]
+    rows = dataset(client, job)
+    calls = [row for row in rows if row["output"].startswith("{")]
+    replies = [row for row in rows if not row["output"].startswith("{")]
+    assert calls and replies, "both requests that need a tool and ones that need none"
+    for row in calls:
+        checked = check_call(row["output"], tools)
+        assert checked.call is not None, (row, checked.problems)
+    curate = stage_metrics(job, "curate")
+    assert isinstance(curate["dropped"], dict)
+    scores = report(client, job)
+    for name in ("teacher", "base_student", "student"):
+        entry = scores[name]
+        assert entry["n_call"] == 2 and entry["n_no_call"] == 1, entry
+        assert {"valid_call_rate", "no_call_accuracy", "mismatches"} <= set(entry)
+
+    # The tools are in the student's weights: a request from its own training data, with no tool
+    # list, comes back as a call in OpenAI's shape when the student answers with one.
+    chat = openai_client(live_service)
+    answered_calls = 0
+    for row in calls[:3]:
+        reply = chat.chat.completions.create(model=job["id"], messages=[{"role": "user", "content": row["input"]}],
+                                             max_tokens=96)
+        choice = reply.choices[0]
+        if choice.finish_reason == "tool_calls":
+            call = choice.message.tool_calls[0]
+            assert choice.message.content is None and call.type == "function"
+            assert check_call({"name": call.function.name, "arguments": json.loads(call.function.arguments)},
+                              tools).call is not None
+            answered_calls += 1
+        else:
+            assert check_call(choice.message.content or "", tools).call is None
+    assert answered_calls, "the tuned student answers a request from its training data with a call"
