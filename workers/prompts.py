@@ -181,7 +181,11 @@ def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
                      f"{QA_REFUSAL}" if task_spec.qa_mode == "open_book" else "Answer the question briefly.")
     elif task_spec.task_type == TaskType.TOOL_CALLING:
         lines.append(tools_prompt(task_spec.tools))
-        lines.append("If the request leaves out a value a function needs, do not call it: ask for the value.")
+        # Under the answer's JSON schema a plain-text reply is impossible: name its JSON form, or a
+        # small teacher calls a function for every request and invents the values it lacks.
+        lines.append('Answer in JSON only: the call {"name": ..., "arguments": {...}} when a function fits and the '
+                     'request gives every value it needs; otherwise {"reply": "..."} with what you say to the user, '
+                     "for example asking for the missing value. Never invent a value the request does not give.")
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
             {"role": "user", "content": text}]
 

@@ -1,9 +1,14 @@
-"""One small whole job per shaped task type (extraction, open-book QA, tool calling), the way a
-person runs one: the body a person writes, the real API, the real default and gpu workers, the
-real vLLM teacher and real TRL training of the bundled student. The three are submitted at once
-and share the workers; each then checks its data (the type's validation and drops by reason), its
-report (the type's scores for all three models, each with `n`) and its student through `/v1` with
-the official `openai` client.
+"""Jobs of each shaped task type (extraction, open-book QA, tool calling), the way a person runs
+them: the body a person writes, the real API, the real default and gpu workers, the real vLLM
+teacher and, for tool calling, real TRL training of the bundled student. The three are submitted
+at once and share the workers; each then checks its data (the type's validation and drops by
+reason) and its report (the type's scores, each with `n`).
+
+To keep CI within its budget, only tool calling, whose answers change shape most on the way to
+`/v1`, runs the whole way: its report scores all three models and its student's calls are parsed
+by the official `openai` client as `tool_calls`. Extraction and QA stop after their data
+(`until: data`, the teacher scored on the test set); their evaluate stage runs in process in
+tests/training/test_student_stages.py and their `/v1` shapes in tests/api/test_openai_tools.py.
 
 Quality figures are not asserted here (bench/quality.py measures them on real data)."""
 
@@ -24,6 +29,7 @@ from tests.support import http
 JOB_SECONDS = 2400
 #: Few examples and epochs: these jobs prove the path, not the quality.
 TRAINING = {"epochs": 3, "batch_size": 4}
+DATA_ONLY = {"num_examples": 6, "until": "data"}
 
 BOOK_TABLE = {"type": "function", "function": {
     "name": "book_table", "description": "Book a table at the restaurant",
@@ -39,9 +45,20 @@ FIELDS = [{"name": "date", "description": "the day of the booking"},
           {"name": "party_size", "description": "how many people", "type": "integer", "span": False}]
 
 BODIES: dict[str, dict[str, Any]] = {
+    "tool_calling": {
+        "task": "Book tables and tell the opening hours for a restaurant's chat assistant",
+        "tools": [BOOK_TABLE, OPENING_HOURS], "num_examples": 10, "training": TRAINING,
+        "test_set": [
+            {"input": "Book a table for 3 people on Sunday", "output": json.dumps(
+                {"name": "book_table", "arguments": {"people": 3, "date": "Sunday"}})},
+            {"input": "Are you open on Tuesday?", "output": json.dumps(
+                {"name": "opening_hours", "arguments": {"day": "Tuesday"}})},
+            {"input": "Thanks, that was lovely!", "output": ""},
+        ],
+    },
     "extraction": {
         "task": "Pull the date and the party size out of restaurant booking messages",
-        "fields": FIELDS, "num_examples": 10, "training": TRAINING,
+        "fields": FIELDS, **DATA_ONLY,
         "test_set": [
             {"input": "Hi, a table for 4 on Friday please", "output": {"date": "Friday", "party_size": 4}},
             {"input": "Could we book for two people this Saturday?", "output": {"date": "this Saturday",
@@ -51,22 +68,11 @@ BODIES: dict[str, dict[str, Any]] = {
     },
     "qa": {
         "task": "Answer questions about a short notice from a restaurant, using only the notice",
-        "qa_mode": "open_book", "num_examples": 10, "training": TRAINING,
+        "qa_mode": "open_book", **DATA_ONLY,
         "test_set": [
             {"input": "We are closed on Mondays. On other days we open at noon.\n\nQuestion: When do you open?",
              "output": "at noon"},
             {"input": "Our terrace seats twenty guests.\n\nQuestion: Do you serve fish?", "output": QA_REFUSAL},
-        ],
-    },
-    "tool_calling": {
-        "task": "Book tables and tell the opening hours for a restaurant's chat assistant",
-        "tools": [BOOK_TABLE, OPENING_HOURS], "num_examples": 14, "training": TRAINING,
-        "test_set": [
-            {"input": "Book a table for 3 people on Sunday", "output": json.dumps(
-                {"name": "book_table", "arguments": {"people": 3, "date": "Sunday"}})},
-            {"input": "Are you open on Tuesday?", "output": json.dumps(
-                {"name": "opening_hours", "arguments": {"day": "Tuesday"}})},
-            {"input": "Thanks, that was lovely!", "output": ""},
         ],
     },
 }
@@ -105,12 +111,18 @@ def dataset(client, job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def report(client, job: dict[str, Any]) -> dict[str, Any]:
+    """The job's report: every model it scored has `accuracy` and `n`; a data job only the teacher."""
     body = client.get(f"/api/jobs/{job['id']}/report").json()
-    for name in ("teacher", "base_student", "student"):
+    assert body["task_type"] == job["plan"]["task_type"]
+    names = ("teacher", "base_student", "student") if job["spec"]["until"] == "model" else ("teacher",)
+    for name in names:
         entry = body[name]
         assert entry["n"] == len(BODIES[job["plan"]["task_type"]]["test_set"]), (name, entry)
         assert entry["accuracy"] is None or 0 <= entry["accuracy"] <= 1
-    assert body["verdict"] in ("deploy", "retune")
+    if job["spec"]["until"] == "model":
+        assert body["verdict"] in ("deploy", "retune")
+    else:
+        assert body["student"] is None
     return body
 
 
@@ -118,7 +130,7 @@ def openai_client(live_service) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{live_service.url}/v1", api_key=ADMIN_KEY, max_retries=0, timeout=300)
 
 
-def test_extraction_job_answers_with_the_fields(client, live_service, finished):
+def test_extraction_job_answers_with_the_fields(client, finished):
     job = finished["extraction"]
     assert job["plan"]["task_type"] == "extraction"
     assert [f["name"] for f in job["plan"]["fields"]] == ["date", "party_size"]
@@ -132,19 +144,12 @@ def test_extraction_job_answers_with_the_fields(client, live_service, finished):
         assert checked.value == value and not checked.dropped_values, row  # curate cleaned it already
     curate = stage_metrics(job, "curate")
     assert isinstance(curate["dropped"], dict) and "span_values_dropped" in curate
-    scores = report(client, job)
-    for name in ("teacher", "base_student", "student"):
-        assert set(scores[name]["fields"]) == {"date", "party_size"} and "parse_rate" in scores[name]
-    predictions = client.get(f"/api/jobs/{job['id']}/predictions").json()["items"]
-    assert len(predictions) == 3 and all("student" in p and "teacher" in p for p in predictions)
-
-    reply = openai_client(live_service).chat.completions.create(
-        model=job["id"], messages=[{"role": "user", "content": rows[0]["input"]}],
-        response_format={"type": "json_object"}, max_tokens=64)
-    assert reply.choices[0].message.content is not None
+    teacher = report(client, job)["teacher"]
+    # Keys a model invents are scored too (as false positives), so they may be listed beside these.
+    assert {"date", "party_size"} <= set(teacher["fields"]) and "parse_rate" in teacher
 
 
-def test_open_book_qa_job_answers_from_the_passage(client, live_service, finished):
+def test_open_book_qa_job_answers_from_the_passage(client, finished):
     job = finished["qa"]
     assert job["plan"]["task_type"] == "qa" and job["plan"]["qa_mode"] == "open_book"
     rows = dataset(client, job)
@@ -154,13 +159,7 @@ def test_open_book_qa_job_answers_from_the_passage(client, live_service, finishe
     dropped = stage_metrics(job, "curate")["dropped"]
     assert set(dropped) <= {"invalid_output", "unsupported_answer", "refused_answerable", "test_overlap",
                             "seed_overlap", "duplicate", "near_duplicate", "over_budget"}, dropped
-    scores = report(client, job)
-    for name in ("teacher", "base_student", "student"):
-        assert "f1" in scores[name] and scores[name]["judge"]["n"] == 2, scores[name]
-
-    reply = openai_client(live_service).chat.completions.create(
-        model=job["id"], messages=[{"role": "user", "content": rows[0]["input"]}], max_tokens=48)
-    assert reply.choices[0].message.content and reply.choices[0].finish_reason in ("stop", "length")
+    assert "f1" in report(client, job)["teacher"]
 
 
 def test_tool_calling_job_learns_the_calls(client, live_service, finished):
@@ -169,13 +168,22 @@ def test_tool_calling_job_learns_the_calls(client, live_service, finished):
     assert [t["function"]["name"] for t in tools] == ["book_table", "opening_hours"]
     rows = dataset(client, job)
     calls = [row for row in rows if row["output"].startswith("{")]
-    replies = [row for row in rows if not row["output"].startswith("{")]
-    assert calls and replies, "both requests that need a tool and ones that need none"
+    assert calls, "requests that need a tool are answered with calls"
     for row in calls:
         checked = check_call(row["output"], tools)
         assert checked.call is not None, (row, checked.problems)
+    kinds = {row["bucket"].split("kind=")[1].split("|")[0] for row in rows}
+    for row in rows:
+        if not row["output"].startswith("{"):  # a reply is kept only for a request written to need no call
+            assert "kind=call|" not in row["bucket"] + "|", row
+    # Whether the small teacher replies instead of calling is its quality, not the path: every row
+    # curate did not keep is counted by one of the type's reasons.
     curate = stage_metrics(job, "curate")
-    assert isinstance(curate["dropped"], dict)
+    assert set(curate["dropped"]) <= {"invalid_output", "invalid_call", "call_for_no_call_request",
+                                      "no_call_for_call_request", "duplicate", "near_duplicate", "test_overlap",
+                                      "seed_overlap", "over_budget"}, curate["dropped"]
+    assert curate["kept"] + sum(curate["dropped"].values()) == curate["input_rows"], curate
+    assert "call" in kinds
     scores = report(client, job)
     for name in ("teacher", "base_student", "student"):
         entry = scores[name]

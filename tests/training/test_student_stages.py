@@ -85,3 +85,31 @@ def test_extraction_jobs_are_scored_by_exact_match_of_the_answer(teacher_setting
         assert part["latency_ms"]["n"] > 0
     assert metrics["teacher"]["accuracy"] >= 0.75, "a 1.5B teacher finds the city in a one-line message"
     assert metrics["verdict"] in ("deploy", "retune")
+
+
+QA_SPEC = {
+    "task": "Answer questions about a short notice, using only the notice", "task_type": "qa",
+    "qa_mode": "open_book", "instruction": "Answer from the notice.", "labels": [],
+}
+
+
+def test_open_book_qa_is_scored_with_token_f1_and_the_teacher_judge(teacher_settings):
+    from app.artifacts import MODEL_FOLDER, save_folder
+    from workers.bundled_models import STUDENT, model_dir
+
+    test_set = [{"input": "We open at noon and close at ten.\n\nQuestion: When do you open?", "output": "at noon"},
+                {"input": "The terrace seats twenty guests.\n\nQuestion: How many guests fit on the terrace?",
+                 "output": "twenty"}]
+    job_id = make_trainable_job([{"input": "We close on Mondays.\n\nQuestion: When are you closed?",
+                                  "output": "on Mondays", "split": "train"}],
+                                task_spec=QA_SPEC, task_type="qa", qa_mode="open_book", test_set=test_set)
+    with session_scope() as session:
+        save_folder(session, get_storage(), job_id, MODEL_FOLDER, model_dir(STUDENT))  # untrained stand-in
+        results = job_stages.stage_results(session, job_id)
+    metrics = run_stage("evaluate", job_id, results)
+    for name in ("teacher", "base_student", "student"):
+        part = metrics[name]
+        assert part["rule"] == "qa" and part["n"] == 2 and 0 <= part["f1"] <= 1, (name, part)
+        judge = part["judge"]
+        assert judge["rule"] == "teacher_judge" and judge["n"] == 2 and 0 <= judge["accuracy"] <= 1, (name, judge)
+    assert metrics["teacher"]["f1"] >= 0.5, "a 1.5B teacher reads the answer off a one-line notice"

@@ -110,7 +110,7 @@ def test_label_prompts_show_fields_tools_and_the_refusal():
     assert "- date (string): the day" in prompts.label_messages(extraction, "x")[0]["content"]
     tools = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK]), **SPREAD)
     system = prompts.label_messages(tools, "x")[0]["content"]
-    assert '"name": "book_table"' in system and "ask for the value" in system
+    assert '"name": "book_table"' in system and '{"reply": "..."}' in system
     schema = prompts.answer_or_call_schema(call_schema(tools.tools))
     assert len(schema["anyOf"]) == 2 and schema["anyOf"][-1]["required"] == ["reply"]
     open_book = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)

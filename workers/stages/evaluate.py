@@ -174,6 +174,10 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
         decide = LabelChooser(student, labels).choose
     else:
         budget = answer_budget(student.tokenizer, [row.output for row in rows])
+        if spec.task_type in (TaskType.EXTRACTION, TaskType.TOOL_CALLING):
+            # A JSON answer's values may be longer than the expected ones (a date written out):
+            # cut off, the object would not parse and a right answer would score as malformed.
+            budget = min(256, 2 * budget)
 
         def generate_answer(chat: Messages) -> str:
             return generate(student, chat, max_tokens=budget).text
