@@ -252,6 +252,8 @@ class JobCreate(Strict):
             if self.task_type not in (None, TaskType.QA):
                 raise ValueError(f"`qa_mode` is for qa tasks, not {self.task_type.value}")
             self.task_type = TaskType.QA
+        if self.labels is not None and self.task_type not in (None, TaskType.CLASSIFICATION):
+            raise ValueError(f"labels are only for classification tasks, not {self.task_type.value}")
         if self.task_type == TaskType.TOOL_CALLING and not self.tools:
             raise ValueError("a tool_calling task needs `tools`: the functions the student may call")
         for where in ("examples", "test_set"):

@@ -48,6 +48,8 @@ def test_shapes_must_fit_the_task_type():
     assert "needs `tools`" in error_text(task="t", task_type="tool_calling")
     assert "`qa_mode` is for qa tasks" in error_text(task="t", task_type="extraction", qa_mode="open_book")
     assert "duplicate" in error_text(task="t", fields="date,date")
+    assert "labels are only for classification tasks, not extraction" in error_text(
+        task="t", labels=["a", "b"], fields="date")
 
 
 def test_bad_tools_are_refused_with_their_place():
