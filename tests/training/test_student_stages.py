@@ -112,4 +112,14 @@ def test_open_book_qa_is_scored_with_token_f1_and_the_teacher_judge(teacher_sett
         assert part["rule"] == "qa" and part["n"] == 2 and 0 <= part["f1"] <= 1, (name, part)
         judge = part["judge"]
         assert judge["rule"] == "teacher_judge" and judge["n"] == 2 and 0 <= judge["accuracy"] <= 1, (name, judge)
-    assert metrics["teacher"]["f1"] >= 0.5, "a 1.5B teacher reads the answer off a one-line notice"
+    # How well each model answers is bench/quality.py's to measure; here the scores must follow from
+    # the answers evaluate recorded, by the same SQuAD rule for all three models.
+    from app.artifacts import artifact_key
+    from workers.scoring_types import token_f1
+
+    path = get_storage().local_path(artifact_key(job_id, PREDICTIONS))
+    recorded = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [row["expected"] for row in recorded] == [row["output"] for row in test_set]
+    for name in ("teacher", "base_student", "student"):
+        f1s = [token_f1(row["expected"], row[name] or "") for row in recorded]
+        assert metrics[name]["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-3), (name, recorded)
