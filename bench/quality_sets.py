@@ -55,11 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.answer_shapes import bfcl_to_openai_tool, call_text, check_call
+from app.answer_shapes import MAX_TOOLS, bfcl_to_openai_tool, call_text, check_call
 
 DATA = Path(os.environ.get("VIBETUNE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-#: The most tools a job may have (`app.answer_shapes.MAX_TOOLS`).
-MAX_TOOLS = 20
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, UnknownType
 
+from app.answer_shapes import load_json
+
 MAX_MISMATCHES = 20
 
 
@@ -28,25 +30,6 @@ def _share(count: int, total: int) -> float | None:
 def _common(n: int, correct: int, invalid: int, rule: str) -> dict[str, Any]:
     return {"accuracy": _share(correct, n), "n": n, "correct": correct, "invalid": invalid,
             "macro_f1": None, "per_label": {}, "confusion": {}, "rule": rule}
-
-
-def _unwrap(text: str) -> str:
-    """The payload of an answer without surrounding whitespace, a ``` fence or a <tool_call> tag."""
-    text = text.strip()
-    match = re.fullmatch(r"<tool_call>(.*?)(?:</tool_call>)?", text, re.S)
-    if match:
-        text = match.group(1).strip()
-    match = re.fullmatch(r"```[A-Za-z0-9_-]*\s*(.*?)\s*(?:```)?", text, re.S)
-    return match.group(1).strip() if match else text
-
-
-def _load(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(_unwrap(text))
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------- extraction
@@ -96,9 +79,9 @@ def score_extraction(expected: Sequence[str], predicted: Sequence[str | None],
     counts: dict[str, dict[str, int]] = {}
     correct = parsed = 0
     for exp_text, pred_text in zip(expected, predicted, strict=True):
-        exp = _load(exp_text)
+        exp = load_json(exp_text)
         exp = exp if isinstance(exp, dict) else {}
-        pred = _load(pred_text)
+        pred = load_json(pred_text)
         ok = isinstance(pred, dict)
         parsed += ok
         pred = pred if isinstance(pred, dict) else {}
@@ -224,7 +207,7 @@ def parse_call(text: str | None) -> dict[str, Any] | None:
     <tool_call> tag, arguments as an object or JSON text. None for plain text or anything else."""
     if text is None or not _looks_like_call(text):
         return None
-    return _as_call(_load(text))
+    return _as_call(load_json(text))
 
 
 def _expected_call(value: Any) -> dict[str, Any] | None:
@@ -232,7 +215,7 @@ def _expected_call(value: Any) -> dict[str, Any] | None:
     None when no call is expected ("", "null", "{}", None, or text that holds no call)."""
     from_text = isinstance(value, str)
     if isinstance(value, str):
-        value = _load(value) if _looks_like_call(value) else None
+        value = load_json(value) if _looks_like_call(value) else None
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if not value:

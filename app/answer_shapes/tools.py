@@ -1,0 +1,257 @@
+"""Tool calling: OpenAI function tools validated with errors by place (`validate_tools`), a call's
+JSON schema and its check against each tool's parameters (`call_schema`, `check_call`), the one
+tools prompt for chat templates without tool support, the canonical text of a call, and BFCL
+functions as OpenAI tools. See the package docstring for the formats."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from app.answer_shapes.json_text import load_object
+
+MAX_TOOLS = 20
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
+EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+_TOOL_KEYS = {"type", "function"}
+_FUNCTION_KEYS = {"name", "description", "parameters", "strict"}
+
+Location = tuple[str | int, ...]
+
+
+class ToolsError(ValueError):
+    """Invalid tools: `errors` holds `(location, message)` pairs, the location starting at
+    `"tools"`, e.g. `(("tools", 2, "function", "name"), "duplicate tool name 'book'")`."""
+
+    def __init__(self, errors: list[tuple[Location, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(str(p) for p in loc)}: {msg}" for loc, msg in errors))
+
+
+def _has_ref(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return any(k in ("$ref", "$dynamicRef") or _has_ref(v) for k, v in schema.items())
+    if isinstance(schema, list):
+        return any(_has_ref(v) for v in schema)
+    return False
+
+
+def _check_parameters(params: Any, loc: Location, errors: list[tuple[Location, str]]) -> None:
+    if not isinstance(params, dict):
+        errors.append((loc, "must be a JSON schema object"))
+        return
+    try:
+        Draft202012Validator.check_schema(params)
+    except SchemaError as e:
+        where = "".join(f"[{p!r}]" for p in e.path)
+        errors.append((loc, f"not a valid JSON schema: {e.message}" + (f" (at {where})" if where else "")))
+        return
+    if params.get("type") != "object":
+        errors.append((loc, "must be a JSON schema of \"type\": \"object\""))
+    elif _has_ref(params):
+        errors.append((loc, "$ref is not supported: write the schema out"))
+
+
+def validate_tools(tools: Any) -> list[dict[str, Any]]:
+    """Check 1-20 OpenAI function tools and return them normalised: each
+    `{"type": "function", "function": {"name", "description" ("" if none), "parameters"}}`
+    (`strict` kept when given), parameters defaulting to an empty object schema. Raises ToolsError."""
+    errors: list[tuple[Location, str]] = []
+    if not isinstance(tools, list):
+        raise ToolsError([(("tools",), "must be a list of tools")])
+    if not tools:
+        raise ToolsError([(("tools",), "give at least one tool")])
+    if len(tools) > MAX_TOOLS:
+        raise ToolsError([(("tools",), f"at most {MAX_TOOLS} tools, got {len(tools)}")])
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, tool in enumerate(tools):
+        at: Location = ("tools", i)
+        if not isinstance(tool, dict):
+            errors.append((at, "must be an object"))
+            continue
+        errors.extend(((*at, k), "unknown key") for k in tool if k not in _TOOL_KEYS)
+        if tool.get("type") != "function":
+            errors.append(((*at, "type"), "must be 'function'"))
+        fn = tool.get("function")
+        if not isinstance(fn, dict):
+            errors.append(((*at, "function"), "must be an object"))
+            continue
+        at = (*at, "function")
+        errors.extend(((*at, k), "unknown key") for k in fn if k not in _FUNCTION_KEYS)
+        name = fn.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            errors.append(((*at, "name"), f"must be 1-64 letters, digits, '_', '.' or '-' (got {name!r})"))
+        elif name in seen:
+            errors.append(((*at, "name"), f"duplicate tool name {name!r}"))
+        else:
+            seen.add(name)
+        description = fn.get("description", "")
+        if not isinstance(description, str):
+            errors.append(((*at, "description"), "must be a string"))
+        params = fn.get("parameters", EMPTY_PARAMETERS)
+        _check_parameters(params, (*at, "parameters"), errors)
+        if "strict" in fn and not isinstance(fn["strict"], bool):
+            errors.append(((*at, "strict"), "must be a boolean"))
+        normal: dict[str, Any] = {"name": name, "description": description, "parameters": copy.deepcopy(params)}
+        if "strict" in fn:
+            normal["strict"] = fn["strict"]
+        out.append({"type": "function", "function": normal})
+    if errors:
+        raise ToolsError(errors)
+    return out
+
+
+def _functions(tools: Any) -> list[dict[str, Any]]:
+    return [t["function"] for t in validate_tools(tools)]
+
+
+def call_schema(tools: Any) -> dict[str, Any]:
+    """The JSON schema of a call of one of the tools (anyOf, one branch per tool):
+    `{"name": <that tool's name>, "arguments": <its parameters>}`, for vLLM structured outputs."""
+    return {"anyOf": [
+        {"type": "object",
+         "properties": {"name": {"type": "string", "const": fn["name"]}, "arguments": fn["parameters"]},
+         "required": ["name", "arguments"], "additionalProperties": False}
+        for fn in _functions(tools)]}
+
+
+@dataclass
+class CallCheck:
+    """A checked tool call: `call` is `{"name", "arguments"}`, or None exactly when there are `problems`."""
+
+    call: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)
+
+
+def _arg_path(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _summarise(error: ValidationError) -> list[str]:
+    # One jsonschema error in words, naming the argument.
+    path = list(error.absolute_path)
+    prefix = _arg_path(path) + "." if path else ""
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, dict):
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        return [f"missing required argument '{prefix}{r}'" for r in required if r not in instance]
+    if error.validator == "additionalProperties" and isinstance(instance, dict) and error.validator_value is False:
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
+        extra = [k for k in instance if k not in known and not any(re.search(p, k) for p in patterns)]
+        return [f"unknown argument '{prefix}{k}'" for k in extra]
+    if path:
+        return [f"argument '{_arg_path(path)}': {error.message}"]
+    return [f"arguments: {error.message}"]
+
+
+def check_call(call: dict[str, Any] | str | None, tools: Any) -> CallCheck:
+    """Check one tool call against the tools: a dict or its JSON text (a ```json fence or a
+    `<tool_call>...</tool_call>` wrapper tolerated; OpenAI's `{"function": {...}}` shape and
+    arguments given as JSON text accepted). Problems: no JSON object, unknown keys, an unknown
+    tool, arguments that are no object or fail the tool's parameter schema."""
+    functions = {fn["name"]: fn for fn in _functions(tools)}
+    obj = None if call is None else load_object(call)
+    if obj is None:
+        return CallCheck(None, ["no call" if call is None else "not a JSON object"])
+    if isinstance(obj.get("function"), dict):
+        obj = obj["function"]
+    problems = [f"unknown key {k!r} in the call" for k in obj if k not in ("name", "arguments")]
+    name = obj.get("name")
+    arguments = obj.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            pass
+    if not isinstance(name, str):
+        problems.append("the call has no tool name" if name is None else "the tool name must be a string")
+    elif name not in functions:
+        problems.append(f"unknown tool {name!r}")
+    if not isinstance(arguments, dict):
+        problems.append("arguments must be a JSON object")
+    elif isinstance(name, str) and name in functions:
+        validator = Draft202012Validator(functions[name]["parameters"])
+        errors = sorted(validator.iter_errors(arguments),
+                        key=lambda e: ([str(p) for p in e.absolute_path], str(e.validator), e.message))
+        for error in errors:
+            problems.extend(p for p in _summarise(error) if p not in problems)
+    if problems:
+        return CallCheck(None, problems)
+    return CallCheck({"name": name, "arguments": arguments})
+
+
+TOOLS_PROMPT_HEADER = "You can call these functions (each a JSON object with its name, description and parameters):"
+TOOLS_PROMPT_FOOTER = ('To call a function, answer with only a JSON object {"name": ..., "arguments": {...}}; '
+                       "if no function fits, answer in plain text.")
+
+
+def tools_prompt(tools: Any) -> str:
+    """The system-prompt block that shows the tools to a model without tool support (the format
+    in the module docstring): deterministic, so every stage renders the same text."""
+    lines = [TOOLS_PROMPT_HEADER]
+    for fn in _functions(tools):
+        shown = {k: v for k, v in fn.items() if k in ("name", "description", "parameters") and v != ""}
+        lines.append(json.dumps(shown, ensure_ascii=False, sort_keys=True))
+    lines.append(TOOLS_PROMPT_FOOTER)
+    return "\n".join(lines)
+
+
+def call_text(call: dict[str, Any]) -> str:
+    """The canonical answer text of a call: `name` first, then `arguments` with sorted keys,
+    `ensure_ascii=False`, e.g. `{"name": "book", "arguments": {"date": "2024-05-01", "people": 2}}`."""
+    name, arguments = call.get("name"), call.get("arguments", {})
+    if not isinstance(name, str) or not isinstance(arguments, dict):
+        raise ValueError("a call is {\"name\": <string>, \"arguments\": <object>}")
+    return ('{"name": ' + json.dumps(name, ensure_ascii=False) + ', "arguments": '
+            + json.dumps(arguments, ensure_ascii=False, sort_keys=True) + "}")
+
+
+# --------------------------------------------------------------------------------------------
+# BFCL
+# --------------------------------------------------------------------------------------------
+
+_BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _bfcl_schema(node: Any) -> Any:
+    # One BFCL schema node in JSON schema terms, walking its sub-schemas (not its property names).
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    t = out.get("type")
+    if t == "any":
+        del out["type"]
+    elif isinstance(t, str):
+        out["type"] = _BFCL_TYPES.get(t, t)
+    elif isinstance(t, list):
+        out["type"] = [_BFCL_TYPES.get(x, x) for x in t if x != "any"]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _bfcl_schema(v) for k, v in out["properties"].items()}
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = _bfcl_schema(out[key])
+    if isinstance(out.get("items"), list):  # an old-style tuple: draft 2020-12 spells it prefixItems
+        out["prefixItems"] = out.pop("items")
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_bfcl_schema(v) for v in out[key]]
+    return out
+
+
+def bfcl_to_openai_tool(fn: dict[str, Any]) -> dict[str, Any]:
+    """A BFCL function doc (`{"name", "description", "parameters"}` with BFCL's type names:
+    dict, float, tuple, any) as an OpenAI function tool."""
+    function: dict[str, Any] = {"name": fn["name"], "description": fn.get("description", ""),
+                                "parameters": _bfcl_schema(fn.get("parameters", EMPTY_PARAMETERS))}
+    return {"type": "function", "function": function}
