@@ -440,7 +440,8 @@ class ExamplesPage(BaseModel):
 
 class PredictionsPage(BaseModel):
     items: list[dict[str, Any]] = Field(
-        description="Rows: index, input, expected, teacher, base_student, student, student_text."
+        description="Rows: index, input, expected, teacher, base_student, student, student_text, and correct "
+                    "(per model, right by the job's scoring rule)."
     )
     total: int = Field(description="Rows that match the filter.")
 

@@ -76,6 +76,15 @@ def score_answers(expected: Sequence[str], predicted: Sequence[str | None], task
     return {**score(pairs, labels), "rule": "classification"} if labels else exact_match(pairs)
 
 
+def rows_correct(expected: Sequence[str], predicted: Sequence[str | None], task_type: str,
+                 labels: Sequence[str] = (), *, tools: Sequence[Mapping[str, Any]] = ()) -> list[bool]:
+    """Per row, whether the answer is right by the same rule `score_answers` counts (an extraction's
+    normalised values, a call's AST match, SQuAD exact match), so a filter of wrong rows agrees
+    with the scores."""
+    return [score_answers([e], [p], task_type, labels, tools=tools)["correct"] == 1
+            for e, p in zip(expected, predicted, strict=True)]
+
+
 def normalize_answer(text: str, task_type: str) -> str:
     """The form answers are compared in: JSON objects (extraction, tool calls) canonically re-serialised,
     everything else stripped, lower-cased and with runs of whitespace made single spaces."""

@@ -58,3 +58,15 @@ def test_predictions_filter_the_rows_a_model_got_wrong(client):
     assert base_wrong["total"] == 4 and len(base_wrong["items"]) == 2
     assert client.get(f"/api/jobs/{job_id}/predictions", params={"wrong": "nobody"}).status_code == 422
     assert client.get(f"/api/jobs/{make_job()}/predictions").status_code == 404
+
+
+def test_wrong_predictions_follow_the_scoring_rule_that_evaluate_recorded(client):
+    # A call with its keys in another order is the expected call, so the text differs but it is right.
+    job_id = make_job()
+    rows = [{"input": "Book for two", "expected": '{"arguments": {"people": 2}, "name": "book"}',
+             "teacher": '{"name": "book", "arguments": {"people": 2}}', "base_student": "Sure!", "student": None,
+             "student_text": "", "correct": {"teacher": True, "base_student": False, "student": False}}]
+    with session_scope() as session:
+        save_artifact(session, get_storage(), job_id, PREDICTIONS_ARTIFACT, (json.dumps(rows[0]) + "\n").encode())
+    assert client.get(f"/api/jobs/{job_id}/predictions", params={"wrong": "teacher"}).json()["total"] == 0
+    assert client.get(f"/api/jobs/{job_id}/predictions", params={"wrong": "base_student"}).json()["total"] == 1

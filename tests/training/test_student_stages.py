@@ -55,8 +55,10 @@ def test_train_then_evaluate_scores_all_three_models_the_same_way(teacher_settin
     from app.artifacts import artifact_key
 
     path = get_storage().local_path(artifact_key(job_id, PREDICTIONS))
-    recorded = [json.loads(line) for line in path.read_text().splitlines()][:3]
-    for row in recorded:
+    recorded = [json.loads(line) for line in path.read_text().splitlines()]
+    for name in ("teacher", "base_student", "student"):  # the rows `?wrong=` filters agree with the scores
+        assert sum(row["correct"][name] for row in recorded) == metrics[name]["correct"], name
+    for row in recorded[:3]:
         served = serving.complete(str(job_id), [{"role": "user", "content": row["input"]}], max_tokens=16)
         assert served.text.strip() == row["student_text"], row
 
@@ -123,3 +125,4 @@ def test_open_book_qa_is_scored_with_token_f1_and_the_teacher_judge(teacher_sett
     for name in ("teacher", "base_student", "student"):
         f1s = [token_f1(row["expected"], row[name] or "") for row in recorded]
         assert metrics[name]["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-3), (name, recorded)
+        assert sum(row["correct"][name] for row in recorded) == metrics[name]["correct"], name

@@ -143,3 +143,18 @@ def test_bfcl_ground_truth_scores_perfectly():
         predicted.append(_call(name, **{k: v[0] for k, v in args.items() if v[0] != ""}))
     report = score_calls(expected, predicted, row_tools=[row["function"] for row in rows])
     assert report["accuracy"] == 1.0 and report["valid_call_rate"] == 1.0 and report["n_call"] == 3
+
+
+def test_rows_correct_follows_each_types_rule_not_the_text():
+    from workers.scoring import rows_correct
+
+    tool = {"type": "function", "function": {"name": "book", "parameters": {
+        "type": "object", "required": ["people"], "properties": {"people": {"type": "integer"}}}}}
+    expected = ['{"name": "book", "arguments": {"people": 2}}', "", '{"name": "book", "arguments": {"people": 3}}']
+    predicted = ['<tool_call>{"arguments": {"people": "2"}, "name": "book"}</tool_call>', "You are welcome!",
+                 '{"name": "book", "arguments": {"people": 4}}']
+    assert rows_correct(expected, predicted, "tool_calling", tools=[tool]) == [True, True, False]
+    assert rows_correct(['{"date": "Friday"}', '{"date": null}'], ['{"date": " friday "}', None],
+                        "extraction") == [True, False]
+    assert rows_correct(["at noon", "twenty"], ["At noon.", "20"], "qa") == [True, False]
+    assert rows_correct(["spam", "ham"], ["spam", "spam"], "classification", ["ham", "spam"]) == [True, False]

@@ -32,7 +32,7 @@ from workers.labelling import (
     match_label,
     same_answer,
 )
-from workers.scoring import normalize_answer, percentiles, score_answers, verdict
+from workers.scoring import normalize_answer, percentiles, rows_correct, score_answers, verdict
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl, with_teacher, write_jsonl
 from workers.teacher import Teacher
@@ -69,21 +69,23 @@ class EvaluateStage:
                                                      lambda text: [{"role": "user", "content": text}], tuned=True)
         ctx.progress(3, 4)
 
-        reports, normalised = {}, {}
+        reports, normalised, correct = {}, {}, {}
         models = (("teacher", teacher_answers, teacher), ("base_student", base_answers, base),
                   ("student", tuned_answers, tuned))
         for name, answers, extra in models:
             reports[name] = {**score_answers(expected, answers, spec.task_type, spec.label_names, tools=spec.tools),
                              **extra}
             normalised[name] = [None if a is None else normalize(a, spec) for a in answers]
+            correct[name] = rows_correct(expected, answers, spec.task_type, spec.label_names, tools=spec.tools)
         if spec.task_type == TaskType.QA:
             for name, answers, _ in models:
                 reports[name]["judge"] = _judged(ctx, rows, answers)
         predictions = write_jsonl(ctx, PREDICTIONS_ARTIFACT, (
             {"input": row.input, "expected": normalize(row.output, spec), "teacher": t, "base_student": b,
-             "student": s, "student_text": tuned_text}
-            for row, t, b, s, tuned_text in zip(rows, normalised["teacher"], normalised["base_student"],
-                                                normalised["student"], tuned_texts, strict=True)))
+             "student": s, "student_text": tuned_text,
+             "correct": {name: correct[name][i] for name in correct}}
+            for i, (row, t, b, s, tuned_text) in enumerate(zip(rows, normalised["teacher"], normalised["base_student"],
+                                                               normalised["student"], tuned_texts, strict=True))))
         ctx.progress(4, 4)
         student_acc, teacher_acc = reports["student"]["accuracy"], reports["teacher"]["accuracy"]
         return {

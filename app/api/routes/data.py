@@ -91,5 +91,14 @@ def list_predictions(
         path = _artifact_file(session, job.id, PREDICTIONS_ARTIFACT,
                               "predictions (they exist once the evaluate stage has run)")
     rows = _rows(path)
-    chosen = [{"index": i, **r} for i, r in enumerate(rows) if wrong is None or r.get(wrong) != r["expected"]]
+    chosen = [{"index": i, **r} for i, r in enumerate(rows) if wrong is None or not _is_right(r, wrong)]
     return PredictionsPage(items=chosen[offset: offset + limit], total=len(chosen))
+
+
+def _is_right(row: dict[str, Any], model: str) -> bool:
+    # Evaluate records each model's verdict by the scoring rule; predictions written before it did
+    # (plain text answers) fall back to comparing the normalised text.
+    recorded = row.get("correct")
+    if isinstance(recorded, dict) and model in recorded:
+        return bool(recorded[model])
+    return bool(row.get(model) == row["expected"])
