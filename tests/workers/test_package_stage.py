@@ -138,7 +138,11 @@ def test_gguf_reads_back_as_the_same_model(packaged):
 def test_modelfile_uses_the_students_chat_format(packaged):
     job_id, metrics, _, _ = packaged
     text = stored(job_id, "Modelfile").read_text()
-    assert text.startswith("FROM ./student.gguf\n")
+    comments, rest = text.split("\nFROM ", 1)
+    assert all(line.startswith("# ") or not line for line in comments.splitlines())
+    how_to_call = " ".join(line[2:] for line in comments.splitlines() if line)
+    assert "as the user message" in how_to_call and how_to_call.endswith("It answers with the label.")
+    assert rest.startswith("./student.gguf\n")
     assert 'PARAMETER stop "<|im_end|>"' in text and "PARAMETER temperature 0" in text
     template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
     tokenizer = AutoTokenizer.from_pretrained(STUDENT_DIR)
