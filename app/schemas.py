@@ -8,7 +8,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.answer_shapes import (
     FieldSpec,
@@ -34,6 +44,23 @@ def storable_text(value: str) -> str:
         except UnicodeEncodeError:
             raise ValueError("must not contain unpaired surrogates (\\ud800-\\udfff); send UTF-8 text") from None
     return value
+
+
+#: At most this many rows' problems are listed in one answer (a wrong column can spoil them all).
+MAX_ROW_ERRORS = 20
+
+
+def row_errors(title: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ValidationError:
+    """One validation error per problem, each at its own location (`test_set.3.output`), so an API
+    client or the dashboard can point at the row. Beyond MAX_ROW_ERRORS, one more says how many
+    rows were not listed."""
+    shown = problems[:MAX_ROW_ERRORS]
+    if len(problems) > len(shown):
+        where = problems[MAX_ROW_ERRORS][0][0]
+        shown.append(((where,), f"and {len(problems) - len(shown)} more rows with such problems"))
+    return ValidationError.from_exception_data(title, [
+        InitErrorDetails(type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc,
+                         input=None) for loc, message in shown])
 
 
 def _storable_input(value: object) -> object:
@@ -234,9 +261,11 @@ class JobCreate(Strict):
             raise ValueError(f"{len(value)} rows given; the limit is {limit}")
         labels = info.data.get("labels")
         if labels:
-            for index, row in enumerate(value):
-                if (row.output or "").strip() not in labels:
-                    raise ValueError(f"row {index}: output {row.output!r} is not one of the labels {labels}")
+            problems: list[tuple[tuple[str | int, ...], str]] = [
+                ((index, "output"), f"{row.output!r} is not one of the labels {labels}")
+                for index, row in enumerate(value) if (row.output or "").strip() not in labels]
+            if problems:
+                raise row_errors("JobCreate", problems)
         return value
 
     @model_validator(mode="after")
@@ -256,11 +285,14 @@ class JobCreate(Strict):
             raise ValueError(f"labels are only for classification tasks, not {self.task_type.value}")
         if self.task_type == TaskType.TOOL_CALLING and not self.tools:
             raise ValueError("a tool_calling task needs `tools`: the functions the student may call")
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for where in ("examples", "test_set"):
             for index, row in enumerate(getattr(self, where)):
                 problem = self._row_problem(row.output or "")
                 if problem:
-                    raise ValueError(f"{where}[{index}].output: {problem}")
+                    problems.append(((where, index, "output"), problem))
+        if problems:
+            raise row_errors("JobCreate", problems)
         return self
 
     def _row_problem(self, output: str) -> str | None:

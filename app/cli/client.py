@@ -40,7 +40,7 @@ class ClientError(Exception):
 def _field_lines(error: dict[str, str]) -> list[str]:
     """One invalid field's lines: `  field: message`. A message that already names its locations
     (`tools.1.function.name: ...; tools.2.type: ...`) is one line per location; a whole-body problem
-    (field `body`) is its message alone (it names what it is about, e.g. `test_set[0].output`)."""
+    (field `body`) is its message alone (it says what it is about)."""
     field, message = str(error.get("field")), str(error.get("message"))
     if field == "body":
         return [f"  {message}"]

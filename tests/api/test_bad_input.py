@@ -35,7 +35,7 @@ BAD_BODIES = [
     ({"task": "t", "examples": [{"input": "hi"}]}, "examples.0.output"),
     ({"task": "t", "examples": ["hi"]}, "examples.0"),
     ({"task": "t", "test_set": {"input": "a", "output": "b"}}, "test_set"),
-    ({"task": "t", "labels": ["a", "b"], "test_set": [{"input": "x", "output": "c"}]}, "test_set"),
+    ({"task": "t", "labels": ["a", "b"], "test_set": [{"input": "x", "output": "c"}]}, "test_set.0.output"),
     ({"task": "t", "num_examples": 0}, "num_examples"),
     ({"task": "t", "num_examples": -5}, "num_examples"),
     ({"task": "t", "num_examples": 2.5}, "num_examples"),

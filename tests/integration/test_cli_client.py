@@ -224,7 +224,7 @@ def test_the_servers_field_errors_are_listed_one_line_each(api_service, tmp_path
                       str(tmp_path / "test.csv"), "--detach")
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines() == ["vibetune: the server refused the request:",
-                                          "  test_set[0].output: must be the JSON object of the fields (as JSON text)"]
+                                          "  test_set.0.output: must be the JSON object of the fields (as JSON text)"]
 
 
 def test_detach_cancel_resume_cancel(api_service, tmp_path):

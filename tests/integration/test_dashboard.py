@@ -74,7 +74,7 @@ def test_form_shows_each_api_error_next_to_its_field(api_service):
         page.fill("[name=labels]", "spam, ham")
         page.fill("[name=num_examples]", "20")
         page.click("[type=submit]")
-        expect(page.locator("#e-test_set")).to_contain_text("row 0: output 'maybe' is not one of the labels")
+        expect(page.locator("#e-test_set")).to_contain_text("row 0, output: 'maybe' is not one of the labels")
         expect(page.locator("#e-labels")).to_be_hidden()
 
         page.fill("[name=test_set]", "text;label\nWin a prize now;spam")

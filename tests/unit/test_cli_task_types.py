@@ -58,12 +58,14 @@ def test_fields_are_text_as_given_or_json_from_an_at_file(tmp_path):
 
 def test_field_errors_that_name_their_locations_are_one_line_each():
     message = "tools.1.function.name: duplicate tool name 'a'; tools.2.type: must be 'function'"
-    body = "test_set[0].output: must be the JSON object of the fields (as JSON text)"
-    error = ClientError(f"tools: {message}; body: {body}",
-                        [{"field": "tools", "message": message}, {"field": "body", "message": body}])
+    row = "must be the JSON object of the fields (as JSON text)"
+    body = "a tool_calling task needs `tools`: the functions the student may call"
+    fields = [{"field": "tools", "message": message}, {"field": "test_set.0.output", "message": row},
+              {"field": "body", "message": body}]
+    error = ClientError("; ".join(f"{f['field']}: {f['message']}" for f in fields), fields)
     assert error.lines() == ["vibetune: the server refused the request:",
                              "  tools.1.function.name: duplicate tool name 'a'", "  tools.2.type: must be 'function'",
-                             f"  {body}"]
+                             f"  test_set.0.output: {row}", f"  {body}"]
 
 
 def test_extraction_report_has_parse_rate_and_a_per_field_table():

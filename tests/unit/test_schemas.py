@@ -40,9 +40,21 @@ def test_labels_are_stripped():
     assert JobCreate(task="t", labels=[" spam", "ham "]).labels == ["spam", "ham"]
 
 
-def test_example_outputs_must_be_labels():
-    msgs = errors_of(task="t", labels=["spam", "ham"], test_set=[{"input": "hi", "output": "eggs"}])
-    assert "not one of the labels" in msgs[("test_set",)]
+def test_example_outputs_must_be_labels_and_each_wrong_row_is_named():
+    msgs = errors_of(task="t", labels=["spam", "ham"], test_set=[
+        {"input": "hi", "output": "eggs"}, {"input": "yo", "output": "ham"}, {"input": "ok", "output": "bacon"}])
+    assert set(msgs) == {("test_set", 0, "output"), ("test_set", 2, "output")}
+    assert msgs[("test_set", 2, "output")] == "'bacon' is not one of the labels ['spam', 'ham']"
+
+
+def test_row_problems_are_listed_up_to_a_limit_with_a_count_of_the_rest():
+    from app.schemas import MAX_ROW_ERRORS
+
+    rows = [{"input": f"day {i}", "output": "friday"} for i in range(MAX_ROW_ERRORS + 5)]
+    msgs = errors_of(task="t", fields="date", examples=rows[:3], test_set=rows)
+    assert ("examples", 2, "output") in msgs and ("test_set", MAX_ROW_ERRORS - 4, "output") in msgs
+    assert ("test_set", MAX_ROW_ERRORS - 3, "output") not in msgs
+    assert msgs[("test_set",)] == "and 8 more rows with such problems"
 
 
 def test_labels_only_for_classification():

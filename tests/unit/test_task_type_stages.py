@@ -67,7 +67,7 @@ def test_expected_outputs_are_checked_per_type():
     assert ok.test_set[1].output == ok.test_set[2].output == ""
     assert "missing required argument 'people'" in error_text(task="t", tools=[BOOK], test_set=[
         {"input": "book", "output": '{"name": "book_table", "arguments": {}}'}])
-    assert "test_set[0].output: must be the JSON object" in error_text(task="t", fields="date", test_set=[
+    assert "test_set.0.output: must be the JSON object" in error_text(task="t", fields="date", test_set=[
         {"input": "friday", "output": "friday"}])
     assert "unknown fields ['time']" in error_text(task="t", fields="date", test_set=[
         {"input": "friday", "output": {"date": "friday", "time": "7"}}])

@@ -281,8 +281,8 @@ function requestBody(data, form) {
 // The API's field errors, placed where the form can show them:
 // - pydantic names each branch of a union (`fields.list[FieldSpec].0.name`, `fields.dict[str,any]`); the
 //   form sends lists, so only that branch's errors are kept, without the tag;
-// - a problem with the whole body (`body`) that names a row (`test_set[0].output: …`) or an input
-//   (`…needs \`tools\``) goes next to it.
+// - a problem with the whole body (`body`) that names an input (`…needs \`tools\``) goes next to it
+//   (a row's problem comes at its own place, `test_set.3.output`).
 export function apiFieldErrors(fields) {
   const out = [];
   for (const f of fields || []) {
@@ -294,10 +294,8 @@ export function apiFieldErrors(fields) {
     }
     let error = { field: parts.join('.'), message: String(f.message || '') };
     if (error.field === 'body') {
-      const row = /^(examples|test_set)\[(\d+)\]\.(\w+): ([\s\S]*)$/.exec(error.message);
       const named = ['tools', 'fields', 'labels'].find((n) => error.message.includes(`\`${n}\``));
-      if (row) error = { field: `${row[1]}.${row[2]}.${row[3]}`, message: row[4] };
-      else if (named) error = { field: named, message: error.message };
+      if (named) error = { field: named, message: error.message };
     }
     out.push(error);
   }
