@@ -17,4 +17,4 @@ RUN useradd --create-home vibetune && mkdir -p /data && chown vibetune /data
 USER vibetune
 ENV ARTIFACT_DIR=/data/artifacts WORK_DIR=/data/work
 EXPOSE 8000
-CMD ["python", "-m", "uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "3"]
+CMD ["python", "-m", "uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "3", "--timeout-keep-alive", "75"]

@@ -44,6 +44,10 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.cli.supervisor import api_command  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "api_load.json"
 MIX = (("list", 30), ("get", 25), ("report", 15), ("events", 5), ("submit", 15), ("cancel", 10))
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -242,8 +246,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "app.cli.main", "migrate"], env=env, check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
         # The command `make up` runs (app/cli/supervisor.py).
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
-                                   str(port), "--timeout-graceful-shutdown", "3", "--log-level", "warning"],
+        server = subprocess.Popen(api_command("127.0.0.1", port, "--log-level", "warning"),
                                   env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_up(url, admin_key)
         owners = make_owners(url, admin_key)

@@ -44,6 +44,10 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.cli.supervisor import api_command  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "fair_share.json"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TASK = "Decide whether an SMS text message is spam or a normal personal message"
@@ -63,8 +67,7 @@ class Service:
         self.env, self.logs = env, logs
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.api = self._start("api", [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                                       "--port", str(self.port), "--log-level", "warning"])
+        self.api = self._start("api", list(api_command("127.0.0.1", self.port, "--log-level", "warning")))
         self.worker: subprocess.Popen[bytes] | None = None
 
     def _start(self, name: str, args: list[str], **extra: str) -> subprocess.Popen[bytes]:
@@ -224,7 +227,6 @@ def main() -> None:
 
     teacher_url, teacher = os.environ.get("TEACHER_URL"), None
     if not teacher_url:
-        sys.path.insert(0, str(ROOT))
         from tests.support.teacher import TeacherServer
 
         teacher = TeacherServer(Path(tempfile.mkdtemp()) / "teacher.log")

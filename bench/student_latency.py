@@ -38,6 +38,7 @@ import openai  # noqa: E402
 from openai.types.chat import ChatCompletionMessageParam  # noqa: E402
 
 from app.auth import ensure_admin_key  # noqa: E402
+from app.cli.supervisor import api_command  # noqa: E402
 from app.db import session_scope  # noqa: E402
 from tests.support.database import create_database, drop_database, migrate_to_head  # noqa: E402
 from tests.support.factories import make_finished_job  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> None:
             ensure_admin_key(session, ADMIN_KEY)
         model = str(make_finished_job(model_dir=model_dir(STUDENT)))
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)], cwd=ROOT,
+        server = subprocess.Popen(api_command("127.0.0.1", port), cwd=ROOT,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}/v1"
         for _ in range(120):

@@ -4,12 +4,15 @@ Runs the generate and label steps twice against one teacher server:
   1. through the stage code (`generate_inputs`, `label_inputs`: the Teacher client with its
      concurrency bound, retries and answer parsing), and
   2. through a raw `AsyncOpenAI` client firing the identical requests all at once,
-then prints completion tokens/s and examples/s for both and their ratio (target >= 0.9).
+then prints completion tokens/s and examples/s for both and their ratio (target >= 0.9) and
+writes them to bench/results/teacher_throughput.json (or `--out`). The stages run as the service
+runs them: streamed answers, TEACHER_CONCURRENCY (default 8) requests in flight; the raw client
+keeps `--raw-concurrency` (default 32) in flight, enough to saturate the server.
 The raw run labels the inputs the stage run generated, so both label the same texts. Every
 prompt is sent once with max_tokens=1 before either run measures it, so both find the server's
 prefix cache equally warm.
 
-    TEACHER_URL=http://127.0.0.1:8011/v1 python bench/teacher_throughput.py [--calls 8]
+    TEACHER_URL=http://127.0.0.1:8011/v1 python bench/teacher_throughput.py [--calls 8] [--out FILE]
 
 Without TEACHER_URL it starts the bundled vLLM teacher itself (a few minutes on a CPU).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -30,12 +34,15 @@ from openai.types.chat import ChatCompletionMessageParam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.config import get_settings  # noqa: E402
 from app.specs import TaskSpec  # noqa: E402
 from workers import prompts  # noqa: E402
 from workers.bundled_models import TEACHER  # noqa: E402
 from workers.labelling import TOP_LOGPROBS, label_inputs  # noqa: E402
 from workers.stages.generate import PER_CALL, generate_inputs, plan_buckets  # noqa: E402
 from workers.teacher import Teacher, TeacherConfig  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "teacher_throughput.json"
 
 SPEC = TaskSpec.model_validate({
     "task": "Decide whether a movie review sentence is positive or negative",
@@ -60,8 +67,10 @@ async def warm(url: str, model: str, conversations: list[list[dict[str, str]]]) 
     await client.close()
 
 
-async def stage_run(url: str, model: str, buckets: list[dict[str, str]], concurrency: int) -> dict:
-    teacher = Teacher(TeacherConfig(url, model, concurrency=concurrency))
+async def stage_run(url: str, model: str, buckets: list[dict[str, str]]) -> dict:
+    settings = get_settings()  # the stages' own client settings (workers/stages/common.py `teacher_for`)
+    teacher = Teacher(TeacherConfig(url, model, concurrency=settings.teacher_concurrency,
+                                    silence_timeout=settings.teacher_timeout, priority=settings.teacher_priority))
     await warm(url, model, [prompts.generate_messages(SPEC, b, [], PER_CALL) for b in buckets])
     t0 = time.perf_counter()
     generated = await generate_inputs(teacher, SPEC, buckets, [])
@@ -106,7 +115,8 @@ async def raw_run(url: str, model: str, buckets: list[dict[str, str]], texts: li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=8, help="generate calls (each asks for 5 inputs)")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--raw-concurrency", type=int, default=32, help="the raw client's requests in flight")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     url, server = os.environ.get("TEACHER_URL"), None
     model = os.environ.get("TEACHER_MODEL", TEACHER.name)
@@ -117,8 +127,8 @@ def main() -> None:
         url = server.wait()
     try:
         buckets = plan_buckets(SPEC, args.calls, seed=0)
-        stage = asyncio.run(stage_run(url, model, buckets, args.concurrency))
-        raw = asyncio.run(raw_run(url, model, buckets, stage["texts"], args.concurrency))
+        stage = asyncio.run(stage_run(url, model, buckets))
+        raw = asyncio.run(raw_run(url, model, buckets, stage["texts"], args.raw_concurrency))
     finally:
         if server:
             server.stop()
@@ -128,8 +138,16 @@ def main() -> None:
         print(f"{name:10s}  generate {r['gen_s']:6.1f} s  label {r['label_s']:6.1f} s  "
               f"{r['tokens']:6d} tokens  {r['tok_s']:6.2f} tok/s  {r['ex_s']:6.3f} examples/s  "
               f"({r['ex_s'] * 60:.1f} examples/min)")
-    print(f"ratio stages/raw: {stage['tok_s'] / raw['tok_s']:.2f} (tokens/s), "
-          f"{stage['ex_s'] / raw['ex_s']:.2f} (examples/s)")
+    ratios = {"tokens_per_s": stage["tok_s"] / raw["tok_s"], "examples_per_s": stage["ex_s"] / raw["ex_s"]}
+    print(f"ratio stages/raw: {ratios['tokens_per_s']:.2f} (tokens/s), {ratios['examples_per_s']:.2f} (examples/s)")
+    results = {
+        "calls": args.calls, "model": model, "stage_concurrency": get_settings().teacher_concurrency,
+        "raw_concurrency": args.raw_concurrency, "ratio_stages_over_raw": ratios,
+        **{name: {k: v for k, v in r.items() if k != "texts"} for name, r in (("stages", stage), ("raw", raw))},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

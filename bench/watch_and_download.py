@@ -31,6 +31,10 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 ARTIFACT_MB = int(os.environ.get("BENCH_ARTIFACT_MB", "200"))
 POLL_SECONDS = 1.0
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.cli.supervisor import api_command  # noqa: E402
+
 ADMIN_KEY = "vt_bench_" + secrets.token_urlsafe(24)
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -168,8 +172,7 @@ def main() -> None:
 
     env, scratch = _setup()
     port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-                            "--timeout-graceful-shutdown", "1"], env={**os.environ, **env},
+    api = subprocess.Popen(api_command("127.0.0.1", port), env={**os.environ, **env},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:

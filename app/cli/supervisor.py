@@ -30,13 +30,26 @@ class Service:
     env: dict[str, str] | None = None
 
 
+#: How long the API keeps an idle connection open. Longer than the 5 s for which httpx (the CLI,
+#: the openai client) and most clients reuse one, and than a proxy's usual 60 s: were both 5 s, a
+#: request sent on a connection the server is just closing would fail with a `ReadError` (seen
+#: under load in bench/api_load.py). A client always lets go first.
+KEEP_ALIVE_SECONDS = 75
+
+
+def api_command(host: str, port: int, *extra: str) -> tuple[str, ...]:
+    """The API server's command line, the one place that says how uvicorn runs it (`make up`, the
+    tests' live service and the benchmarks; docker-compose.yml and the Dockerfile mirror it)."""
+    # Live dashboards hold event streams open; without a bound, uvicorn would wait on them forever.
+    return (sys.executable, "-m", "uvicorn", "app.main:app", "--host", host, "--port", str(port),
+            "--timeout-graceful-shutdown", "3", "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS), *extra)
+
+
 def services(host: str, port: int) -> list[Service]:
     """The long-running processes of one vibetune machine (docker-compose.yml mirrors these)."""
     py = sys.executable
     return [
-        # Live dashboards hold event streams open; without a bound, uvicorn would wait on them forever.
-        Service("api", (py, "-m", "uvicorn", "app.main:app", "--host", host, "--port", str(port),
-                        "--timeout-graceful-shutdown", "3")),
+        Service("api", api_command(host, port)),
         Service("worker", (py, "-m", "workers.main", "--queue", "default")),
         Service("gpu-worker", (py, "-m", "workers.main", "--queue", "gpu", "--concurrency", "1")),
     ]

@@ -363,3 +363,25 @@ def test_refused_text_leaves_the_connection_usable(live_api):
             assert conn.sock is sock, "the server closed the keep-alive connection"
     finally:
         conn.close()
+
+
+def test_an_idle_connection_outlives_a_clients_reuse_of_it(live_api):
+    """httpx (the CLI, the openai client) reuses a connection idle for up to 5 s; the server keeps
+    it longer, so a request sent on it never meets a connection the server is just closing."""
+    import http.client
+
+    client_expiry = httpx.Limits().keepalive_expiry or 0
+    host, port = live_api.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        for attempt in range(2):
+            conn.request("GET", "/api/jobs?limit=1", headers=ADMIN_HEADERS)
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200 and answer.getheader("connection") != "close"
+            if attempt == 0:
+                sock = conn.sock
+                time.sleep(client_expiry + 1)
+        assert conn.sock is sock, "the server closed the idle connection before the client let go of it"
+    finally:
+        conn.close()

@@ -1,10 +1,11 @@
 """docker-compose.yml and the Dockerfile agree with what `make up` runs (no Docker engine here)."""
 
+import json
 from pathlib import Path
 
 import yaml
 
-from app.cli.supervisor import services
+from app.cli.supervisor import api_command, services
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -17,6 +18,8 @@ def test_compose_has_every_service():
 def test_app_commands_match_make_up():
     for service in services(host="0.0.0.0", port=8000):
         assert COMPOSE["services"][service.name]["command"] == ["python", *service.args[1:]], service.name
+    cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    assert json.loads(cmd.removeprefix("CMD ")) == ["python", *api_command("0.0.0.0", 8000)[1:]]
 
 
 def test_migrate_applies_migrations_and_prints_a_first_admin_key_and_the_app_waits_for_it():

@@ -3,7 +3,6 @@ real default and gpu workers, all on this test run's database and a private set 
 
 from __future__ import annotations
 
-import sys
 import uuid
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from app import jobs
+from app.cli.supervisor import api_command
 from app.db import session_scope
 from app.models import Job
 from tests.support import http
@@ -36,8 +36,7 @@ class LiveService:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.workers: list[Process] = []
-        self.api = Process([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                            "--port", str(port), "--timeout-graceful-shutdown", "3"], logs / "api.log", env=self.env)
+        self.api = Process(list(api_command("127.0.0.1", port)), logs / "api.log", env=self.env)
         try:
             self.api.wait_for(self._answers, timeout=60, what="API answering")
             if workers:
