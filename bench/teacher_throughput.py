@@ -4,7 +4,8 @@ Runs the generate and label steps twice against one teacher server:
   1. through the stage code (`generate_inputs`, `label_inputs`: the Teacher client with its
      concurrency bound, retries and answer parsing), and
   2. through a raw `AsyncOpenAI` client firing the identical requests all at once,
-then prints completion tokens/s and examples/s for both and their ratio (target >= 0.9) and
+then prints completion tokens/s and examples/s for both and their ratio (target >= 0.9), per run
+and as the median of `--repeats` runs (a CPU server's runs differ by tens of percent), and
 writes them to bench/results/teacher_throughput.json (or `--out`). The stages run as the service
 runs them: streamed answers, TEACHER_CONCURRENCY (default 8) requests in flight; the raw client
 keeps `--raw-concurrency` (default 32) in flight, enough to saturate the server.
@@ -12,7 +13,7 @@ The raw run labels the inputs the stage run generated, so both label the same te
 prompt is sent once with max_tokens=1 before either run measures it, so both find the server's
 prefix cache equally warm.
 
-    TEACHER_URL=http://127.0.0.1:8011/v1 python bench/teacher_throughput.py [--calls 8] [--out FILE]
+    TEACHER_URL=http://127.0.0.1:8011/v1 python bench/teacher_throughput.py [--calls 8] [--repeats 3] [--out FILE]
 
 Without TEACHER_URL it starts the bundled vLLM teacher itself (a few minutes on a CPU).
 """
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -112,10 +114,26 @@ async def raw_run(url: str, model: str, buckets: list[dict[str, str]], texts: li
     return {"gen_s": t1 - t0, "label_s": t2 - t1, "tokens": sum(gen_tokens) + sum(label_tokens), "examples": len(texts)}
 
 
+def summarise(repeat: int, stage: dict, raw: dict) -> dict:
+    """One repeat's figures per client and their ratio, printed and returned."""
+    for name, r in (("stages", stage), ("raw client", raw)):
+        seconds = r["gen_s"] + r["label_s"]
+        r["tok_s"], r["ex_s"] = r["tokens"] / seconds, r["examples"] / seconds
+        print(f"run {repeat + 1}  {name:10s}  generate {r['gen_s']:6.1f} s  label {r['label_s']:6.1f} s  "
+              f"{r['tokens']:6d} tokens  {r['tok_s']:6.2f} tok/s  {r['ex_s']:6.3f} examples/s  "
+              f"({r['ex_s'] * 60:.1f} examples/min)")
+    ratios = {"tokens_per_s": stage["tok_s"] / raw["tok_s"], "examples_per_s": stage["ex_s"] / raw["ex_s"]}
+    print(f"run {repeat + 1}  ratio stages/raw: {ratios['tokens_per_s']:.2f} (tokens/s), "
+          f"{ratios['examples_per_s']:.2f} (examples/s)")
+    return {"ratio_stages_over_raw": ratios,
+            **{name: {k: v for k, v in r.items() if k != "texts"} for name, r in (("stages", stage), ("raw", raw))}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=8, help="generate calls (each asks for 5 inputs)")
     parser.add_argument("--raw-concurrency", type=int, default=32, help="the raw client's requests in flight")
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs of each client, one after the other")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     url, server = os.environ.get("TEACHER_URL"), None
@@ -125,25 +143,28 @@ def main() -> None:
 
         server = TeacherServer(Path(tempfile.mkdtemp()) / "teacher.log")
         url = server.wait()
+    runs = []
     try:
         buckets = plan_buckets(SPEC, args.calls, seed=0)
-        stage = asyncio.run(stage_run(url, model, buckets))
-        raw = asyncio.run(raw_run(url, model, buckets, stage["texts"], args.raw_concurrency))
+        for repeat in range(args.repeats):
+            stage = asyncio.run(stage_run(url, model, buckets))
+            raw = asyncio.run(raw_run(url, model, buckets, stage["texts"], args.raw_concurrency))
+            runs.append(summarise(repeat, stage, raw))
     finally:
         if server:
             server.stop()
-    for name, r in (("stages", stage), ("raw client", raw)):
-        seconds = r["gen_s"] + r["label_s"]
-        r["tok_s"], r["ex_s"] = r["tokens"] / seconds, r["examples"] / seconds
-        print(f"{name:10s}  generate {r['gen_s']:6.1f} s  label {r['label_s']:6.1f} s  "
-              f"{r['tokens']:6d} tokens  {r['tok_s']:6.2f} tok/s  {r['ex_s']:6.3f} examples/s  "
-              f"({r['ex_s'] * 60:.1f} examples/min)")
-    ratios = {"tokens_per_s": stage["tok_s"] / raw["tok_s"], "examples_per_s": stage["ex_s"] / raw["ex_s"]}
-    print(f"ratio stages/raw: {ratios['tokens_per_s']:.2f} (tokens/s), {ratios['examples_per_s']:.2f} (examples/s)")
+    medians = {key: statistics.median(run["ratio_stages_over_raw"][key] for run in runs)
+               for key in ("tokens_per_s", "examples_per_s")}
+    spread = {key: [min(run["ratio_stages_over_raw"][key] for run in runs),
+                    max(run["ratio_stages_over_raw"][key] for run in runs)] for key in medians}
+    print(f"median ratio stages/raw over {len(runs)} runs: {medians['tokens_per_s']:.2f} tokens/s "
+          f"(range {spread['tokens_per_s'][0]:.2f}-{spread['tokens_per_s'][1]:.2f}), "
+          f"{medians['examples_per_s']:.2f} examples/s "
+          f"(range {spread['examples_per_s'][0]:.2f}-{spread['examples_per_s'][1]:.2f})")
     results = {
         "calls": args.calls, "model": model, "stage_concurrency": get_settings().teacher_concurrency,
-        "raw_concurrency": args.raw_concurrency, "ratio_stages_over_raw": ratios,
-        **{name: {k: v for k, v in r.items() if k != "texts"} for name, r in (("stages", stage), ("raw", raw))},
+        "raw_concurrency": args.raw_concurrency, "repeats": len(runs),
+        "median_ratio_stages_over_raw": medians, "ratio_range": spread, "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
