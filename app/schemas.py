@@ -50,7 +50,11 @@ def storable_text(value: str) -> str:
 MAX_ROW_ERRORS = 20
 
 
-def row_errors(title: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ValidationError:
+#: A problem of one row: where it is (`("test_set", 3, "output")`) and what is wrong there.
+RowProblem = tuple[tuple[str | int, ...], str]
+
+
+def row_errors(problems: list[RowProblem]) -> ValidationError:
     """One validation error per problem, each at its own location (`test_set.3.output`), so an API
     client or the dashboard can point at the row. Beyond MAX_ROW_ERRORS, one more says how many
     rows were not listed."""
@@ -58,7 +62,7 @@ def row_errors(title: str, problems: list[tuple[tuple[str | int, ...], str]]) ->
     if len(problems) > len(shown):
         where = problems[MAX_ROW_ERRORS][0][0]
         shown.append(((where,), f"and {len(problems) - len(shown)} more rows with such problems"))
-    return ValidationError.from_exception_data(title, [
+    return ValidationError.from_exception_data("JobCreate", [
         InitErrorDetails(type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc,
                          input=None) for loc, message in shown])
 
@@ -261,11 +265,11 @@ class JobCreate(Strict):
             raise ValueError(f"{len(value)} rows given; the limit is {limit}")
         labels = info.data.get("labels")
         if labels:
-            problems: list[tuple[tuple[str | int, ...], str]] = [
+            problems: list[RowProblem] = [
                 ((index, "output"), f"{row.output!r} is not one of the labels {labels}")
                 for index, row in enumerate(value) if (row.output or "").strip() not in labels]
             if problems:
-                raise row_errors("JobCreate", problems)
+                raise row_errors(problems)
         return value
 
     @model_validator(mode="after")
@@ -285,14 +289,14 @@ class JobCreate(Strict):
             raise ValueError(f"labels are only for classification tasks, not {self.task_type.value}")
         if self.task_type == TaskType.TOOL_CALLING and not self.tools:
             raise ValueError("a tool_calling task needs `tools`: the functions the student may call")
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        problems: list[RowProblem] = []
         for where in ("examples", "test_set"):
             for index, row in enumerate(getattr(self, where)):
                 problem = self._row_problem(row.output or "")
                 if problem:
                     problems.append(((where, index, "output"), problem))
         if problems:
-            raise row_errors("JobCreate", problems)
+            raise row_errors(problems)
         return self
 
     def _row_problem(self, output: str) -> str | None:

@@ -13,6 +13,15 @@ from app.models import Job
 from app.schemas import JobCreate
 
 
+def stored_jsonl(job_id: uuid.UUID, name: str) -> list[dict[str, Any]]:
+    """The rows of a job's JSON Lines artifact `name`, read from the storage it was saved to."""
+    from app.artifacts import artifact_key
+    from app.storage import get_storage
+
+    path = get_storage().local_path(artifact_key(job_id, name))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def make_job(owner: str = "admin", **body: Any) -> uuid.UUID:
     """Insert a queued job of `owner` from a submission body (validated like the API does); returns its id."""
     body.setdefault("task", "sort support tickets into billing, shipping, technical")

@@ -3,24 +3,16 @@ alone (no passage to answer from, no refusal), each is answered briefly, curate 
 every row by a named reason, and the teacher is scored on the person's test set by the QA rule.
 How good the answers are is bench/quality.py's to measure."""
 
-import json
-
 import pytest
 
-from app.artifacts import DATASET_ARTIFACT, TEACHER_PREDICTIONS_ARTIFACT, artifact_key
+from app.artifacts import DATASET_ARTIFACT, TEACHER_PREDICTIONS_ARTIFACT
 from app.specs import QA_REFUSAL
-from app.storage import get_storage
-from tests.support.factories import load, make_job
+from tests.support.factories import load, make_job, stored_jsonl
 from workers.pipeline import Outcome, run_job
 from workers.scoring_types import token_f1
 
 TEST_SET = [{"input": "What is the capital of France?", "output": "Paris"},
             {"input": "How many legs does a spider have?", "output": "eight"}]
-
-
-def stored_rows(job_id, name):
-    path = get_storage().local_path(artifact_key(job_id, name))
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_a_closed_book_job_asks_questions_alone_and_scores_the_teacher_by_the_qa_rule(teacher_settings):
@@ -32,7 +24,7 @@ def test_a_closed_book_job_asks_questions_alone_and_scores_the_teacher_by_the_qa
     task_spec = metrics["plan"]["task_spec"]
     assert task_spec["task_type"] == "qa" and task_spec["qa_mode"] == "closed_book"
 
-    rows = stored_rows(job_id, DATASET_ARTIFACT)
+    rows = stored_jsonl(job_id, DATASET_ARTIFACT)
     assert rows, metrics["curate"]
     for row in rows:
         assert "\n\nQuestion: " not in row["input"], row  # a question alone, not a passage and its question
@@ -45,6 +37,6 @@ def test_a_closed_book_job_asks_questions_alone_and_scores_the_teacher_by_the_qa
 
     teacher = metrics["teacher_check"]["teacher"]
     assert teacher["rule"] == "qa" and teacher["n"] == len(TEST_SET), teacher
-    predictions = stored_rows(job_id, TEACHER_PREDICTIONS_ARTIFACT)
+    predictions = stored_jsonl(job_id, TEACHER_PREDICTIONS_ARTIFACT)
     f1s = [token_f1(row["expected"], row["predicted"] or "") for row in predictions]
     assert teacher["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-3), predictions

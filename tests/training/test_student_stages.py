@@ -12,7 +12,7 @@ from app.db import session_scope
 from app.specs import JobSpec
 from app.storage import get_storage
 from tests.support.datasets import sms_spam
-from tests.support.factories import load, make_trainable_job, sms_training_rows
+from tests.support.factories import load, make_trainable_job, sms_training_rows, stored_jsonl
 from workers.stages import REGISTRY, StageContext
 
 
@@ -52,10 +52,8 @@ def test_train_then_evaluate_scores_all_three_models_the_same_way(teacher_settin
 
     # What evaluate recorded as the tuned student's free answer is what /v1 serves for the same input.
     from app.api.openai import serving
-    from app.artifacts import artifact_key
 
-    path = get_storage().local_path(artifact_key(job_id, PREDICTIONS))
-    recorded = [json.loads(line) for line in path.read_text().splitlines()]
+    recorded = stored_jsonl(job_id, PREDICTIONS)
     for name in ("teacher", "base_student", "student"):  # the rows `?wrong=` filters agree with the scores
         assert sum(row["correct"][name] for row in recorded) == metrics[name]["correct"], name
     for row in recorded[:3]:
@@ -116,11 +114,9 @@ def test_open_book_qa_is_scored_with_token_f1_and_the_teacher_judge(teacher_sett
         assert judge["rule"] == "teacher_judge" and judge["n"] == 2 and 0 <= judge["accuracy"] <= 1, (name, judge)
     # How well each model answers is bench/quality.py's to measure; here the scores must follow from
     # the answers evaluate recorded, by the same SQuAD rule for all three models.
-    from app.artifacts import artifact_key
     from workers.scoring_types import token_f1
 
-    path = get_storage().local_path(artifact_key(job_id, PREDICTIONS))
-    recorded = [json.loads(line) for line in path.read_text().splitlines()]
+    recorded = stored_jsonl(job_id, PREDICTIONS)
     assert [row["expected"] for row in recorded] == [row["output"] for row in test_set]
     for name in ("teacher", "base_student", "student"):
         f1s = [token_f1(row["expected"], row[name] or "") for row in recorded]
