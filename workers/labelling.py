@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.answer_shapes import call_schema, call_text, extraction_schema
+from app.answer_shapes import call_schema, call_text, extraction_schema, without_unset
 from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import prompts
 from workers.teacher import Teacher, label_distribution
@@ -80,7 +80,7 @@ async def _call_or_reply(teacher: Teacher, spec: TaskSpec, messages: list[dict[s
             raise MalformedAnswer("empty reply")
         return reply
     try:
-        return call_text(parsed)
+        return call_text(without_unset(parsed, spec.tools))
     except ValueError as exc:
         raise MalformedAnswer(f"not a call: {answer.text[:80]!r}") from exc
 

@@ -185,7 +185,9 @@ def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
         # small teacher calls a function for every request and invents the values it lacks.
         lines.append('Answer in JSON only: the call {"name": ..., "arguments": {...}} when a function fits and the '
                      'request gives every value it needs; otherwise {"reply": "..."} with what you say to the user, '
-                     "for example asking for the missing value. Never invent a value the request does not give.")
+                     "for example asking for the missing value. In a call, give every argument: its value as the "
+                     "request states it, or null when the request does not state it. Never invent a value the "
+                     "request does not give.")
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
             {"role": "user", "content": text}]
 

@@ -14,7 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, UnknownType
 
-from app.answer_shapes import load_json
+from app.answer_shapes import load_json, standard_text
 
 MAX_MISMATCHES = 20
 
@@ -38,7 +38,8 @@ _NUMBER = re.compile(r"[+-]?(?:0|[1-9]\d{0,2}(?:,\d{3})+|[1-9]\d*)(?:\.\d+)?")
 
 
 def _value(value: Any) -> Any:
-    """A hashable canonical form of an extracted value; None means absent (null, "", [], {})."""
+    """A hashable canonical form of an extracted value; None means absent (null, "", [], {}).
+    Numbers (also "1,000") compare as numbers, strings as `standard_text`."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -47,9 +48,12 @@ def _value(value: Any) -> Any:
         return ("n", float(value))
     if isinstance(value, str):
         text = " ".join(value.split()).casefold()
-        if not text:
-            return None
-        return ("n", float(text.replace(",", ""))) if _NUMBER.fullmatch(text) else ("s", text)
+        if _NUMBER.fullmatch(text):
+            return ("n", float(text.replace(",", "")))
+        # Compared as BFCL compares strings, the same rule as a call's arguments: a span's trailing
+        # full stop or a spacing ("7.30pm" / "7.30 PM.") is no different answer.
+        text = standard_text(text)
+        return ("s", text) if text else None
     if isinstance(value, list):
         items = [v for v in (_value(item) for item in value) if v is not None]
         return ("l", tuple(sorted(items, key=repr))) if items else None
@@ -231,7 +235,8 @@ def _expected_call(value: Any) -> dict[str, Any] | None:
 
 
 def _norm_str(text: str) -> str:
-    return " ".join(text.split()).casefold()
+    # BFCL's string rule: "April 1, 2024" equals "april 1 2024", "1:15 PM." equals "1:15 pm".
+    return standard_text(text)
 
 
 def _coerce(value: Any, schema: Mapping[str, Any]) -> Any:

@@ -22,7 +22,8 @@ def server_command(model_path: str | Path, served_name: str, port: int, python: 
         str(python), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_path), "--served-model-name", served_name,
         "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "2048", "--dtype", cpu_dtype(),
+        # 4096: a tool-calling job's 20 tools with their schemas (BFCL's) are over 2048 tokens of prompt.
+        "--max-model-len", "4096", "--dtype", cpu_dtype(),
         # Small prefill chunks keep the start-up profiling run short on a CPU.
         "--max-num-batched-tokens", "512", "--max-logprobs", "20",
         # Short interactive calls (the plan) carry a lower `priority` than bulk labelling and are

@@ -21,7 +21,7 @@ from typing import Any
 import openai
 import pytest
 
-from app.answer_shapes import FieldSpec, check_call, check_extraction
+from app.answer_shapes import FieldSpec, check_call, check_extraction, unstated_arguments
 from app.specs import QA_REFUSAL
 from tests.conftest import ADMIN_KEY
 from tests.support import http
@@ -180,8 +180,11 @@ def test_tool_calling_job_learns_the_calls(client, live_service, finished):
     # curate did not keep is counted by one of the type's reasons.
     curate = stage_metrics(job, "curate")
     assert set(curate["dropped"]) <= {"invalid_output", "invalid_call", "call_for_no_call_request",
-                                      "no_call_for_call_request", "duplicate", "near_duplicate", "test_overlap",
-                                      "seed_overlap", "over_budget"}, curate["dropped"]
+                                      "no_call_for_call_request", "unstated_value", "duplicate", "near_duplicate",
+                                      "test_overlap", "seed_overlap", "over_budget"}, curate["dropped"]
+    assert isinstance(curate["unstated_arguments_dropped"], int), curate
+    for row in calls:  # no kept call carries a free-text value its request does not state
+        assert not unstated_arguments(json.loads(row["output"]), tools, row["input"]), row
     assert curate["kept"] + sum(curate["dropped"].values()) == curate["input_rows"], curate
     assert "call" in kinds
     scores = report(client, job)

@@ -18,8 +18,11 @@ from app.answer_shapes import (
     extraction_schema,
     fields_from_json_schema,
     parse_fields_text,
+    standard_text,
     tools_prompt,
+    unstated_arguments,
     validate_tools,
+    without_unset,
 )
 
 BFCL = Path("/work/shared/data/bfcl_function_calling/BFCL_v4_simple_python.json")
@@ -248,21 +251,48 @@ def test_validate_tools_rejects_bad_lists_and_items():
         .value)
 
 
-def test_call_schema_accepts_a_call_of_each_tool_and_nothing_else():
+def test_call_schema_names_every_argument_and_accepts_nothing_else():
     schema = call_schema(TOOLS)
     Draft202012Validator.check_schema(schema)
-    assert schema["anyOf"][0] == {
-        "type": "object",
-        "properties": {"name": {"type": "string", "const": "book"}, "arguments": BOOK_PARAMS},
-        "required": ["name", "arguments"], "additionalProperties": False,
-    }
+    optional = {"type": "function", "function": {"name": "find", "parameters": {
+        "type": "object", "required": ["city"],
+        "properties": {"city": {"type": "string"}, "cuisine": {"type": "string"}}}}}
+    branch = call_schema([optional])["anyOf"][0]
+    assert branch["required"] == ["name", "arguments"] and branch["additionalProperties"] is False
+    assert branch["properties"]["name"] == {"type": "string", "const": "find"}
+    assert branch["properties"]["arguments"]["required"] == ["city", "cuisine"]
+    assert branch["properties"]["arguments"]["properties"]["cuisine"] == {
+        "anyOf": [{"type": "string"}, {"type": "null"}]}
     assert _valid(schema, {"name": "book", "arguments": {"date": "May 1", "people": 2}})
     assert _valid(schema, {"name": "ping", "arguments": {}})
     assert not _valid(schema, {"name": "book", "arguments": {"date": "May 1"}})
     assert not _valid(schema, {"name": "book", "arguments": {"date": "May 1", "people": "2"}})
+    assert not _valid(schema, {"name": "book", "arguments": {"date": None, "people": 2}})  # required: never null
     assert not _valid(schema, {"name": "cancel", "arguments": {}})
     assert not _valid(schema, {"name": "ping"})
     assert not _valid(schema, {"name": "ping", "arguments": {}, "why": "x"})
+    find = call_schema([optional])
+    assert _valid(find, {"name": "find", "arguments": {"city": "Oslo", "cuisine": None}})
+    assert not _valid(find, {"name": "find", "arguments": {"city": "Oslo"}})  # every argument is named
+    assert without_unset({"name": "find", "arguments": {"city": "Oslo", "cuisine": None}}, [optional]) == {
+        "name": "find", "arguments": {"city": "Oslo"}}
+
+
+def test_unstated_arguments_are_free_text_values_the_request_does_not_hold():
+    tool = {"type": "function", "function": {"name": "book_table", "parameters": {"type": "object", "properties": {
+        "people": {"type": "string"}, "time": {"type": "string"}, "first_name": {"type": "string"},
+        "size": {"type": "integer"}, "area": {"type": "string", "enum": ["inside", "outside"]},
+        "day": {"type": "string", "format": "date"}, "date": {"type": "string"}}}}}
+    request = "A table for 7 at 1:15 PM on 2023 April 4th."
+    call = {"name": "book_table", "arguments": {"people": "7", "time": "1:15pm", "first_name": "John",
+                                               "size": 7, "area": "outside", "day": "2026-12-05",
+                                               "date": "2023-04-04"}}
+    assert unstated_arguments(call, [tool], request) == ["first_name"]
+    assert unstated_arguments({"name": "book_table", "arguments": {"time": "7:30", "date": "tomorrow"}}, [tool],
+                              "A table for 7") == ["time", "date"]
+    assert unstated_arguments({"name": "nope", "arguments": {"x": "y"}}, [tool], request) == []
+    assert standard_text("April 1, 2024") == standard_text("april 1 2024") == "april12024"
+    assert standard_text("3x^2 + 2x - 1") == standard_text("3x**2+2x-1")
 
 
 def test_check_call_accepts_dicts_json_text_and_wrappers():

@@ -42,6 +42,15 @@ def test_extraction_absent_values_fences_and_extra_keys():
     assert empty["accuracy"] is None and empty["n"] == 0 and empty["micro"]["f1"] is None
 
 
+def test_extraction_strings_compare_like_call_arguments():
+    expected = ['{"time": "1:15 PM.", "date": "April 1, 2024", "people": "7"}'] * 3
+    predicted = ['{"time": "1:15 pm", "date": "april 1 2024", "people": 7}',
+                 '{"time": "1:15pm", "date": "April 1 2024.", "people": "7.0"}',
+                 '{"time": "1:16 PM", "date": "April 1, 2024", "people": "7"}']
+    report = score_extraction(expected, predicted)
+    assert report["correct"] == 2 and report["fields"]["time"]["tp"] == 2 and report["fields"]["date"]["tp"] == 3
+
+
 def test_qa_exact_match_and_token_f1():
     expected = ["The Eiffel Tower", "Denver Broncos", "in 1998", "Paris"]
     predicted = ["eiffel tower!", "the Broncos", "1999", None]
@@ -90,6 +99,14 @@ def test_tool_calls_are_matched_like_bfcl_ast():
         1: "wrong function", 2: "missing argument days", 3: "unknown argument foo",
         7: "called a tool when none was needed", 8: "no call", 9: "not a valid call", 10: "wrong value for days"}
     assert report["mismatches"][0]["expected"] == {"name": "get_weather", "arguments": {"city": "Paris", "days": 5}}
+
+
+def test_string_arguments_compare_as_bfcl_standardises_them():
+    when = _call("get_time", zone="1:15 PM, April 1")
+    predicted = [_call("get_time", zone="1:15 pm april 1."), _call("get_time", zone="1:15PM april-1"),
+                 _call("get_time", zone="1:16 PM, April 1")]
+    report = score_calls([when] * 3, predicted, [TIME])
+    assert report["correct"] == 2 and [m["index"] for m in report["mismatches"]] == [2]
 
 
 def test_tool_calls_without_tools_use_the_expected_arguments():

@@ -137,6 +137,19 @@ def test_curation_checks_each_type_and_names_the_reason():
     assert check_row({**call, "kind": "no_call"}, tools).reason == "call_for_no_call_request"
     assert check_row({**call, "output": "How many people?"}, tools).reason == "no_call_for_call_request"
     assert check_row({**call, "kind": "missing_argument", "output": "How many?"}, tools).row is not None
+    # A value the request does not state was invented: an optional argument is left out, a required one drops the row.
+    invented = check_row({**call, "output": '{"name": "book_table", "arguments": {"people": 2, "date": "Friday"}}'},
+                         tools)
+    assert invented.row["output"] == '{"name": "book_table", "arguments": {"people": 2}}'
+    assert invented.dropped_values == 1
+    stated = check_row({**call, "input": "a table for 2 on friday.",
+                        "output": '{"name": "book_table", "arguments": {"people": 2, "date": "Friday"}}'}, tools)
+    assert stated.row["output"] == '{"name": "book_table", "arguments": {"date": "Friday", "people": 2}}'
+    named = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([{"type": "function", "function": {
+        "name": "greet", "parameters": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}}}}}]), **SPREAD)
+    assert check_row({"input": "say hi to me", "kind": "call", "output": '{"name": "greet", "arguments": '
+                      '{"name": "John Doe"}}'}, named).reason == "unstated_value"
 
     qa = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)
     answer = {"input": "We open at noon.\n\nQuestion: When?", "output": "at noon", "kind": "answerable"}

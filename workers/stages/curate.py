@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from app.answer_shapes import call_text, check_call, check_extraction
+from app.answer_shapes import call_text, check_call, check_extraction, unstated_arguments
 from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
 from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import curation
@@ -22,7 +22,8 @@ NEAR_DUPLICATE_JACCARD = 0.7
 @dataclass
 class Checked:
     """One labelled row after its type's check: the row to keep (its output cleaned), or the
-    reason it is dropped; `dropped_values` counts span values removed from a kept extraction."""
+    reason it is dropped; `dropped_values` counts values removed from a kept row because its input
+    does not state them (an extraction's span values, a call's optional free-text arguments)."""
 
     row: dict[str, Any] | None
     reason: str | None = None
@@ -54,7 +55,7 @@ def check_row(row: dict[str, Any], spec: TaskSpec) -> Checked:
             return Checked(None, "invalid_call")
         if kind in (NO_CALL, MISSING_ARGUMENT):
             return Checked(None, "call_for_no_call_request")
-        return Checked({**row, "output": call_text(call.call)})
+        return _stated_call(row, call.call, spec)
     if spec.task_type == TaskType.QA and spec.qa_mode == "open_book":
         if output == QA_REFUSAL:
             ok = kind == "unanswerable"
@@ -62,6 +63,19 @@ def check_row(row: dict[str, Any], spec: TaskSpec) -> Checked:
         if row.get("supported") is False:
             return Checked(None, "unsupported_answer")
     return Checked(row)
+
+
+def _stated_call(row: dict[str, Any], call: dict[str, Any], spec: TaskSpec) -> Checked:
+    """A valid call without the values its request does not state: an optional argument is left
+    out, a required one drops the row (`unstated_value`: the teacher invented what it needed)."""
+    unstated = unstated_arguments(call, spec.tools, row["input"])
+    if not unstated:
+        return Checked({**row, "output": call_text(call)})
+    tool = next(t["function"] for t in spec.tools if t["function"]["name"] == call["name"])
+    if set(unstated) & set(tool["parameters"].get("required") or []):
+        return Checked(None, "unstated_value")
+    arguments = {k: v for k, v in call["arguments"].items() if k not in unstated}
+    return Checked({**row, "output": call_text({**call, "arguments": arguments})}, dropped_values=len(unstated))
 
 
 class CurateStage:
@@ -106,6 +120,7 @@ class CurateStage:
             "requested": wanted,
             "dropped": dict(dropped),
             **({"span_values_dropped": values_dropped} if spec.task_type == TaskType.EXTRACTION else {}),
+            **({"unstated_arguments_dropped": values_dropped} if spec.task_type == TaskType.TOOL_CALLING else {}),
             "splits": dict(Counter(r["split"] for r in dataset)),
             "label_counts": {s: dict(Counter(r["output"] for r in dataset if r["split"] == s))
                              for s in ("train", "validation")} if labels else {},
