@@ -15,7 +15,7 @@ Tool calling
     `{"name": ..., "arguments": {...}}` (`check_call`). The teacher answers under `call_schema`,
     which names every argument (null where the request does not state it; `without_unset` drops
     those), and curation leaves out free-text values the request does not state
-    (`unstated_arguments`). Scoring compares string values as BFCL does (`standard_text`).
+    (`unstated_arguments`, `stated_call`). Scoring compares string values as BFCL does (`standard_text`).
 
     The text format of tools for a model whose chat template has no tool support (SmolLM2), the
     one text that training, evaluation, serving and the exported Modelfile all render, is
@@ -61,6 +61,7 @@ from app.answer_shapes.tools import (
     call_text,
     check_call,
     standard_text,
+    stated_call,
     tools_prompt,
     unstated_arguments,
     validate_tools,
@@ -71,6 +72,6 @@ __all__ = [
     "EMPTY_PARAMETERS", "FIELD_NAME_PATTERN", "FIELD_TYPES", "MAX_TOOLS", "TOOLS_PROMPT_FOOTER", "TOOLS_PROMPT_HEADER",
     "TOOL_NAME_PATTERN", "CallCheck", "ExtractionCheck", "FieldSpec", "FieldType", "Location", "ToolsError",
     "bfcl_to_openai_tool", "call_schema", "call_text", "check_call", "check_extraction", "extraction_schema",
-    "fields_from_json_schema", "load_json", "load_object", "parse_fields_text", "standard_text", "tools_prompt",
-    "unstated_arguments", "unwrap_json", "validate_tools", "without_unset",
+    "fields_from_json_schema", "load_json", "load_object", "parse_fields_text", "standard_text", "stated_call",
+    "tools_prompt", "unstated_arguments", "unwrap_json", "validate_tools", "without_unset",
 ]

@@ -187,6 +187,19 @@ def unstated_arguments(call: dict[str, Any], tools: Any, request: str) -> list[s
     return unstated
 
 
+def stated_call(call: dict[str, Any], tools: Any, request: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """A call without the values its request does not state (`unstated_arguments`): optional ones
+    left out; None when a required one is unstated (the caller invented what the tool needs).
+    Returns the call (or None) and the unstated argument names."""
+    unstated = unstated_arguments(call, tools, request)
+    if not unstated:
+        return call, []
+    fn = next(f for f in _functions(tools) if f["name"] == call["name"])
+    if set(unstated) & set(fn["parameters"].get("required") or []):
+        return None, unstated
+    return {**call, "arguments": {k: v for k, v in call["arguments"].items() if k not in unstated}}, unstated
+
+
 @dataclass
 class CallCheck:
     """A checked tool call: `call` is `{"name", "arguments"}`, or None exactly when there are `problems`."""

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from app.answer_shapes import call_text, check_call, check_extraction, unstated_arguments
+from app.answer_shapes import call_text, check_call, check_extraction, stated_call
 from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
 from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import curation
@@ -68,14 +68,10 @@ def check_row(row: dict[str, Any], spec: TaskSpec) -> Checked:
 def _stated_call(row: dict[str, Any], call: dict[str, Any], spec: TaskSpec) -> Checked:
     """A valid call without the values its request does not state: an optional argument is left
     out, a required one drops the row (`unstated_value`: the teacher invented what it needed)."""
-    unstated = unstated_arguments(call, spec.tools, row["input"])
-    if not unstated:
-        return Checked({**row, "output": call_text(call)})
-    tool = next(t["function"] for t in spec.tools if t["function"]["name"] == call["name"])
-    if set(unstated) & set(tool["parameters"].get("required") or []):
+    stated, unstated = stated_call(call, spec.tools, row["input"])
+    if stated is None:
         return Checked(None, "unstated_value")
-    arguments = {k: v for k, v in call["arguments"].items() if k not in unstated}
-    return Checked({**row, "output": call_text({**call, "arguments": arguments})}, dropped_values=len(unstated))
+    return Checked({**row, "output": call_text(stated)}, dropped_values=len(unstated))
 
 
 class CurateStage:
