@@ -161,16 +161,30 @@ _FIXED_STRING_KEYS = ("enum", "const", "format", "pattern")
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 
 
+_NUMBER_WORDS = {word: str(number) for number, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+
+def _token(token: str) -> str:
+    if token.isdigit():
+        return token.lstrip("0") or "0"
+    word = token.lower()
+    return _NUMBER_WORDS.get(word, word)
+
+
 def _tokens(text: str) -> set[str]:
-    # Words in lower case and numbers without leading zeros: "2023-04-04" is {"2023", "4"}.
-    return {t.lstrip("0") or "0" if t.isdigit() else t.lower() for t in _TOKEN.findall(text)}
+    # Words in lower case, numbers without leading zeros, small numbers written out as digits:
+    # "2023-04-04" is {"2023", "4"}, "five people" is {"5", "people"}.
+    return {_token(t) for t in _TOKEN.findall(text)}
 
 
 def unstated_arguments(call: dict[str, Any], tools: Any, request: str) -> list[str]:
     """The arguments of a call whose value a request does not state: free-text string parameters
     (no enum, const, format or pattern) with a word or number that the request does not hold
-    (words compared without case, numbers as numbers, so "2023-04-04" is stated by "2023 April
-    4th" and "7:30pm" by "7.30 PM", while "John" or "tomorrow" for "a table for 7" is not)."""
+    (words compared without case, numbers as numbers and up to twenty also as words, so
+    "2023-04-04" is stated by "2023 April 4th", "7:30pm" by "7.30 PM" and "5" by "five", while
+    "John" or "tomorrow" for "a table for 7" is not)."""
     fn = next((f for f in _functions(tools) if f["name"] == call.get("name")), None)
     arguments = call.get("arguments")
     if fn is None or not isinstance(arguments, dict):
@@ -189,15 +203,17 @@ def unstated_arguments(call: dict[str, Any], tools: Any, request: str) -> list[s
 
 def stated_call(call: dict[str, Any], tools: Any, request: str) -> tuple[dict[str, Any] | None, list[str]]:
     """A call without the values its request does not state (`unstated_arguments`): optional ones
-    left out; None when a required one is unstated (the caller invented what the tool needs).
-    Returns the call (or None) and the unstated argument names."""
+    left out; None when a required one is unstated (the caller invented what the tool needs) or
+    none is left (a call made of invented values only). Returns the call (or None) and the
+    unstated argument names."""
     unstated = unstated_arguments(call, tools, request)
     if not unstated:
         return call, []
     fn = next(f for f in _functions(tools) if f["name"] == call["name"])
-    if set(unstated) & set(fn["parameters"].get("required") or []):
+    left = {k: v for k, v in call["arguments"].items() if k not in unstated}
+    if set(unstated) & set(fn["parameters"].get("required") or []) or not left:
         return None, unstated
-    return {**call, "arguments": {k: v for k, v in call["arguments"].items() if k not in unstated}}, unstated
+    return {**call, "arguments": left}, unstated
 
 
 @dataclass

@@ -19,6 +19,7 @@ from app.answer_shapes import (
     fields_from_json_schema,
     parse_fields_text,
     standard_text,
+    stated_call,
     tools_prompt,
     unstated_arguments,
     validate_tools,
@@ -290,6 +291,15 @@ def test_unstated_arguments_are_free_text_values_the_request_does_not_hold():
     assert unstated_arguments(call, [tool], request) == ["first_name"]
     assert unstated_arguments({"name": "book_table", "arguments": {"time": "7:30", "date": "tomorrow"}}, [tool],
                               "A table for 7") == ["time", "date"]
+    assert unstated_arguments({"name": "book_table", "arguments": {"people": "5", "time": "ten"}}, [tool],
+                              "Five of us at 10") == []
+    kept, left_out = stated_call({"name": "book_table", "arguments": {"people": "7", "date": "Friday"}}, [tool],
+                                 "a table for 7")
+    assert kept == {"name": "book_table", "arguments": {"people": "7"}} and left_out == ["date"]
+    # A call of invented values only is no call the request asked for.
+    assert stated_call({"name": "book_table", "arguments": {"date": "Friday"}}, [tool], "a table") == (None, ["date"])
+    assert stated_call({"name": "book_table", "arguments": {}}, [tool], "a table") == (
+        {"name": "book_table", "arguments": {}}, [])
     assert unstated_arguments({"name": "nope", "arguments": {"x": "y"}}, [tool], request) == []
     assert standard_text("April 1, 2024") == standard_text("april 1 2024") == "april12024"
     assert standard_text("3x^2 + 2x - 1") == standard_text("3x**2+2x-1")
