@@ -114,6 +114,11 @@ def _functions(tools: Any) -> list[dict[str, Any]]:
     return [t["function"] for t in validate_tools(tools)]
 
 
+def _function_called(call: dict[str, Any], tools: Any) -> dict[str, Any] | None:
+    """The function a call names, if it is one of the tools."""
+    return next((f for f in _functions(tools) if f["name"] == call.get("name")), None)
+
+
 def _nullable(schema: Any) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
@@ -141,7 +146,7 @@ def call_schema(tools: Any) -> dict[str, Any]:
 
 def without_unset(call: dict[str, Any], tools: Any) -> dict[str, Any]:
     """A call under `call_schema` as a plain call: its optional arguments that are null left out."""
-    fn = next((f for f in _functions(tools) if f["name"] == call.get("name")), None)
+    fn = _function_called(call, tools)
     arguments = call.get("arguments")
     if fn is None or not isinstance(arguments, dict):
         return call
@@ -185,7 +190,7 @@ def unstated_arguments(call: dict[str, Any], tools: Any, request: str) -> list[s
     (words compared without case, numbers as numbers and up to twenty also as words, so
     "2023-04-04" is stated by "2023 April 4th", "7:30pm" by "7.30 PM" and "5" by "five", while
     "John" or "tomorrow" for "a table for 7" is not)."""
-    fn = next((f for f in _functions(tools) if f["name"] == call.get("name")), None)
+    fn = _function_called(call, tools)
     arguments = call.get("arguments")
     if fn is None or not isinstance(arguments, dict):
         return []
@@ -209,7 +214,7 @@ def stated_call(call: dict[str, Any], tools: Any, request: str) -> tuple[dict[st
     unstated = unstated_arguments(call, tools, request)
     if not unstated:
         return call, []
-    fn = next(f for f in _functions(tools) if f["name"] == call["name"])
+    fn = _function_called(call, tools) or {"parameters": EMPTY_PARAMETERS}
     left = {k: v for k, v in call["arguments"].items() if k not in unstated}
     if set(unstated) & set(fn["parameters"].get("required") or []) or not left:
         return None, unstated
