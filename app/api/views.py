@@ -38,8 +38,9 @@ def succeeded_metrics(job: Job) -> dict[str, dict[str, Any]]:
 
 
 def job_warnings(done: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
-    """Problems the stages reported (e.g. a weak teacher)."""
-    return done.get("teacher_check", {}).get("warnings", [])
+    """Problems the stages reported, in stage order (e.g. tools curate found no example of, a weak
+    teacher)."""
+    return [warning for metrics in done.values() for warning in metrics.get("warnings") or []]
 
 
 def queue_place(job: Job) -> dict[str, Any]:

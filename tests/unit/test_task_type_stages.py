@@ -8,11 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from app.answer_shapes import FieldSpec, call_schema, validate_tools
+from app.api.views import job_warnings
 from app.schemas import JobCreate
 from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import prompts
 from workers.labelling import is_refusal
-from workers.stages.curate import check_row
+from workers.stages.curate import EXAMPLES_PER_TOOL, check_row, tool_coverage_warnings
 from workers.stages.generate import input_kinds, plan_buckets
 from workers.stages.plan import build_task_spec
 
@@ -157,3 +158,26 @@ def test_curation_checks_each_type_and_names_the_reason():
     assert check_row({**answer, "supported": False}, qa).reason == "unsupported_answer"
     assert check_row({**answer, "output": QA_REFUSAL}, qa).reason == "refused_answerable"
     assert check_row({**answer, "output": QA_REFUSAL, "kind": "unanswerable"}, qa).row is not None
+
+
+def test_tools_without_a_training_call_are_named_in_a_warning():
+    spec = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK, HOURS]), **SPREAD)
+    rows = [{"output": '{"name": "book_table", "arguments": {"people": 2}}', "split": "train"},
+            {"output": '{"name": "hours", "arguments": {"day": "Monday"}}', "split": "validation"},
+            {"output": "Hello! How can I help?", "split": "train"}]
+    (warning,) = tool_coverage_warnings(rows, spec)
+    assert warning["code"] == "tools_without_examples"
+    assert warning["message"].startswith("1 of 2 tools have no training example (hours);")
+    assert f"{EXAMPLES_PER_TOOL * 2})" in warning["message"]
+    rows[1]["split"] = "train"
+    assert tool_coverage_warnings(rows, spec) == []
+    extraction = TaskSpec(task="t", task_type="extraction", output_fields=["date"], **SPREAD)
+    assert tool_coverage_warnings([], extraction) == []
+
+
+def test_job_warnings_gather_every_stage_in_order():
+    curate = {"code": "tools_without_examples", "message": "a"}
+    weak = {"code": "weak_teacher", "message": "b"}
+    done = {"plan": {}, "curate": {"warnings": [curate]}, "teacher_check": {"warnings": [weak]}, "train": {}}
+    assert job_warnings(done) == [curate, weak]
+    assert job_warnings({}) == []

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from app.answer_shapes import call_text, check_call, check_extraction, stated_call
+from app.answer_shapes import call_text, check_call, check_extraction, load_object, stated_call
 from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
 from app.specs import QA_REFUSAL, TaskSpec, TaskType
 from workers import curation
@@ -111,6 +111,7 @@ class CurateStage:
         artifact = write_jsonl(ctx, DATASET_ARTIFACT, dataset)
         ctx.progress(4, 4)
         return {
+            "warnings": tool_coverage_warnings(dataset, spec),
             "input_rows": len(rows),
             "kept": len(dataset),
             "requested": wanted,
@@ -122,6 +123,29 @@ class CurateStage:
                              for s in ("train", "validation")} if labels else {},
             "artifact": artifact,
         }
+
+
+#: Training examples per tool that a tool-calling job's generation needs to call each tool about
+#: twice (5 inputs per teacher call, calls taking turns with requests that need none).
+EXAMPLES_PER_TOOL = 8
+
+
+def tool_coverage_warnings(dataset: list[dict[str, Any]], spec: TaskSpec) -> list[dict[str, str]]:
+    """A warning naming the tools that no training row calls: the student learns its tools from
+    the training rows alone (it is served without a tool list), so it cannot call those."""
+    if spec.task_type != TaskType.TOOL_CALLING:
+        return []
+    called = {call["name"] for row in dataset if row["split"] == "train"
+              if (call := load_object(row["output"])) is not None and "name" in call}
+    names = [tool["function"]["name"] for tool in spec.tools]
+    missing = [name for name in names if name not in called]
+    if not missing:
+        return []
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return [{"code": "tools_without_examples", "message": (
+        f"{len(missing)} of {len(names)} tools have no training example ({shown}); the student learns only the "
+        f"calls it is trained on. Raise num_examples (about {EXAMPLES_PER_TOOL} per tool: "
+        f"{EXAMPLES_PER_TOOL * len(names)}) or add seed examples that call them.")}]
 
 
 def _dataset_row(row: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
