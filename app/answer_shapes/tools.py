@@ -160,12 +160,9 @@ def standard_text(text: str) -> str:
     return re.sub(r"[ ,./\-_*^]", "", text).lower().replace("'", '"')
 
 
+#: A string parameter with any of these keys takes fixed or formatted values, not the request's words.
 _FIXED_STRING_KEYS = ("enum", "const", "format", "pattern")
-
-
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
-
-
 _NUMBER_WORDS = {word: str(number) for number, word in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
