@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from app.answer_shapes import MAX_TOOLS, bfcl_to_openai_tool, call_text, check_call
+from workers.prompts import open_book_input
 
 DATA = Path(os.environ.get("VIBETUNE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -293,13 +294,14 @@ def pubmedqa(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
         if decision != test_ids[pmid]:
             raise ValueError(f"pubmedqa {pmid}: final_decision {decision!r} differs from the test ground truth")
         context = " ".join(part.strip() for part in item["CONTEXTS"])
-        test_set.append({"input": f"Context: {context}\n\nQuestion: {item['QUESTION'].strip()}", "output": decision})
+        test_set.append({"input": open_book_input(context, item["QUESTION"]), "output": decision})
         meta.append({"source": PUBMEDQA_FILES[0], "pmid": pmid, "long_answer": item["LONG_ANSWER"]})
     body = {"task": "Answer a research question from the biomedical abstract given with it, in one word: yes, no "
                     "or maybe",
-            "task_type": "qa", "test_set": test_set}
+            "task_type": "qa", "qa_mode": "open_book", "test_set": test_set}
     notes = ("only the 500 official test ids (test_ground_truth.json), never the train/dev pool; expected output = "
-             "final_decision (yes/no/maybe) so exact match is meaningful; LONG_ANSWER kept in meta")
+             "final_decision (yes/no/maybe) so exact match is meaningful; LONG_ANSWER kept in meta; open book: the "
+             "input is the abstract, a blank line and 'Question: ...', the service's open-book form")
     return QualitySet("pubmedqa", body, meta, " + ".join(PUBMEDQA_FILES), notes)
 
 

@@ -113,7 +113,8 @@ def test_rows_come_from_the_test_splits(built: dict[str, qsets.QualitySet]) -> N
     for row, meta in zip(built["pubmedqa"].rows, built["pubmedqa"].meta, strict=True):
         assert meta["pmid"] in test_ids, "a PubMedQA row of the train/dev pool"
         assert row["output"] == test_ids[meta["pmid"]]
-        assert items[meta["pmid"]]["QUESTION"].strip() in row["input"] and row["input"].startswith("Context: ")
+        assert row["input"].endswith("\n\nQuestion: " + items[meta["pmid"]]["QUESTION"].strip())
+        assert row["input"].startswith(items[meta["pmid"]]["CONTEXTS"][0].strip())
         assert meta["long_answer"] == items[meta["pmid"]]["LONG_ANSWER"]
     sentences = qsets.wnut17_sentences()
     for row, meta in zip(built["wnut17_extraction"].rows, built["wnut17_extraction"].meta, strict=True):
