@@ -160,6 +160,19 @@ def open_book_input(passage: str, question: str) -> str:
     return f"{passage.strip()}\n\nQuestion: {question.strip()}"
 
 
+_QUESTION_MARK = "\n\nQuestion: "
+
+
+def qa_mode_of_rows(rows: Sequence[Row]) -> str | None:
+    """The QA mode the person's own rows show: `open_book` when every input is written in the
+    open-book form (a passage, a blank line, `Question: ...`), `closed_book` when none is, and
+    None when there are no rows or they are mixed (the teacher is asked then)."""
+    forms = {bool(row.input.split(_QUESTION_MARK)[0].strip()) and _QUESTION_MARK in row.input for row in rows}
+    if len(forms) != 1:
+        return None
+    return "open_book" if forms.pop() else "closed_book"
+
+
 def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
     lines = [f"Task: {task_spec.task}"]
     if task_spec.task_type == TaskType.CLASSIFICATION:

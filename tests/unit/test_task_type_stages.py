@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from app.answer_shapes import FieldSpec, call_schema, validate_tools
 from app.api.views import job_warnings
 from app.schemas import JobCreate
-from app.specs import QA_REFUSAL, TaskSpec, TaskType
+from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
 from workers import prompts
 from workers.labelling import is_refusal
 from workers.stages.curate import EXAMPLES_PER_TOOL, check_row, tool_coverage_warnings
@@ -181,3 +181,13 @@ def test_job_warnings_gather_every_stage_in_order():
     done = {"plan": {}, "curate": {"warnings": [curate]}, "teacher_check": {"warnings": [weak]}, "train": {}}
     assert job_warnings(done) == [curate, weak]
     assert job_warnings({}) == []
+
+
+def test_the_persons_rows_tell_the_qa_mode():
+    passage = Row(input=prompts.open_book_input("The shop opens at nine.", "When does it open?"), output="at nine")
+    question = Row(input="When does the shop open?", output="at nine")
+    assert prompts.qa_mode_of_rows([passage, passage]) == "open_book"
+    assert prompts.qa_mode_of_rows([question]) == "closed_book"
+    assert prompts.qa_mode_of_rows([passage, question]) is None
+    assert prompts.qa_mode_of_rows([]) is None
+    assert prompts.qa_mode_of_rows([Row(input="\n\nQuestion: no passage?", output="x")]) == "closed_book"

@@ -79,7 +79,10 @@ class _Planner:
             self.expected += 1
             result["output_fields"] = await self.items("output_fields", 1, 8)
         elif task_type == TaskType.QA:
-            result["qa_mode"] = self.request.qa_mode or await self.qa_mode()
+            # The person's rows say it better than a guess from the task's wording: a plan took a
+            # task whose test rows held abstracts and questions for closed-book questions.
+            rows = [*self.request.examples, *self.request.test_set]
+            result["qa_mode"] = self.request.qa_mode or prompts.qa_mode_of_rows(rows) or await self.qa_mode()
         return result
 
     async def qa_mode(self) -> str:
