@@ -89,7 +89,7 @@ def bootstrap(metric: Callable[[list[int]], float | None], n: int, resamples: in
 KEPT = {
     "classification": ("macro_f1", "per_label"),
     "extraction": ("parse_rate", "macro_f1", "micro", "fields"),
-    "qa": ("f1",),
+    "qa": ("f1", "judge"),
     "tool_calling": ("call_accuracy", "valid_call_rate", "no_call_accuracy", "n_call", "n_no_call"),
 }
 SECONDARY = {"classification": "macro_f1", "extraction": "micro_f1", "qa": "f1", "tool_calling": "no_call_accuracy"}
