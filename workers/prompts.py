@@ -78,12 +78,16 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
     else:
         ask = f"Write {count} different inputs for this task, as real people would write them; no answers."
         examples = _seed_lines(seeds, 3, False)
+    # A request for a tool is about that tool: a planned topic would pull it elsewhere (a BFCL
+    # plan's topics were tool names, and 96 of 140 requests written "for" other tools asked to
+    # solve a quadratic equation).
+    topic = "" if bucket.get("tool") else f"Topic: {bucket['topic']}. "
     return [
         {"role": "system",
          "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
         {"role": "user", "content": (
             f"Task: {task_spec.task}\n{examples}{ask}\n"
-            f"Topic: {bucket['topic']}. Style: {bucket['style']}. Length: {bucket['length']}."
+            f"{topic}Style: {bucket['style']}. Length: {bucket['length']}."
         )},
     ]
 

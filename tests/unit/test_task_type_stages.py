@@ -105,6 +105,10 @@ def test_generation_kinds_take_turns_per_type():
     assert [k["kind"] for k in input_kinds(open_book)].count("unanswerable") == 1
     ask = prompts.generate_messages(tools, buckets[0], [], 5)[1]["content"]
     assert "book_table (needs people)" in ask or "hours" in ask
+    # A request for a tool is written about that tool, not a planned topic; other inputs keep theirs.
+    for bucket in buckets:
+        text = prompts.generate_messages(tools, bucket, [], 5)[1]["content"]
+        assert ("Topic: dinner." in text) == (bucket["kind"] == "no_call"), (bucket, text)
 
 
 def test_label_prompts_show_fields_tools_and_the_refusal():
