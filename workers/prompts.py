@@ -159,12 +159,12 @@ def generate_schema(count: int, passages: bool = False) -> dict[str, Any]:
     }
 
 
+_QUESTION_MARK = "\n\nQuestion: "
+
+
 def open_book_input(passage: str, question: str) -> str:
     """The one way an open-book QA input is written: the passage, then the question."""
-    return f"{passage.strip()}\n\nQuestion: {question.strip()}"
-
-
-_QUESTION_MARK = "\n\nQuestion: "
+    return f"{passage.strip()}{_QUESTION_MARK}{question.strip()}"
 
 
 def qa_mode_of_rows(rows: Sequence[Row]) -> str | None:

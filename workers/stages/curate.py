@@ -67,7 +67,8 @@ def check_row(row: dict[str, Any], spec: TaskSpec) -> Checked:
 
 def _stated_call(row: dict[str, Any], call: dict[str, Any], spec: TaskSpec) -> Checked:
     """A valid call without the values its request does not state: an optional argument is left
-    out, a required one drops the row (`unstated_value`: the teacher invented what it needed)."""
+    out, a required one (or a call left with no argument) drops the row (`unstated_value`: the
+    teacher invented what it needed)."""
     stated, unstated = stated_call(call, spec.tools, row["input"])
     if stated is None:
         return Checked(None, "unstated_value")
