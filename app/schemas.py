@@ -113,6 +113,9 @@ class Example(Strict):
         "or a tool call `{\"name\", \"arguments\"}` as JSON text; for a tool-calling row that needs no call, "
         "empty or null (or the plain reply)."
     )
+    tools: list[Text] | None = Field(
+        None, description="Tool calling with `tools_in_prompt` only: the names of the job's tools offered with this "
+        "input (all of them when left out), as a client would send them in `tools`.")
 
     @field_validator("output", mode="before")
     @classmethod
@@ -170,6 +173,11 @@ class JobCreate(Strict):
         "{name, description, parameters}}`); the student learns to call them with the tools baked in. Implies "
         "`task_type: tool_calling`, which needs them.",
     )
+    tools_in_prompt: bool = Field(
+        False, description="Tool calling: show the student the offered tools in a system message on every request "
+        "(the documented `tools_prompt` format) instead of learning them into its weights. Each training input is "
+        "offered its tool among a few others; served, it calls the tools a request sends, trained on or not. For "
+        "clients that send a different tool list per request (as BFCL does).")
     qa_mode: QAMode | None = Field(
         None, description="For qa: `open_book` (each input holds a passage and its question; answers come from the "
         "passage, or are the stated refusal when it does not answer) or `closed_book` (a question alone). Asked of "
@@ -289,15 +297,38 @@ class JobCreate(Strict):
             raise ValueError(f"labels are only for classification tasks, not {self.task_type.value}")
         if self.task_type == TaskType.TOOL_CALLING and not self.tools:
             raise ValueError("a tool_calling task needs `tools`: the functions the student may call")
+        if self.tools_in_prompt and not self.tools:
+            raise ValueError("`tools_in_prompt` is for tool_calling tasks: give their `tools`")
         problems: list[RowProblem] = []
         for where in ("examples", "test_set"):
             for index, row in enumerate(getattr(self, where)):
                 problem = self._row_problem(row.output or "")
                 if problem:
                     problems.append(((where, index, "output"), problem))
+                problem = self._row_tools_problem(row)
+                if problem:
+                    problems.append(((where, index, "tools"), problem))
         if problems:
             raise row_errors(problems)
         return self
+
+    def _row_tools_problem(self, row: Example) -> str | None:
+        """Why a row's offered `tools` do not fit the job, or None."""
+        if row.tools is None:
+            return None
+        if not self.tools_in_prompt:
+            return "tools offered per row need `tools_in_prompt: true`"
+        known = {str(t["function"]["name"]) for t in self.tools or []}
+        unknown = [name for name in row.tools if name not in known]
+        if unknown:
+            return f"{unknown} are not among the job's tools ({', '.join(sorted(known))})"
+        if len(set(row.tools)) != len(row.tools):
+            return "names a tool twice"
+        if row.output and row.output.strip().startswith("{"):
+            called = check_call(row.output, self.tools or []).call
+            if called is not None and called["name"] not in row.tools:
+                return f"the expected call of {called['name']!r} is not among the offered tools"
+        return None
 
     def _row_problem(self, output: str) -> str | None:
         """Why an expected output does not fit the task type, or None."""

@@ -8,12 +8,13 @@ Plain pydantic, no settings and no I/O: the API validates requests against its o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.answer_shapes import FieldSpec
+from app.answer_shapes import FieldSpec, tools_prompt
 
 
 class TaskType(str, Enum):
@@ -38,10 +39,13 @@ class Strict(BaseModel):
 
 
 class Row(BaseModel):
-    """One stored input with its expected output (a seed example or a test row)."""
+    """One stored input with its expected output (a seed example or a test row); `tools`: for a
+    tool-calling job with `tools_in_prompt`, the names of the job's tools offered with this input
+    (None: all of them)."""
 
     input: str
     output: str
+    tools: list[str] | None = None
 
 
 def _default(text: str) -> dict[str, Any]:
@@ -134,6 +138,7 @@ class JobSpec(BaseModel):
     labels: list[str] | None = None
     fields: list[FieldSpec] = Field(default_factory=list)
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    tools_in_prompt: bool = False
     qa_mode: QAMode | None = None
     examples: list[Row] = Field(default_factory=list)
     test_set: list[Row] = Field(default_factory=list)
@@ -168,6 +173,9 @@ class TaskSpec(BaseModel):
     output_fields: list[str] = Field(default_factory=list)
     fields: list[FieldSpec] = Field(default_factory=list)
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    #: Tool calling: the student reads the offered tools from a system message on every request
+    #: (`tools_prompt`) instead of having them in its weights.
+    tools_in_prompt: bool = False
     qa_mode: QAMode | None = None
     topics: list[str] = Field(default_factory=list)
     styles: list[str] = Field(default_factory=list)
@@ -184,6 +192,30 @@ class TaskSpec(BaseModel):
     def extraction_fields(self) -> list[FieldSpec]:
         """The fields of an extraction answer (plain string spans for plans that named only fields)."""
         return self.fields or [FieldSpec(name=name) for name in self.output_fields]
+
+    def offered_tools(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The tools offered with one input: the plan's tools that `names` names, in that order (a
+        client's order, or training's shuffled one); all of them, in the plan's order, when None."""
+        if names is None:
+            return list(self.tools)
+        by_name = {tool.get("function", {}).get("name"): tool for tool in self.tools}
+        return [by_name[name] for name in dict.fromkeys(names) if name in by_name]
+
+    def offering(self, names: Sequence[str] | None) -> TaskSpec:
+        """This spec with only the tools offered with one input (itself when every tool is)."""
+        if names is None or not self.tools_in_prompt:
+            return self
+        return self.model_copy(update={"tools": self.offered_tools(names)})
+
+    def student_messages(self, text: str, tool_names: Sequence[str] | None = None) -> list[dict[str, str]]:
+        """What the tuned student is asked for one input, in training, evaluation and serving alike:
+        the raw input (the task lives in its weights); with `tools_in_prompt`, after a system
+        message showing the offered tools (`tools_prompt`; none offered: no system message)."""
+        user = {"role": "user", "content": text}
+        offered = self.offered_tools(tool_names) if self.tools_in_prompt else []
+        if not offered:
+            return [user]
+        return [{"role": "system", "content": tools_prompt(offered)}, user]
 
     def describe(self, label: str) -> str:
         """The planned description of `label` (the name itself when there is none)."""

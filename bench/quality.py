@@ -11,7 +11,7 @@ Target: tuned student >= 0.9x teacher and well above the untuned student.
 
     python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...]
                             [--set sst2,banking77,tweeteval] [--n 60] [--num-examples 150] [--seed 0]
-                            [--banking-labels 6] [--irrelevant 0] [--dry-run]
+                            [--banking-labels 6] [--irrelevant 0] [--tools-baked-in] [--dry-run]
 
 Sets: sst2, banking77, tweeteval (classification), restaurant8k_extraction, wnut17_extraction
 (extraction), pubmedqa (qa), restaurant8k_booking, bfcl_simple_python (tool_calling); `--set all`
@@ -293,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--irrelevant", type=int, default=0,
                         help="bfcl_simple_python: also this many questions of functions not among the tools "
                              "(expected: no call)")
+    parser.add_argument("--tools-baked-in", action="store_true",
+                        help="bfcl_simple_python: learn the tools into the weights and offer every model all of them "
+                             "(default: tools in the prompt, each question offered its own function)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--dry-run", action="store_true", help="build and validate the job bodies; no service")
     args = parser.parse_args(argv)
@@ -301,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}; one of {', '.join(SETS)}")
     options: dict[str, dict[str, Any]] = {"banking77": {"keep": args.banking_labels},
-                                          "bfcl_simple_python": {"irrelevant": args.irrelevant}}
+                                          "bfcl_simple_python": {"irrelevant": args.irrelevant,
+                                                                 "per_request": not args.tools_baked_in}}
     sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
     if args.dry_run:
         for qs in sets:

@@ -34,11 +34,14 @@ Choices (each also in the set's `notes`):
   kept in `meta` for reference only.
 * bfcl_simple_python: a job has one fixed tool list (at most 20) while every BFCL question comes
   with its own function, so a job takes `n` <= 20 questions with distinct function names, their
-  functions as its tools, and those questions as test rows; each student sees all `n` tools.
+  functions as its tools, and those questions as test rows. By default (`per_request`) the job
+  shows tools in the prompt (`tools_in_prompt`) and each test row is offered its own function alone,
+  as BFCL offers it; with `per_request=False` the tools are baked in and every model sees all `n`.
   The expected call takes the first acceptable value of each argument in BFCL's `possible_answer`
   (an argument whose first acceptable value is "" is left out: BFCL's "may be omitted"); the full
   acceptable lists are in `meta` (`ground_truth`) for scoring with `acceptable_lists=True`.
-  `irrelevant` adds that many questions of other functions, not among the tools, expecting no call.
+  `irrelevant` adds that many questions of other functions, not among the tools, expecting no call
+  (per request: each offered one of the job's tools, which does not fit it).
 """
 
 from __future__ import annotations
@@ -380,9 +383,11 @@ def _bfcl_questions(data: Path) -> list[dict[str, Any]]:
     return out
 
 
-def bfcl_simple_python(n: int = 20, seed: int = 0, data: Path = DATA, irrelevant: int = 0) -> QualitySet:
+def bfcl_simple_python(n: int = 20, seed: int = 0, data: Path = DATA, irrelevant: int = 0,
+                       per_request: bool = True) -> QualitySet:
     questions = bfcl_questions(data)
-    random.Random(seed).shuffle(questions)
+    rng = random.Random(seed)
+    rng.shuffle(questions)
     by_name: dict[str, dict[str, Any]] = {}
     for q in questions:
         by_name.setdefault(q["tool"]["function"]["name"], q)
@@ -393,13 +398,21 @@ def bfcl_simple_python(n: int = 20, seed: int = 0, data: Path = DATA, irrelevant
     off_tools = others[:irrelevant]
     test_set = ([{"input": q["question"], "output": call_text(q["call"])} for q in chosen]
                 + [{"input": q["question"], "output": ""} for q in off_tools])
+    if per_request:
+        offered = ([[q["tool"]["function"]["name"]] for q in chosen]
+                   + [[rng.choice(sorted(names))] for _ in off_tools])
+        test_set = [{**row, "tools": tools} for row, tools in zip(test_set, offered, strict=True)]
     meta = ([{"source": BFCL_FILES[0], "id": q["id"], "ground_truth": q["ground_truth"]} for q in chosen]
             + [{"source": BFCL_FILES[0], "id": q["id"], "ground_truth": None} for q in off_tools])
     body = {"task": "Answer each request by calling the one function among the given tools that does what it asks, "
                     "with the argument values the request gives",
-            "task_type": "tool_calling", "tools": [q["tool"] for q in chosen], "test_set": test_set}
+            "task_type": "tool_calling", "tools": [q["tool"] for q in chosen], "test_set": test_set,
+            "tools_in_prompt": per_request}
     notes = (f"{len(chosen)} questions with distinct functions, their functions as the job's tools (at most "
-             f"{MAX_TOOLS}); expected call = first acceptable value per argument (first value '' = omitted); "
+             f"{MAX_TOOLS}); "
+             + ("tools in the prompt, each question offered its own function alone; " if per_request else
+                "tools baked in, every question offered all of them; ")
+             + "expected call = first acceptable value per argument (first value '' = omitted); "
              "acceptable lists in meta.ground_truth"
              + (f"; {len(off_tools)} questions of other functions expecting no call" if off_tools else ""))
     return QualitySet("bfcl_simple_python", body, meta, " + ".join(BFCL_FILES), notes)

@@ -4,7 +4,7 @@ scored as they come and again after curate's check for invented values, side by 
 A student learns the calls curation keeps, so the figure that bounds it is not the teacher's raw
 call accuracy but how often a kept call is right. For each tool-calling set of
 `bench/quality_sets.py` the teacher answers every test input the way the label stage asks it
-(`workers.labelling.label_inputs`: the call schema that names every argument, or a reply), then:
+(`workers.labelling.label_rows`: the call schema that names every argument, or a reply), then:
 
 * raw: BFCL-style scores of those answers (`workers.scoring.score_calls`);
 * curated: each call through `app.answer_shapes.stated_call`, as curate does (free-text values
@@ -37,9 +37,9 @@ from quality import wilson  # noqa: E402
 from quality_sets import build  # noqa: E402
 
 from app.answer_shapes import call_text, stated_call, validate_tools  # noqa: E402
-from app.specs import TaskSpec, TaskType  # noqa: E402
+from app.specs import Row, TaskSpec, TaskType  # noqa: E402
 from workers.bundled_models import TEACHER  # noqa: E402
-from workers.labelling import answers_or_none, label_inputs  # noqa: E402
+from workers.labelling import answers_or_none, label_rows  # noqa: E402
 from workers.scoring import parse_call, score_calls  # noqa: E402
 from workers.teacher import Teacher, TeacherConfig  # noqa: E402
 
@@ -69,7 +69,7 @@ def measure(config: TeacherConfig, name: str, n: int | None) -> dict[str, Any]:
     spec = TaskSpec(task=qs.body["task"], task_type=TaskType.TOOL_CALLING, tools=tools)
     rows = qs.rows
     started = time.monotonic()
-    results = asyncio.run(label_inputs(teacher, spec, [r["input"] for r in rows]))
+    results = asyncio.run(label_rows(teacher, spec, [Row(input=r["input"], output=r["output"]) for r in rows]))
     failed = [f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, BaseException)]
     answers = answers_or_none(results)
     seconds = round(time.monotonic() - started, 1)

@@ -1,7 +1,7 @@
 """Teacher stage throughput vs a raw saturating client, on the same server, model and prompts.
 
 Runs the generate and label steps twice against one teacher server:
-  1. through the stage code (`generate_inputs`, `label_inputs`: the Teacher client with its
+  1. through the stage code (`generate_inputs`, `label_rows`: the Teacher client with its
      concurrency bound, retries and answer parsing), and
   2. through a raw `AsyncOpenAI` client firing the identical requests all at once,
 then prints completion tokens/s and examples/s for both and their ratio (target >= 0.9), per run
@@ -37,10 +37,10 @@ from openai.types.chat import ChatCompletionMessageParam
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.config import get_settings  # noqa: E402
-from app.specs import TaskSpec  # noqa: E402
+from app.specs import Row, TaskSpec  # noqa: E402
 from workers import prompts  # noqa: E402
 from workers.bundled_models import TEACHER  # noqa: E402
-from workers.labelling import TOP_LOGPROBS, label_inputs  # noqa: E402
+from workers.labelling import TOP_LOGPROBS, label_rows  # noqa: E402
 from workers.stages.generate import PER_CALL, generate_inputs, plan_buckets  # noqa: E402
 from workers.teacher import Teacher, TeacherConfig  # noqa: E402
 
@@ -80,7 +80,7 @@ async def stage_run(url: str, model: str, buckets: list[dict[str, str]]) -> dict
     texts = [text for batch in generated if not isinstance(batch, BaseException) for text in batch]
     await warm(url, model, [prompts.label_messages(SPEC, text) for text in texts])
     t1_warm = time.perf_counter()
-    labeled = await label_inputs(teacher, SPEC, texts)
+    labeled = await label_rows(teacher, SPEC, [Row(input=text, output="") for text in texts])
     t2 = time.perf_counter()
     await teacher.close()
     return {"texts": texts, "gen_s": t1 - t0, "label_s": t2 - t1_warm, "tokens": teacher.usage["completion_tokens"],

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.answer_shapes import call_schema, call_text, extraction_schema, without_unset
-from app.specs import QA_REFUSAL, TaskSpec, TaskType
+from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
 from workers import prompts
 from workers.teacher import Teacher, label_distribution
 
@@ -111,16 +111,16 @@ def match_label(text: str, labels: Sequence[str]) -> str:
     raise MalformedAnswer(f"not a label: {text[:80]!r}")
 
 
-async def label_inputs(
-    teacher: Teacher, spec: TaskSpec, texts: Sequence[str], on_done: Callable[[int, int], None] | None = None,
+async def label_rows(
+    teacher: Teacher, spec: TaskSpec, rows: Sequence[Row], on_done: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any] | BaseException]:
-    """The teacher's answer for every text (the teacher bounds the requests in flight); malformed answers
-    come back as exceptions."""
+    """The teacher's answer for every row's input, offered the row's tools (the teacher bounds the
+    requests in flight); malformed answers come back as exceptions."""
 
-    async def one(text: str) -> dict[str, Any]:
-        return await answer_one(teacher, spec, text)
+    async def one(row: Row) -> dict[str, Any]:
+        return await answer_one(teacher, spec.offering(row.tools), row.input)
 
-    return await teacher.map(list(texts), one, on_done)
+    return await teacher.map(list(rows), one, on_done)
 
 
 def answers_or_none(results: Sequence[dict[str, Any] | BaseException]) -> list[str | None]:

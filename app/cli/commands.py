@@ -66,7 +66,7 @@ def _output_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _json_rows(path: str, text: str) -> list[dict[str, str]]:
+def _json_rows(path: str, text: str) -> list[dict[str, Any]]:
     """Rows of a JSON Lines file (one `{"input", "output"}` object a line) or of a JSON list of them.
     An `output` that is an object (an extraction, a tool call) is sent as its JSON text."""
     stripped = text.strip()
@@ -93,13 +93,17 @@ def _json_rows(path: str, text: str) -> list[dict[str, str]]:
             raise UsageError(f"{path} {where} {number}: expected an object with the keys input and output")
         if not isinstance(item["input"], str):
             raise UsageError(f"{path} {where} {number}: input must be text")
-        rows.append({"input": item["input"], "output": _output_text(item.get("output"))})
+        row: dict[str, Any] = {"input": item["input"], "output": _output_text(item.get("output"))}
+        if item.get("tools") is not None:  # the tools offered with the row (tools_in_prompt jobs)
+            row["tools"] = item["tools"]
+        rows.append(row)
     return rows
 
 
-def read_examples(path: str) -> list[dict[str, str]]:
+def read_examples(path: str) -> list[dict[str, Any]]:
     """Rows of a CSV file with a header row naming the columns `input` and `output`, or of a JSON
-    Lines file (or JSON list) of `{"input", "output"}` objects; outputs are sent as text."""
+    Lines file (or JSON list) of `{"input", "output"}` objects (and the `tools` offered with each,
+    for a job with tools in the prompt); outputs are sent as text."""
     expected = "expected a header row with the columns input,output (or JSON Lines of {\"input\", \"output\"})"
     text = _read_text(path, "examples")
     if text.lstrip().startswith(("{", "[")) or path.endswith((".jsonl", ".json", ".ndjson")):
@@ -172,6 +176,8 @@ def job_body(args: argparse.Namespace) -> dict[str, Any]:
         body["fields"] = read_fields(args.fields)
     if args.tools is not None:
         body["tools"] = read_tools(args.tools)
+    if getattr(args, "tools_in_prompt", False):
+        body["tools_in_prompt"] = True
     if args.examples:
         body["examples"] = read_examples(args.examples)
     if args.test:

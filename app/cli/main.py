@@ -46,6 +46,9 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--tools", metavar="FILE",
                       help="a tool-calling task's tools: a JSON file with a list of OpenAI function tools "
                            "(or {\"tools\": [...]})")
+    tune.add_argument("--tools-in-prompt", action="store_true",
+                      help="with --tools: the student reads the tools offered with each request from its prompt, so "
+                           "clients may send other tools each time (default: the tools are learned into its weights)")
     tune.add_argument("--examples", metavar="FILE",
                       help="seed examples: a CSV file with columns input,output, or JSON Lines of {input, output}")
     tune.add_argument("--test", metavar="FILE",

@@ -195,3 +195,39 @@ def test_what_a_student_cannot_do_is_400_in_openai_shape(client, tool_student, e
     with pytest.raises(openai.BadRequestError) as bad:
         official(client).chat.completions.create(model=tool_student, messages=QUESTION, tools=[cancel])
     assert bad.value.param == "tools" and "cancel_table" in bad.value.message
+
+
+CANCEL = {"type": "function", "function": {
+    "name": "cancel_table", "description": "Cancel a booking",
+    "parameters": {"type": "object", "properties": {"people": {"type": "integer"}}}}}
+
+
+@pytest.fixture(scope="module")
+def prompt_tool_student(test_database) -> str:
+    """A student that reads its tools from the prompt (`tools_in_prompt`), trained on TOOLS."""
+    return served(STUDENT_DIR, {**TOOL_SPEC, "tools_in_prompt": True}, task_type="tool_calling", tools=TOOLS,
+                  tools_in_prompt=True)
+
+
+def test_a_student_reading_tools_from_its_prompt_is_shown_the_requests_tools(client, prompt_tool_student):
+    from transformers import AutoTokenizer
+
+    from app.answer_shapes import tools_prompt
+    from app.inference import prompt_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(STUDENT_DIR)
+    cancel_call = call_text({"name": "cancel_table", "arguments": {"people": 2}})
+    echo = [{"role": "user", "content": "Repeat exactly: " + cancel_call}]
+    # A tool it was never trained on is taken and shown as the system message it was trained with.
+    reply = official(client).chat.completions.create(model=prompt_tool_student, messages=echo, tools=[CANCEL],
+                                                     max_tokens=32)
+    shown = [{"role": "system", "content": tools_prompt([CANCEL])}, *echo]
+    assert reply.usage.prompt_tokens == len(prompt_ids(tokenizer, shown))
+    bare = post(client, prompt_tool_student, echo, tool_choice="none").json()  # no tools: no system message
+    assert bare["usage"]["prompt_tokens"] == len(prompt_ids(tokenizer, echo))
+    # (How its answer becomes tool_calls is the same as for any tool student: tests above and the unit tests.)
+    assert reply.choices[0].finish_reason in ("tool_calls", "stop", "length")
+    # With no `tools`, every tool it was trained on is shown.
+    every = post(client, prompt_tool_student, echo).json()
+    assert every["usage"]["prompt_tokens"] == len(prompt_ids(tokenizer, [
+        {"role": "system", "content": tools_prompt(TOOLS)}, *echo]))

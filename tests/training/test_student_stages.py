@@ -122,3 +122,55 @@ def test_open_book_qa_is_scored_with_token_f1_and_the_teacher_judge(teacher_sett
         f1s = [token_f1(row["expected"], row[name] or "") for row in recorded]
         assert metrics[name]["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-3), (name, recorded)
         assert sum(row["correct"][name] for row in recorded) == metrics[name]["correct"], name
+
+
+BOOK = {"type": "function", "function": {
+    "name": "book_table", "description": "Book a table at the restaurant",
+    "parameters": {"type": "object", "required": ["people"], "properties": {"people": {"type": "integer"}}}}}
+HOURS = {"type": "function", "function": {
+    "name": "opening_hours", "description": "Tell the opening hours of one day",
+    "parameters": {"type": "object", "required": ["day"], "properties": {"day": {"type": "string"}}}}}
+PROMPT_TOOLS_SPEC = {"task": "Book tables and tell the opening hours", "task_type": "tool_calling",
+                     "instruction": "Call the tool that fits.", "tools": [BOOK, HOURS], "tools_in_prompt": True,
+                     "labels": []}
+
+
+def test_a_student_reading_tools_from_its_prompt_is_trained_and_scored_on_each_rows_tools(teacher_settings):
+    from app.answer_shapes import call_text, check_call
+    from app.api.openai import serving
+    from app.specs import TaskSpec
+    from workers.scoring import normalize_answer
+
+    def call(name, **arguments):
+        return call_text({"name": name, "arguments": arguments})
+
+    rows = [{"input": f"A table for {n} please", "output": call("book_table", people=n), "split": "train"}
+            for n in (2, 3, 4, 5)] + [
+            {"input": f"Are you open on {day}?", "output": call("opening_hours", day=day), "split": "train"}
+            for day in ("Monday", "Friday")] + [{"input": "Thanks a lot!", "output": "You're welcome!",
+                                                 "split": "train"}]
+    test_set = [{"input": "A table for 6 please", "output": call("book_table", people=6), "tools": ["book_table"]},
+                {"input": "Are you open on Sunday?", "output": call("opening_hours", day="Sunday")},
+                # Offered only the other tool, a booking request gets no call from anyone.
+                {"input": "A table for 7 please", "output": "", "tools": ["opening_hours"]}]
+    job_id = make_trainable_job(rows, training={"epochs": 1, "batch_size": 4, "max_length": 32},
+                                task_spec=PROMPT_TOOLS_SPEC, task_type="tool_calling", tools=[BOOK, HOURS],
+                                tools_in_prompt=True, test_set=test_set)
+    with session_scope() as session:
+        results = job_stages.stage_results(session, job_id)
+    results["train"] = run_stage("train", job_id, results)
+    # The offered tools make each prompt longer than the 32 tokens asked for: raised, not cut.
+    assert results["train"]["plan"]["max_length"] > 32, results["train"]
+    assert any("max_length raised" in note for note in results["train"]["notes"]), results["train"]["notes"]
+
+    metrics = run_stage("evaluate", job_id, results)
+    for name in ("teacher", "base_student", "student"):
+        assert metrics[name]["n"] == 3 and metrics[name]["n_call"] == 2, (name, metrics[name])
+    recorded = stored_jsonl(job_id, PREDICTIONS)
+    # The teacher answered under the schema of the offered tool alone.
+    assert check_call(recorded[2]["teacher"] or "", [BOOK]).call is None, recorded[2]
+    # Served with the row's tools in the request, the tuned student answers as evaluate recorded.
+    spec = TaskSpec.model_validate(PROMPT_TOOLS_SPEC)
+    for row, stored in zip(test_set, recorded, strict=True):
+        served = serving.complete(str(job_id), spec.student_messages(row["input"], row.get("tools")), max_tokens=64)
+        assert normalize_answer(served.text, spec.task_type) == stored["student"], (row, stored)

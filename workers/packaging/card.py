@@ -9,6 +9,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.answer_shapes import TOOLS_PROMPT_FOOTER, TOOLS_PROMPT_HEADER
 from app.artifacts import GGUF_ARTIFACT
 from app.specs import QA_REFUSAL
 from workers.packaging.template import ChatFormat
@@ -45,6 +46,14 @@ def answer_shape(spec: dict[str, Any]) -> str:
     if kind == "extraction":
         names = ", ".join(f"`{f}`" for f in _field_names(spec))
         return send + f"It answers with one JSON object with the keys {names}; a field the input lacks is null."
+    if kind == "tool_calling" and spec.get("tools_in_prompt"):
+        return ("Send the tools it may call as the system message, in the format it was trained on (vibetune's "
+                "`tools_prompt`: the line `" + TOOLS_PROMPT_HEADER + "`, then one line per function, the JSON of "
+                "its `name`, `description` and `parameters` with sorted keys, then the line `" + TOOLS_PROMPT_FOOTER
+                + "`), and the request as the user message. It answers with only the call as JSON, "
+                '`{"name": ..., "arguments": {...}}`, when an offered function fits, else in plain text. The '
+                "vibetune service's `/v1` writes that system message from the request's `tools` and returns the call "
+                "as OpenAI `tool_calls`.")
     if kind == "tool_calling":
         names = ", ".join(f"`{t.get('function', {}).get('name')}`" for t in spec.get("tools") or [])
         return (send + "Its functions are in its weights too (" + names + "), so send no tool list: when a request "

@@ -3,6 +3,8 @@ scored by the same rule, with latency and size; then a verdict.
 
 Each model is asked the way it is used: the teacher and the untuned student get the task's
 instructions and labels, the tuned student gets the raw input (the task lives in its weights).
+A tool-calling job with `tools_in_prompt` offers each row's tools (`Row.tools`, else all) to all
+three: in the teacher's and untuned student's instructions, in the tuned student's system message.
 For classification all three answer by the same constrained choice: greedy decoding restricted
 to the label set (vLLM's guided choice for the teacher, `LabelChooser` for the students).
 """
@@ -28,7 +30,7 @@ from workers.labelling import (
     MalformedAnswer,
     answer_one,
     answers_or_none,
-    label_inputs,
+    label_rows,
     match_label,
     same_answer,
 )
@@ -43,7 +45,7 @@ TEACHER_LATENCY_SAMPLE = 8
 #: New tokens of the tuned student's free answer to a classification input (a label and the end of turn).
 FREE_ANSWER_TOKENS = 16
 
-Chat = Callable[[str], list[dict[str, str]]]
+Chat = Callable[[Row], list[dict[str, str]]]
 
 
 class EvaluateStage:
@@ -60,13 +62,15 @@ class EvaluateStage:
         teacher_answers, teacher = _teacher(ctx, spec, rows, reference)
         ctx.progress(1, 4)
         base_answers, base, _ = _student(ctx, ctx.spec.student, rows, spec,
-                                         lambda text: prompts.label_messages(spec, text), tuned=False)
+                                         lambda row: prompts.label_messages(spec.offering(row.tools), row.input),
+                                         tuned=False)
         ctx.progress(2, 4)
         tuned_dir = folder_path(ctx.storage, ctx.job_id, MODEL_FOLDER)
         if not (tuned_dir / "config.json").is_file():
             raise StageError("missing_model", "the trained student is missing; run the train stage again")
         tuned_answers, tuned, tuned_texts = _student(ctx, str(tuned_dir), rows, spec,
-                                                     lambda text: [{"role": "user", "content": text}], tuned=True)
+                                                     lambda row: spec.student_messages(row.input, row.tools),
+                                                     tuned=True)
         ctx.progress(3, 4)
 
         reports, normalised, correct = {}, {}, {}
@@ -127,12 +131,12 @@ def _teacher(ctx: StageContext, spec: TaskSpec, rows: list[Row], reference: str
     answers = _saved_teacher_answers(ctx, texts) if reference == "test_set" else None
     source = "teacher_check"
     if answers is None:
-        results, _ = with_teacher(ctx, lambda t: label_inputs(t, spec, texts))
+        results, _ = with_teacher(ctx, lambda t: label_rows(t, spec, rows))
         answers = answers_or_none(results)
         source = "evaluate"
     if reference == "validation":
         source += " (the validation labels are the teacher's own, so this measures its consistency)"
-    latencies = with_teacher(ctx, lambda t: _time_single_requests(t, spec, texts[:TEACHER_LATENCY_SAMPLE]))[0]
+    latencies = with_teacher(ctx, lambda t: _time_single_requests(t, spec, rows[:TEACHER_LATENCY_SAMPLE]))[0]
     bundled = bundled_models.BUNDLED.get(ctx.spec.teacher)
     size = folder_size(bundled_models.model_dir(bundled)) if bundled else None
     return answers, {"model": ctx.spec.teacher, "answers_from": source,
@@ -146,12 +150,12 @@ def _saved_teacher_answers(ctx: StageContext, texts: list[str]) -> list[str | No
     return [saved[text] for text in texts] if all(text in saved for text in texts) else None
 
 
-async def _time_single_requests(teacher: Teacher, spec: TaskSpec, texts: list[str]) -> list[float]:
+async def _time_single_requests(teacher: Teacher, spec: TaskSpec, rows: list[Row]) -> list[float]:
     latencies = []
-    for text in texts:
+    for row in rows:
         start = time.perf_counter()
         try:
-            await answer_one(teacher, spec, text)
+            await answer_one(teacher, spec.offering(row.tools), row.input)
         except MalformedAnswer:
             pass
         latencies.append((time.perf_counter() - start) * 1000)
@@ -193,11 +197,11 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
     valid = right = 0
     for row in rows:
         ctx.check_canceled()
-        answer, ms = timed(decide, messages(row.input))
+        answer, ms = timed(decide, messages(row))
         answers.append(answer)
         latencies.append(ms)
         if free:
-            text = generate(student, messages(row.input), max_tokens=FREE_ANSWER_TOKENS).text.strip()
+            text = generate(student, messages(row), max_tokens=FREE_ANSWER_TOKENS).text.strip()
             texts.append(text)
             matched = _label_or_none(text, labels)
             valid += matched is not None

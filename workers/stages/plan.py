@@ -147,7 +147,8 @@ def build_task_spec(request: JobSpec, raw: dict[str, Any]) -> TaskSpec:
     return TaskSpec(
         task=request.task, task_type=task_type, instruction=str(raw.get("instruction") or request.task).strip(),
         labels=labels, output_fields=names, fields=fields,
-        tools=request.tools if task_type == TaskType.TOOL_CALLING else [], qa_mode=qa_mode, **spread,
+        tools=request.tools if task_type == TaskType.TOOL_CALLING else [],
+        tools_in_prompt=request.tools_in_prompt and task_type == TaskType.TOOL_CALLING, qa_mode=qa_mode, **spread,
     )
 
 

@@ -28,9 +28,8 @@ class TeacherCheckStage:
         if not rows:
             return {"skipped": "no test_set or examples to score the teacher on"}
 
-        texts = [row.input for row in rows]
-        answers = answer_each(ctx, texts, [answer_key(i, text) for i, text in enumerate(texts)],
-                              lambda t, text: answer_one(t, spec, text))
+        answers = answer_each(ctx, rows, [answer_key(i, row.input) for i, row in enumerate(rows)],
+                              lambda t, row: answer_one(t, spec.offering(row.tools), row.input))
         expected = [row.output.strip() for row in rows]
         predicted = answers_or_none(answers.results)
         report = score_answers(expected, predicted, spec.task_type, spec.label_names, tools=spec.tools)

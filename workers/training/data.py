@@ -1,14 +1,18 @@
 """Turning the curated data set into TRL prompt/completion examples.
 
 The student is trained on the raw input alone: the task lives in its weights, so the served
-model answers a bare input the way the data taught it, with no instructions to repeat.
+model answers a bare input the way the data taught it, with no instructions to repeat. The one
+exception is a tool-calling job with `tools_in_prompt`: each input comes after a system message
+showing a few of the job's tools (`TaskSpec.student_messages`), as a client sends them.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from app.answer_shapes import load_object
 from app.specs import TaskSpec
 from workers.prompts import label_messages
 
@@ -16,11 +20,50 @@ from workers.prompts import label_messages
 SOFT_LABELS_COLUMN = "soft_labels"
 
 
-def sft_example(row: dict[str, Any], labels: Sequence[str] = ()) -> dict[str, Any]:
-    """One conversational prompt/completion example; for classification also the teacher's
-    label distribution as a vector in `labels` order (`SOFT_LABELS_COLUMN`)."""
+#: The most tools offered with one training input of a `tools_in_prompt` job: its own tool and
+#: up to this many minus one others, so the student learns to pick the tool, not just copy it,
+#: while its prompts stay short enough to train on a CPU.
+MOST_OFFERED_TOOLS = 3
+
+
+def called_tool(output: str) -> str | None:
+    """The name of the function a training answer calls, or None when it is a plain reply."""
+    parsed = load_object(output)
+    name = parsed.get("name") if parsed is not None else None
+    return name if isinstance(name, str) else None
+
+
+def offered_tool_names(tool_names: Sequence[str], called: str | None, rng: random.Random) -> list[str]:
+    """The tools shown with one training input of a `tools_in_prompt` job, in a random order: the
+    called tool and 0 to `MOST_OFFERED_TOOLS - 1` others, or 1 to `MOST_OFFERED_TOOLS` tools for an
+    input that needs none."""
+    others = [name for name in tool_names if name != called]
+    most = min(len(others), MOST_OFFERED_TOOLS - (called is not None))
+    least = 0 if called is not None else min(1, most)
+    offered = rng.sample(others, rng.randint(least, most)) + ([called] if called is not None else [])
+    rng.shuffle(offered)
+    return offered
+
+
+def with_offered_tools(rows: Sequence[dict[str, Any]], spec: TaskSpec, seed: int) -> list[dict[str, Any]]:
+    """Each row with the names of the tools offered with it (`tools`), kept where a row names
+    them already; the rows themselves when the job does not show tools in the prompt."""
+    if not spec.tools_in_prompt:
+        return list(rows)
+    names = [str(tool["function"]["name"]) for tool in spec.tools]
+    rng = random.Random(seed)
+    return [row if row.get("tools") is not None
+            else {**row, "tools": offered_tool_names(names, called_tool(row["output"]), rng)} for row in rows]
+
+
+def sft_example(row: dict[str, Any], labels: Sequence[str] = (), spec: TaskSpec | None = None) -> dict[str, Any]:
+    """One conversational prompt/completion example: the prompt the tuned student is asked with
+    (`TaskSpec.student_messages`; the bare input without a spec); for classification also the
+    teacher's label distribution as a vector in `labels` order (`SOFT_LABELS_COLUMN`)."""
+    prompt = (spec.student_messages(row["input"], row.get("tools")) if spec is not None
+              else [{"role": "user", "content": row["input"]}])
     example: dict[str, Any] = {
-        "prompt": [{"role": "user", "content": row["input"]}],
+        "prompt": prompt,
         "completion": [{"role": "assistant", "content": row["output"]}],
     }
     if labels:

@@ -11,7 +11,7 @@ from typing import Any
 from app.specs import TaskSpec, TrainingOptions
 from workers.training import options as training_options
 from workers.training.answers import first_answer_tokens
-from workers.training.data import oversample, sft_example
+from workers.training.data import oversample, sft_example, with_offered_tools
 from workers.training.harness import (
     JobHooks,
     TrainResult,
@@ -24,7 +24,17 @@ from workers.training.harness import (
 )
 from workers.training.student import load_student, parameter_count, train_dtype
 
-__all__ = ["TrainResult", "last_complete_checkpoint", "train_student"]
+__all__ = ["TrainResult", "last_complete_checkpoint", "longest_example", "train_student"]
+
+
+def longest_example(tokenizer: Any, examples: Sequence[Mapping[str, Any]]) -> int:
+    """The token count of the longest prompt/completion example under the student's chat template."""
+    longest = 0
+    for example in examples:
+        chat = [dict(m) for m in [*example["prompt"], *example["completion"]]]
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+        longest = max(longest, len(tokenizer(text, add_special_tokens=False).input_ids))
+    return longest
 
 
 def train_student(
@@ -60,7 +70,19 @@ def train_student(
     distinct = len(rows)
     if labels:
         rows = oversample(rows, labels, plan.seed)
-    examples = [sft_example(row, labels if distill else ()) for row in rows]
+    if task_spec is not None:
+        rows = with_offered_tools(rows, task_spec, plan.seed)
+    examples = [sft_example(row, labels if distill else (), task_spec) for row in rows]
+    longest = longest_example(tokenizer, examples)
+    if longest > plan.max_length:
+        if task_spec is not None and task_spec.tools_in_prompt:
+            # The offered tools make the prompt long; cut, the example would lose its answer.
+            notes.append(f"max_length raised from {plan.max_length} to {longest} tokens to fit the longest example "
+                         "with its offered tools")
+            plan = dataclasses.replace(plan, max_length=longest)
+        else:
+            notes.append(f"the longest example is {longest} tokens, more than max_length {plan.max_length}: longer "
+                         "examples lose the end of their answer")
     if given.epochs is None:
         plan = dataclasses.replace(plan, epochs=training_options.default_epochs(len(examples), plan.batch_size))
 

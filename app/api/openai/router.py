@@ -189,7 +189,7 @@ async def chat_completions(body: ChatCompletionRequest, caller: CallerDep) -> Ch
     served = await run_in_threadpool(_served_model, body.model, caller)
     model_id = served.id
     shape = answer_shape(body, model_id, served.task_spec)
-    messages = [m.as_template_message() for m in body.messages]
+    messages = shape.prompt([m.as_template_message() for m in body.messages])
     options: dict[str, Any] = {"max_tokens": body.answer_tokens(), "temperature": body.temperature, "top_p": body.top_p,
                "stop": body.stop_sequences()}
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.answer_shapes import ToolsError, check_call, validate_tools
+from app.answer_shapes import ToolsError, check_call, tools_prompt, validate_tools
 from app.api.openai.errors import OpenAIError
 from app.api.openai.protocol import (
     AssistantMessage,
@@ -81,7 +81,8 @@ def _name(tool: dict[str, Any]) -> str:
 def offered_tools(requested: list[dict[str, Any]] | None, trained: list[dict[str, Any]],
                   model: str, spec: TaskSpec | None) -> list[dict[str, Any]]:
     """The trained tools the request offers (all of them when it sends no `tools`), or a 400
-    naming the first requested tool that is not one of them."""
+    naming the first requested tool that is not one of them; for a student that reads its tools
+    from the prompt, the requested tools themselves."""
     if not requested:
         return trained
     if not trained:
@@ -90,6 +91,8 @@ def offered_tools(requested: list[dict[str, Any]] | None, trained: list[dict[str
         tools = validate_tools(requested)
     except ToolsError as exc:
         raise _bad_request(str(exc), "tools") from None
+    if spec is not None and spec.tools_in_prompt:
+        return tools
     known = {_name(t): t for t in trained}
     for index, tool in enumerate(tools):
         name = _name(tool)
@@ -117,7 +120,7 @@ def callable_tools(body: ChatCompletionRequest, model: str, spec: TaskSpec | Non
         raise _bad_request("tool_choice 'required' is not supported: the student decides whether to call a tool "
                            "(use 'auto')", "tool_choice")
     name = choice.function.name
-    if name not in {_name(t) for t in trained}:
+    if name not in {_name(t) for t in trained} and not (spec is not None and spec.tools_in_prompt):
         trained_names = f" (its tools: {', '.join(_name(t) for t in trained)})" if trained else ""
         raise _bad_request(f"tool_choice: model {model} ({_kind(spec)}) was not trained on a tool {name!r}"
                            + trained_names, "tool_choice")
@@ -147,10 +150,24 @@ class AnswerShape:
     always text)."""
 
     tools: list[dict[str, Any]] = field(default_factory=list)
+    #: The student reads the tools it may call from the prompt (`tools_in_prompt`).
+    in_prompt: bool = False
 
     @property
     def can_call(self) -> bool:
         return bool(self.tools)
+
+    def prompt(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The chat the student is given: the request's messages, after the system message that
+        shows the callable tools to a student trained with them in its prompt."""
+        if not self.in_prompt or not self.tools:
+            return messages
+        block = tools_prompt(self.tools)
+        if messages and messages[0]["role"] == "system":
+            first, rest = messages[0], messages[1:]
+            return [{"role": "system", "content": f"{block}\n\n{first['content']}" if first["content"] else block},
+                    *rest]
+        return [{"role": "system", "content": block}, *messages]
 
     def could_still_be_call(self, text: str) -> bool:
         """Whether an answer starting with `text` may yet be a call: only while it is blank or
@@ -185,4 +202,4 @@ def answer_shape(body: ChatCompletionRequest, model: str, spec: TaskSpec | None)
     """Check the request's tools, tool choice and response format against the student's plan
     (400s in OpenAI's shape) and return how its answer is shaped."""
     check_response_format(body, model, spec)
-    return AnswerShape(callable_tools(body, model, spec))
+    return AnswerShape(callable_tools(body, model, spec), in_prompt=spec is not None and spec.tools_in_prompt)

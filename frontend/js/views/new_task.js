@@ -143,6 +143,9 @@ export function newTaskView(root) {
   const fieldsBox = fieldsEditor();
   const toolsBox = uploadField('tools', 'Tools', 'the functions the student may call, in OpenAI’s tool format',
     { accept: '.json,application/json', what: 'JSON', placeholder: TOOLS_PLACEHOLDER, rows: 6 });
+  toolsBox.append(h('label', { class: 'checkbox', title: 'The student reads the tools offered with each request from its prompt, so clients may send a different tool list each time (as BFCL does). Off: the tools are learned into its weights and requests need no tool list.' },
+    h('input', { type: 'checkbox', name: 'tools_in_prompt', value: 'true', id: 'f-tools_in_prompt' }),
+    'Tools sent with each request (the student reads them from its prompt)'));
   const examplesBox = csvField('examples', 'Seed examples', 'optional; they guide the teacher');
   const testBox = csvField('test_set', 'Test set', 'optional; held out, the models are scored on it');
 
@@ -253,6 +256,7 @@ function requestBody(data, form) {
     const text = data.get('tools');
     if (!text.trim()) throw new FieldError('tools', 'paste or upload the tools the student may call (a JSON list)');
     body.tools = readTools(text);
+    if (data.get('tools_in_prompt')) body.tools_in_prompt = true;
   }
   for (const name of ['examples', 'test_set']) {
     const text = data.get(name);
