@@ -1,5 +1,7 @@
 """Dataset rows to TRL prompt/completion examples."""
 
+import json
+
 import pytest
 
 from workers.training.data import sft_example, split_examples
@@ -40,3 +42,17 @@ def test_oversampling_evens_out_the_classes_and_keeps_every_row():
     assert Counter(r["output"] for r in out) == {"spam": 6, "ham": 6}
     assert {r["input"] for r in out} == {r["input"] for r in rows}
     assert oversample(rows, ["spam", "ham"], seed=1) == out, "deterministic for a seed"
+
+
+def test_tool_calling_rows_are_balanced_per_tool_and_no_call():
+    from collections import Counter
+
+    from workers.training.data import balance, call_group
+
+    rows = [{"input": f"b{i}", "output": json.dumps({"name": "book", "arguments": {"people": i}})} for i in range(6)]
+    rows += [{"input": f"h{i}", "output": '{"name": "hours", "arguments": {}}'} for i in range(3)]
+    rows += [{"input": "thanks", "output": "You're welcome!"}, {"input": "hi", "output": "Hello!"}]
+    out = balance(rows, call_group, seed=2)
+    assert Counter(call_group(r) for r in out) == {"book": 6, "hours": 6, "": 6}
+    assert {r["input"] for r in out} == {r["input"] for r in rows}
+    assert balance(rows, call_group, seed=2) == out, "deterministic for a seed"
