@@ -68,7 +68,10 @@ class TrainingOptions(Strict):
     learning_rate: float | None = Field(
         None, gt=0, le=1, description="peak learning rate (AdamW, linear decay to 0, no warm-up)",
         json_schema_extra=_default("5e-5 (`full`), 2e-4 (`lora`)"))
-    batch_size: int = Field(8, ge=1, le=1024, description="examples per optimiser step (no gradient accumulation)")
+    batch_size: int = Field(
+        8, ge=1, le=1024,
+        description="examples per optimiser step (run as micro-batches with accumulated gradients when long sequences "
+                    "would not fit in memory)")
     max_length: int = Field(
         256, ge=16, le=32768,
         description="longest training sequence in tokens; on-policy: only caps the student's answer length")

@@ -44,7 +44,7 @@ def test_oversampling_evens_out_the_classes_and_keeps_every_row():
     assert oversample(rows, ["spam", "ham"], seed=1) == out, "deterministic for a seed"
 
 
-def test_tool_calling_rows_are_balanced_per_tool_and_no_call():
+def test_tool_calling_rows_balance_calls_against_no_call():
     from collections import Counter
 
     from workers.training.data import balance, call_group
@@ -53,6 +53,6 @@ def test_tool_calling_rows_are_balanced_per_tool_and_no_call():
     rows += [{"input": f"h{i}", "output": '{"name": "hours", "arguments": {}}'} for i in range(3)]
     rows += [{"input": "thanks", "output": "You're welcome!"}, {"input": "hi", "output": "Hello!"}]
     out = balance(rows, call_group, seed=2)
-    assert Counter(call_group(r) for r in out) == {"book": 6, "hours": 6, "": 6}
+    assert Counter(call_group(r) for r in out) == {"call": 9, "": 9}
     assert {r["input"] for r in out} == {r["input"] for r in rows}
     assert balance(rows, call_group, seed=2) == out, "deterministic for a seed"

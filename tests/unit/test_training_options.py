@@ -36,3 +36,17 @@ def test_small_data_sets_get_more_epochs_so_the_run_makes_enough_steps():
     epochs = default_epochs(30, 8)  # 4 steps an epoch
     assert epochs == 10.0 and epochs * 4 >= MIN_STEPS
     assert default_epochs(2, 8) == 20.0, "capped"
+
+
+def test_long_sequences_run_as_micro_batches_of_a_divisor_of_the_batch():
+    from workers.training.options import TOKENS_PER_MICRO_BATCH, micro_batch_size
+
+    assert micro_batch_size(8, 256) == 8  # the default fits as it is
+    assert micro_batch_size(8, 650) == 2  # 3 would fit the budget but does not divide 8
+    assert micro_batch_size(6, 650) == 3
+    assert micro_batch_size(8, 5000) == 1
+    assert micro_batch_size(7, 1024) == 1  # a prime batch has no smaller divisor that fits
+    for batch in range(1, 17):
+        for length in (64, 300, 700, 2100):
+            micro = micro_batch_size(batch, length)
+            assert batch % micro == 0 and (micro == 1 or micro * length <= TOKENS_PER_MICRO_BATCH)

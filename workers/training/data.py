@@ -22,8 +22,8 @@ SOFT_LABELS_COLUMN = "soft_labels"
 
 #: The most tools offered with one training input of a `tools_in_prompt` job: its own tool and
 #: up to this many minus one others, so the student learns to pick the tool, not just copy it,
-#: while its prompts stay short enough to train on a CPU.
-MOST_OFFERED_TOOLS = 3
+#: while its prompts stay short (a BFCL function is about 180 tokens in `tools_prompt`).
+MOST_OFFERED_TOOLS = 2
 
 
 def called_tool(output: str) -> str | None:
@@ -104,16 +104,19 @@ def oversample(rows: Sequence[dict[str, Any]], labels: Sequence[str], seed: int 
 
 
 def call_group(row: dict[str, Any]) -> str:
-    """A tool-calling row's group for balancing: the tool it calls, or "" for no call."""
-    return called_tool(str(row["output"])) or ""
+    """A tool-calling row's group for balancing: "call" when it answers with a call, else ""."""
+    return "call" if called_tool(str(row["output"])) is not None else ""
 
 
 def balance(rows: Sequence[dict[str, Any]], group: Callable[[dict[str, Any]], str], seed: int = 0,
             groups: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every row, plus repeats of rows of the smaller groups (`group(row)`; `groups` first, in that
-    order) until each group has as many as the largest, shuffled. Tool calling balances each tool
-    and the rows needing no call: on restaurant bookings a student trained on two calls per
-    no-call request called the tool on 10 of 14 real messages that needed none."""
+    order) until each group has as many as the largest, shuffled. Tool calling balances calls
+    against the rows needing no call (curate drops the requests the teacher wrongly calls for, so
+    they come out short): on restaurant bookings a student trained on two calls per no-call
+    request called the tool on 10 of 14 real messages that needed none. (Each tool's share is
+    generation's to even out: per tool, the data would grow by the largest tool's count times
+    the number of tools.)"""
     by_group: dict[str, list[dict[str, Any]]] = {name: [] for name in groups}
     for row in rows:
         by_group.setdefault(group(row), []).append(row)

@@ -55,11 +55,16 @@ class TrainingPlan:
     distillation: str = SOFT_LABELS
     #: Where the teacher's weights are (on-policy only): a local folder or a hub id.
     teacher_weights: str | None = None
+    #: Examples per forward pass; `batch_size` is reached by accumulating gradients over
+    #: micro-batches (`micro_batch_size`: long sequences fit in memory).
+    micro_batch: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         plan = asdict(self)
         if plan["teacher_weights"] is None:
             del plan["teacher_weights"]
+        if plan["micro_batch"] is None:
+            del plan["micro_batch"]
         return plan
 
 
@@ -109,6 +114,20 @@ def default_teacher_weights(teacher: str | None) -> str | None:
     return None
 
 
+#: Tokens of one SFT forward pass at most (micro-batch x max_length). The default batch of 8 x
+#: 256 tokens fits a CPU worker beside the teacher; 8 prompts of up to ~650 tokens (BFCL tools
+#: in the prompt) were killed for memory at 14 GB.
+TOKENS_PER_MICRO_BATCH = 2048
+
+
+def micro_batch_size(batch_size: int, max_length: int, budget: int = TOKENS_PER_MICRO_BATCH) -> int:
+    """The largest divisor of `batch_size` whose micro-batch of `max_length`-token sequences fits
+    `budget` tokens (at least 1), so accumulating gradients keeps the optimiser step at exactly
+    `batch_size` examples."""
+    fits = max(1, budget // max(1, max_length))
+    return max(d for d in range(1, batch_size + 1) if batch_size % d == 0 and d <= fits)
+
+
 def sft_config(plan: TrainingPlan, output_dir: Path, *, bf16: bool, save_steps: int = 25) -> SFTConfig:
     """TRL's SFTConfig for a plan: prompt/completion data, loss on the completion only,
     a checkpoint every `save_steps` steps (for resuming), the loss logged every step."""
@@ -116,7 +135,8 @@ def sft_config(plan: TrainingPlan, output_dir: Path, *, bf16: bool, save_steps: 
 
     return SFTConfig(
         **_common_args(plan, output_dir, bf16=bf16, save_steps=save_steps),
-        per_device_train_batch_size=plan.batch_size,
+        per_device_train_batch_size=plan.micro_batch or plan.batch_size,
+        gradient_accumulation_steps=plan.batch_size // (plan.micro_batch or plan.batch_size),
         max_length=plan.max_length,
         completion_only_loss=True,
         # Batches of similar lengths waste little compute on padding (measured in bench/train_throughput.py).
@@ -174,7 +194,7 @@ def default_epochs(n_examples: int, batch_size: int, most: int = 20) -> float:
 
 
 def total_steps(n_examples: int, plan: TrainingPlan, *, drop_last: bool = False) -> int:
-    """Optimiser steps of a run (one example per batch slot, no gradient accumulation);
+    """Optimiser steps of a run (`batch_size` examples a step, micro-batches or not);
     `drop_last` when the trainer skips an incomplete last batch (TRL's on-policy sampler)."""
     batch = min(plan.batch_size, max(1, n_examples)) if drop_last else plan.batch_size
     per_epoch = n_examples // batch if drop_last else math.ceil(n_examples / batch)

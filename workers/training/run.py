@@ -85,6 +85,11 @@ def train_student(
         else:
             notes.append(f"the longest example is {longest} tokens, more than max_length {plan.max_length}: longer "
                          "examples lose the end of their answer")
+    micro = training_options.micro_batch_size(plan.batch_size, plan.max_length)
+    if micro < plan.batch_size:
+        plan = dataclasses.replace(plan, micro_batch=micro)
+        notes.append(f"batches of {plan.batch_size} run as {plan.batch_size // micro} micro-batches of {micro} "
+                     f"(sequences up to {plan.max_length} tokens), gradients accumulated")
     if given.epochs is None:
         plan = dataclasses.replace(plan, epochs=training_options.default_epochs(len(examples), plan.batch_size))
 
