@@ -27,6 +27,14 @@ def test_sft_config_carries_the_plan(tmp_path):
     assert config.completion_only_loss is True and config.logging_steps == 1
     assert config.save_steps == 10 and config.output_dir == str(tmp_path)
     assert config.report_to == [] or config.report_to == "none"
+    assert config.gradient_accumulation_steps == 1 and "micro_batch" not in plan.as_dict()
+
+    import dataclasses
+
+    micro = dataclasses.replace(plan, micro_batch=2)
+    config = sft_config(micro, tmp_path, bf16=False)
+    assert config.per_device_train_batch_size == 2 and config.gradient_accumulation_steps == 2
+    assert micro.as_dict()["micro_batch"] == 2
 
 
 def test_small_data_sets_get_more_epochs_so_the_run_makes_enough_steps():
