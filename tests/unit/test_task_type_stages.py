@@ -173,6 +173,9 @@ def test_tools_without_a_training_call_are_named_in_a_warning():
     assert warning["code"] == "tools_without_examples"
     assert warning["message"].startswith("1 of 2 tools have no training example (hours);")
     assert f"{EXAMPLES_PER_TOOL * 2})" in warning["message"]
+    assert "learns only the calls it is trained on" in warning["message"]
+    (in_prompt,) = tool_coverage_warnings(rows, spec.model_copy(update={"tools_in_prompt": True}))
+    assert "reads its tools from the prompt" in in_prompt["message"]
     rows[1]["split"] = "train"
     assert tool_coverage_warnings(rows, spec) == []
     extraction = TaskSpec(task="t", task_type="extraction", output_fields=["date"], **SPREAD)

@@ -132,8 +132,9 @@ EXAMPLES_PER_TOOL = 8
 
 
 def tool_coverage_warnings(dataset: list[dict[str, Any]], spec: TaskSpec) -> list[dict[str, str]]:
-    """A warning naming the tools that no training row calls: the student learns its tools from
-    the training rows alone (it is served without a tool list), so it cannot call those."""
+    """A warning naming the tools that no training row calls: a student with its tools in its
+    weights learns them from the training rows alone, so it cannot call those; one that reads
+    its tools from the prompt may, but has never been shown how."""
     if spec.task_type != TaskType.TOOL_CALLING:
         return []
     called = {call["name"] for row in dataset if row["split"] == "train"
@@ -143,9 +144,11 @@ def tool_coverage_warnings(dataset: list[dict[str, Any]], spec: TaskSpec) -> lis
     if not missing:
         return []
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    effect = ("the student reads its tools from the prompt but has never been shown a call of these"
+              if spec.tools_in_prompt else "the student learns only the calls it is trained on")
     return [{"code": "tools_without_examples", "message": (
-        f"{len(missing)} of {len(names)} tools have no training example ({shown}); the student learns only the "
-        f"calls it is trained on. Raise num_examples (about {EXAMPLES_PER_TOOL} per tool: "
+        f"{len(missing)} of {len(names)} tools have no training example ({shown}); {effect}. "
+        f"Raise num_examples (about {EXAMPLES_PER_TOOL} per tool: "
         f"{EXAMPLES_PER_TOOL * len(names)}) or add seed examples that call them.")}]
 
 
