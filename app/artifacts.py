@@ -91,4 +91,4 @@ def save_folder(session: Session, storage: Storage, job_id: uuid.UUID, prefix: s
 
 def folder_path(storage: Storage, job_id: uuid.UUID, prefix: str) -> Path:
     """A local folder holding the job's artifacts under `prefix` (e.g. the model for loading)."""
-    return storage.local_path(artifact_key(job_id, prefix))
+    return storage.local_folder(artifact_key(job_id, prefix))

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     artifact_dir: Path = Field(
         Path("var/artifacts"), description="Folder where job artifacts are stored (local storage)."
     )
+    artifact_store: str | None = Field(
+        None, description="`s3://BUCKET/PREFIX` keeps artifacts in an S3-compatible object store (with the "
+        "standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) instead of ARTIFACT_DIR, "
+        "so workers on machines that share no disk can run one job.")
     work_dir: Path = Field(
         Path("var/work"), description="Scratch folder for stages (checkpoints, temporary files)."
     )

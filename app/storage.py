@@ -1,5 +1,8 @@
-"""Artifact storage behind a small interface. Local disk today; S3-compatible storage can follow
-by implementing the same four methods."""
+"""Artifact storage behind one small interface, two backends: `LocalStorage` (files under one
+folder, `make up`'s default) and `S3Storage` (any S3-compatible object store, for machines that
+share no disk). `ARTIFACT_STORE=s3://BUCKET/PREFIX` selects S3; `get_storage` builds the one
+configured. Readers that need a file (to load a model, to stream a download with Range) ask
+for `local_path`/`local_folder`: the object itself on local disk, a cached copy on S3."""
 
 from __future__ import annotations
 
@@ -51,6 +54,9 @@ class Storage(Protocol):
     def local_path(self, key: str) -> Path:
         """A local file holding the object (for streaming and Range requests)."""
 
+    def local_folder(self, prefix: str) -> Path:
+        """A local folder holding every object under `prefix` (e.g. a model to load)."""
+
     def exists(self, key: str) -> bool:
         """Whether an object is stored under `key`."""
 
@@ -92,6 +98,9 @@ class LocalStorage:
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
+    def local_folder(self, prefix: str) -> Path:
+        return self._path(prefix)
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -100,5 +109,15 @@ class LocalStorage:
 
 
 def get_storage() -> Storage:
-    """The storage configured for this process."""
-    return LocalStorage(get_settings().artifact_dir)
+    """The storage configured for this process: S3 when ARTIFACT_STORE is an `s3://` URL, else
+    local files under ARTIFACT_DIR."""
+    settings = get_settings()
+    if settings.artifact_store:
+        from app.s3_storage import S3Storage
+
+        return S3Storage.from_url(settings.artifact_store, cache_dir=settings.work_dir / STORE_CACHE)
+    return LocalStorage(settings.artifact_dir)
+
+
+#: The folder under WORK_DIR where objects read from S3 are cached (safe to delete at any time).
+STORE_CACHE = "store-cache"
