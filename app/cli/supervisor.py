@@ -1,7 +1,10 @@
 """`make up`: prepare the database, then run the teacher, the API and the workers in the foreground.
 
-Ctrl-C or SIGTERM stops every process it started. If one of them dies, the rest are stopped too,
-so a broken setup is never left half running.
+Ctrl-C or SIGTERM stops every process it started. A process that dies is started again after a
+back-off (1 s, doubling up to a minute; reset once it has run a minute), as compose's restart
+policy does in production; a job a dead worker held is taken over when its lease runs out. A
+process that dies within a minute of its start five times in a row is a broken setup (a port in
+use, a missing model): then everything is stopped rather than left half running.
 """
 
 from __future__ import annotations
@@ -112,21 +115,70 @@ def migrate() -> None:
     subprocess.run([sys.executable, "-m", "alembic", *config, "upgrade", "head"], check=True)
 
 
-class Supervisor:
-    """Starts services in their own process groups and stops them all together."""
+@dataclass
+class Backoff:
+    """When to start a dead process again: after `first` seconds, doubling to at most `most`;
+    back to `first` once a run lasted `stable` seconds. `None` (give up) after `attempts` runs in
+    a row that each died sooner than that."""
 
-    def __init__(self, specs: list[Service]) -> None:
-        self.specs = specs
+    first: float = 1.0
+    most: float = 60.0
+    stable: float = 60.0
+    attempts: int = 5
+    failures: int = 0
+
+    def after_exit(self, ran: float) -> float | None:
+        """The delay before the next start of a process that ran `ran` seconds, or None."""
+        self.failures = 1 if ran >= self.stable else self.failures + 1
+        if ran < self.stable and self.failures >= self.attempts:
+            return None
+        return min(self.most, self.first * 2 ** (self.failures - 1))
+
+
+class Supervisor:
+    """Starts services in their own process groups, starts a dead one again after its back-off,
+    and stops them all together."""
+
+    def __init__(self, specs: list[Service], backoff: Callable[[], Backoff] = Backoff) -> None:
+        self.specs = {spec.name: spec for spec in specs}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        self.backoffs = {name: backoff() for name in self.specs}
+        self.restart_at: dict[str, float] = {}
+        self.restarts: dict[str, int] = dict.fromkeys(self.specs, 0)
         self.stopping = False
 
-    def start(self) -> None:
-        for spec in self.specs:
-            self.procs[spec.name] = subprocess.Popen(spec.args, env=spec.env, start_new_session=True)
-            print(f"started {spec.name} (pid {self.procs[spec.name].pid})", flush=True)
+    def _start(self, name: str) -> None:
+        spec = self.specs[name]
+        self.procs[name] = subprocess.Popen(spec.args, env=spec.env, start_new_session=True)
+        self.started[name] = time.monotonic()
+        print(f"started {name} (pid {self.procs[name].pid})", flush=True)
 
-    def first_exited(self) -> str | None:
-        return next((name for name, p in self.procs.items() if p.poll() is not None), None)
+    def start(self) -> None:
+        for name in self.specs:
+            self._start(name)
+
+    def tend(self) -> str | None:
+        """Start again the processes whose back-off is over, schedule the ones that died since the
+        last call; the name of one that keeps dying (give up), else None."""
+        now = time.monotonic()
+        for name, proc in self.procs.items():
+            if name in self.restart_at:
+                if now >= self.restart_at[name]:
+                    del self.restart_at[name]
+                    self.restarts[name] += 1
+                    self._start(name)
+                continue
+            if proc.poll() is None:
+                continue
+            _signal_group(proc, signal.SIGKILL)  # pool children a dead parent left behind
+            delay = self.backoffs[name].after_exit(now - self.started[name])
+            if delay is None:
+                return name
+            print(f"{name} exited ({proc.returncode}); starting it again in {delay:.0f} s", file=sys.stderr,
+                  flush=True)
+            self.restart_at[name] = now + delay
+        return None
 
     def stop(self, grace: float = 15.0) -> None:
         self.stopping = True
@@ -152,9 +204,12 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 def wait_healthy(url: str, sup: Supervisor, timeout: float = 900.0,
                  stopping: Callable[[], bool] = lambda: False) -> bool:
-    """Poll /health until it answers ok, a service dies, a stop is asked for, or time runs out."""
+    """Poll /health until it answers ok, a service keeps dying, a stop is asked for, or time runs
+    out (tending the services meanwhile)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and sup.first_exited() is None and not stopping():
+    while time.monotonic() < deadline and not stopping():
+        if sup.tend() is not None:
+            return False
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return True
@@ -194,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"waiting for {url}/health (the CPU teacher takes a few minutes to start)...", flush=True)
     if wait_healthy(url, sup, stopping=lambda: stop_requested):
         print(f"\nvibetune is up: dashboard {url}/  API docs {url}/docs  (Ctrl-C stops it)\n", flush=True)
-    while not stop_requested and (dead := sup.first_exited()) is None:
+    while not stop_requested and (broken := sup.tend()) is None:
         time.sleep(0.5)
     if not stop_requested:
-        print(f"{dead} exited; stopping everything", file=sys.stderr, flush=True)
+        print(f"{broken} keeps exiting right after it starts; stopping everything", file=sys.stderr, flush=True)
     sup.stop()
     print("vibetune stopped", flush=True)
     return 0 if stop_requested else 1

@@ -1,7 +1,8 @@
-"""The supervisor `make up` runs, on its own database: a stop asked for while it waits for
-/health is honoured, and AUTH=off is refused off loopback."""
+"""The supervisor `make up` runs, on its own database: a worker killed while it waits for /health
+is started again, a stop asked for meanwhile is honoured, and AUTH=off is refused off loopback."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from tests.support.database import drop_database
 from tests.support.processes import Process, free_port
 
 
-def test_sigterm_while_waiting_for_health_stops_everything(tmp_path):
+def test_a_killed_worker_is_started_again_and_sigterm_stops_everything(tmp_path):
     db, port = f"vibetune_sup_{uuid.uuid4().hex[:8]}", free_port()
     env = {"DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", "PORT": str(port),
            "QUEUE_PREFIX": f"sup-{db}-", "ARTIFACT_DIR": str(tmp_path / "a"), "WORK_DIR": str(tmp_path / "w"),
@@ -22,6 +23,11 @@ def test_sigterm_while_waiting_for_health_stops_everything(tmp_path):
     try:
         sup.wait_for(lambda: "waiting for" in sup.output() and "started worker" in sup.output(), timeout=90,
                      what="services started")
+        (worker,) = re.findall(r"started worker \(pid (\d+)\)", sup.output())
+        os.killpg(int(worker), signal.SIGKILL)  # as the kernel's OOM killer or a crash would
+        sup.wait_for(lambda: len(re.findall(r"started worker \(pid (\d+)\)", sup.output())) == 2, timeout=30,
+                     what="the worker started again")
+        assert "worker exited (-9); starting it again in 1 s" in sup.output()
         time.sleep(2)
         os.kill(sup.proc.pid, signal.SIGTERM)  # the supervisor alone, as `kill PID` or a service manager does
         assert sup.proc.wait(timeout=30) == 0, sup.output()[-3000:]
