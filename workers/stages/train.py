@@ -1,6 +1,7 @@
 """train: fine-tune the student on the curated train split with TRL, distilling the teacher's
 soft labels for classification (or, with `training.distillation: on_policy`, the teacher's
-weights on-policy). Resumes from its last checkpoint after a crash."""
+weights on-policy). Resumes from its last checkpoint after a crash: the one on this worker's disk,
+or, with a store other machines read (S3), the one mirrored there by whichever worker ran before."""
 
 from __future__ import annotations
 
@@ -9,10 +10,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, save_folder
+from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, save_folder
 from app.db import session_scope
+from workers.checkpoint_store import CHECKPOINTS, StoredCheckpoints, mirrors
+from workers.progress import ProgressSink
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl
+
+
+class _MirroringJob:
+    """The stage's context for the training run, plus `checkpoint_saved`: each checkpoint the
+    trainer writes goes to the store too."""
+
+    def __init__(self, ctx: StageContext, stored: StoredCheckpoints) -> None:
+        self.progress, self.check_canceled, self.live_metrics = ctx.progress, ctx.check_canceled, ctx.live_metrics
+        self.checkpoint_saved = stored.save
 
 
 class TrainStage:
@@ -27,18 +39,26 @@ class TrainStage:
         if not rows:
             raise StageError("no_training_data", "the curated data set has no training rows")
         started = time.monotonic()
+        checkpoints = ctx.work_dir / "checkpoints"
+        job: ProgressSink = ctx
+        if mirrors(ctx.storage):
+            stored = StoredCheckpoints(ctx.storage, ctx.job_id)
+            stored.restore(checkpoints)
+            job = _MirroringJob(ctx, stored)
         result = train_student(
             student=ctx.spec.student, rows=rows, labels=spec.label_names, options=ctx.spec.training,
-            checkpoints=ctx.work_dir / "checkpoints", out=ctx.work_dir / "out", job=ctx,
+            checkpoints=checkpoints, out=ctx.work_dir / "out", job=job,
             teacher=ctx.spec.teacher, task_spec=spec,
         )
         with session_scope() as session:
-            stored = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)
+            saved = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)
             if result.adapter_dir is not None:
-                stored += save_folder(session, ctx.storage, ctx.job_id, ADAPTER_FOLDER, result.adapter_dir)
-        _remove(ctx.work_dir / "checkpoints", ctx.work_dir / "out")
+                saved += save_folder(session, ctx.storage, ctx.job_id, ADAPTER_FOLDER, result.adapter_dir)
+        _remove(checkpoints, ctx.work_dir / "out")
+        if mirrors(ctx.storage):
+            ctx.storage.delete_prefix(artifact_key(ctx.job_id, CHECKPOINTS))
         return {**result.metrics, "seconds": round(time.monotonic() - started, 1),
-                "model_bytes": sum(a.size for a in stored if a.name.startswith(f"{MODEL_FOLDER}/"))}
+                "model_bytes": sum(a.size for a in saved if a.name.startswith(f"{MODEL_FOLDER}/"))}
 
 
 def _remove(*folders: Path) -> None:

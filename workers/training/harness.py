@@ -32,13 +32,15 @@ class TrainResult:
 
 def job_callback(job: JobHooks | None) -> JobCallback:
     """The callback that ties a run to its job: progress, cancel between steps, live loss, and
-    checkpoints no closer than `TRAIN_CHECKPOINT_SECONDS`."""
+    checkpoints no closer than `TRAIN_CHECKPOINT_SECONDS`, each handed to the job's
+    `checkpoint_saved(path)` when it has one (the train stage: mirrored to the store)."""
     from app.config import get_settings
     from workers.training.trainer import JobCallback
 
     return JobCallback(job.progress if job else _ignore, job.check_canceled if job else _ignore,
                        job.live_metrics if job else _ignore,
-                       checkpoint_seconds=get_settings().train_checkpoint_seconds)
+                       checkpoint_seconds=get_settings().train_checkpoint_seconds,
+                       on_checkpoint=getattr(job, "checkpoint_saved", None))
 
 
 def trainable_parameters(trainer: Any) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -113,12 +114,13 @@ class JobCallback(TrainerCallback):
 
     def __init__(self, progress: Callable[[int, int], None], check_canceled: Callable[[], None],
                  on_metrics: Callable[[dict[str, Any]], None], every_seconds: float = 2.0,
-                 checkpoint_seconds: float = 0.0) -> None:
+                 checkpoint_seconds: float = 0.0, on_checkpoint: Callable[[Path], None] | None = None) -> None:
         self.progress = progress
         self.check_canceled = check_canceled
         self.on_metrics = on_metrics
         self.every_seconds = every_seconds
         self.checkpoint_seconds = checkpoint_seconds
+        self.on_checkpoint = on_checkpoint
         self.history: list[dict[str, float]] = []
         self._last_sent = 0.0
         self._last_saved = time.monotonic()
@@ -133,6 +135,8 @@ class JobCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         self._last_saved = time.monotonic()
+        if self.on_checkpoint is not None:  # called once the checkpoint is written whole
+            self.on_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     def on_substep_end(self, args, state, control, **kwargs):
         self.check_canceled()
