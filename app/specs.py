@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from app.answer_shapes import FieldSpec, tools_prompt
 
@@ -46,6 +46,14 @@ class Row(BaseModel):
     input: str
     output: str
     tools: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _tools_only_when_named(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Stored specs keep a row as {input, output} unless it names its tools.
+        data: dict[str, Any] = handler(self)
+        if data.get("tools") is None:
+            data.pop("tools", None)
+        return data
 
 
 def _default(text: str) -> dict[str, Any]:

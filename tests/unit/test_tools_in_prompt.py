@@ -47,6 +47,8 @@ def test_rows_may_name_the_tools_offered_with_them():
                                                   {"input": "all of them", "output": CALL}]))
     spec = job.to_spec()
     assert spec.tools_in_prompt and [row.tools for row in spec.test_set] == [["beta", "gamma"], [], None]
+    stored = spec.model_dump(mode="json")["test_set"]  # a row names its tools only when it has some
+    assert [sorted(row) for row in stored] == [["input", "output", "tools"]] * 2 + [["input", "output"]]
 
 
 @pytest.mark.parametrize(("extra", "where", "words"), [
