@@ -44,15 +44,14 @@ def test_oversampling_evens_out_the_classes_and_keeps_every_row():
     assert oversample(rows, ["spam", "ham"], seed=1) == out, "deterministic for a seed"
 
 
-def test_tool_calling_rows_balance_calls_against_no_call():
+
+def test_balance_repeats_rows_of_the_smaller_groups():
     from collections import Counter
 
-    from workers.training.data import balance, call_group
+    from workers.training.data import balance
 
-    rows = [{"input": f"b{i}", "output": json.dumps({"name": "book", "arguments": {"people": i}})} for i in range(6)]
-    rows += [{"input": f"h{i}", "output": '{"name": "hours", "arguments": {}}'} for i in range(3)]
-    rows += [{"input": "thanks", "output": "You're welcome!"}, {"input": "hi", "output": "Hello!"}]
-    out = balance(rows, call_group, seed=2)
-    assert Counter(call_group(r) for r in out) == {"call": 9, "": 9}
-    assert {r["input"] for r in out} == {r["input"] for r in rows}
-    assert balance(rows, call_group, seed=2) == out, "deterministic for a seed"
+    rows = [{"input": f"b{i}", "output": json.dumps({"n": i}), "kind": "a"} for i in range(6)]
+    rows += [{"input": f"h{i}", "output": "x", "kind": "b"} for i in range(2)]
+    out = balance(rows, lambda row: row["kind"], seed=2, groups=["c"])
+    assert Counter(r["kind"] for r in out) == {"a": 6, "b": 6}, "an empty group stays empty"
+    assert balance(rows, lambda row: row["kind"], seed=2) == out, "deterministic for a seed"

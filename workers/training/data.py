@@ -103,20 +103,14 @@ def oversample(rows: Sequence[dict[str, Any]], labels: Sequence[str], seed: int 
     return balance(rows, lambda row: str(row["output"]), seed, groups=labels)
 
 
-def call_group(row: dict[str, Any]) -> str:
-    """A tool-calling row's group for balancing: "call" when it answers with a call, else ""."""
-    return "call" if called_tool(str(row["output"])) is not None else ""
-
-
 def balance(rows: Sequence[dict[str, Any]], group: Callable[[dict[str, Any]], str], seed: int = 0,
             groups: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every row, plus repeats of rows of the smaller groups (`group(row)`; `groups` first, in that
-    order) until each group has as many as the largest, shuffled. Tool calling balances calls
-    against the rows needing no call (curate drops the requests the teacher wrongly calls for, so
-    they come out short): on restaurant bookings a student trained on two calls per no-call
-    request called the tool on 10 of 14 real messages that needed none. (Each tool's share is
-    generation's to even out: per tool, the data would grow by the largest tool's count times
-    the number of tools.)"""
+    order) until each group has as many as the largest, shuffled.
+
+    Not used for tool calling: balancing calls against the rows needing no call (curate drops the
+    requests the teacher wrongly calls for, so they come out short) was tried, and a 10-example
+    tool job's student then answered three of its own training requests in text."""
     by_group: dict[str, list[dict[str, Any]]] = {name: [] for name in groups}
     for row in rows:
         by_group.setdefault(group(row), []).append(row)

@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.specs import TaskSpec, TaskType, TrainingOptions
+from app.specs import TaskSpec, TrainingOptions
 from workers.training import options as training_options
 from workers.training.answers import first_answer_tokens
-from workers.training.data import balance, call_group, oversample, sft_example, with_offered_tools
+from workers.training.data import oversample, sft_example, with_offered_tools
 from workers.training.harness import (
     JobHooks,
     TrainResult,
@@ -70,8 +70,6 @@ def train_student(
     distinct = len(rows)
     if labels:
         rows = oversample(rows, labels, plan.seed)
-    elif task_spec is not None and task_spec.task_type == TaskType.TOOL_CALLING:
-        rows = balance(rows, call_group, plan.seed)
     if task_spec is not None:
         rows = with_offered_tools(rows, task_spec, plan.seed)
     examples = [sft_example(row, labels if distill else (), task_spec) for row in rows]
