@@ -58,3 +58,16 @@ def test_long_sequences_run_as_micro_batches_of_a_divisor_of_the_batch():
         for length in (64, 300, 700, 2100):
             micro = micro_batch_size(batch, length)
             assert batch % micro == 0 and (micro == 1 or micro * length <= TOKENS_PER_MICRO_BATCH)
+
+
+def test_fit_lengths_raises_max_length_only_for_tools_in_the_prompt_and_adds_micro_batches():
+    from workers.training.run import fit_lengths
+
+    plan = resolve({"batch_size": 8, "max_length": 256}, 135_000_000)
+    notes: list[str] = []
+    raised = fit_lengths(plan, 650, tools_in_prompt=True, notes=notes)
+    assert raised.max_length == 650 and raised.micro_batch == 2 and len(notes) == 2
+    notes = []
+    kept = fit_lengths(plan, 650, tools_in_prompt=False, notes=notes)
+    assert kept.max_length == 256 and kept.micro_batch is None and "lose the end" in notes[0]
+    assert fit_lengths(plan, 100, tools_in_prompt=True, notes=[]) == plan

@@ -45,10 +45,10 @@ def offered_tool_names(tool_names: Sequence[str], called: str | None, rng: rando
     return offered
 
 
-def with_offered_tools(rows: Sequence[dict[str, Any]], spec: TaskSpec, seed: int) -> list[dict[str, Any]]:
+def with_offered_tools(rows: Sequence[dict[str, Any]], spec: TaskSpec | None, seed: int) -> list[dict[str, Any]]:
     """Each row with the names of the tools offered with it (`tools`), kept where a row names
     them already; the rows themselves when the job does not show tools in the prompt."""
-    if not spec.tools_in_prompt:
+    if spec is None or not spec.tools_in_prompt:
         return list(rows)
     names = [str(tool["function"]["name"]) for tool in spec.tools]
     rng = random.Random(seed)

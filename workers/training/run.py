@@ -24,7 +24,28 @@ from workers.training.harness import (
 )
 from workers.training.student import load_student, parameter_count, train_dtype
 
-__all__ = ["TrainResult", "last_complete_checkpoint", "longest_example", "train_student"]
+__all__ = ["TrainResult", "fit_lengths", "last_complete_checkpoint", "longest_example", "train_student"]
+
+
+def fit_lengths(plan: training_options.TrainingPlan, longest: int, *, tools_in_prompt: bool,
+                notes: list[str]) -> training_options.TrainingPlan:
+    """The plan with `max_length` raised to the `longest` example when the offered tools make the
+    prompts long (cut, an example would lose its answer; otherwise a note says so), and with
+    micro-batches when a batch of such sequences would not fit in memory."""
+    if longest > plan.max_length:
+        if tools_in_prompt:
+            notes.append(f"max_length raised from {plan.max_length} to {longest} tokens to fit the longest example "
+                         "with its offered tools")
+            plan = dataclasses.replace(plan, max_length=longest)
+        else:
+            notes.append(f"the longest example is {longest} tokens, more than max_length {plan.max_length}: longer "
+                         "examples lose the end of their answer")
+    micro = training_options.micro_batch_size(plan.batch_size, plan.max_length)
+    if micro < plan.batch_size:
+        plan = dataclasses.replace(plan, micro_batch=micro)
+        notes.append(f"batches of {plan.batch_size} run as {plan.batch_size // micro} micro-batches of {micro} "
+                     f"(sequences up to {plan.max_length} tokens), gradients accumulated")
+    return plan
 
 
 def longest_example(tokenizer: Any, examples: Sequence[Mapping[str, Any]]) -> int:
@@ -64,30 +85,16 @@ def train_student(
                                job=job)
     token_ids = first_answer_tokens(tokenizer, labels) if labels else None
     distill = bool(soft_labels and token_ids and plan.soft_label_weight > 0)
-    notes = []
+    notes: list[str] = []
     if labels and token_ids is None:
         notes.append("two labels start with the same token, so soft labels were not used (cross entropy only)")
     distinct = len(rows)
     if labels:
         rows = oversample(rows, labels, plan.seed)
-    if task_spec is not None:
-        rows = with_offered_tools(rows, task_spec, plan.seed)
+    rows = with_offered_tools(rows, task_spec, plan.seed)
     examples = [sft_example(row, labels if distill else (), task_spec) for row in rows]
-    longest = longest_example(tokenizer, examples)
-    if longest > plan.max_length:
-        if task_spec is not None and task_spec.tools_in_prompt:
-            # The offered tools make the prompt long; cut, the example would lose its answer.
-            notes.append(f"max_length raised from {plan.max_length} to {longest} tokens to fit the longest example "
-                         "with its offered tools")
-            plan = dataclasses.replace(plan, max_length=longest)
-        else:
-            notes.append(f"the longest example is {longest} tokens, more than max_length {plan.max_length}: longer "
-                         "examples lose the end of their answer")
-    micro = training_options.micro_batch_size(plan.batch_size, plan.max_length)
-    if micro < plan.batch_size:
-        plan = dataclasses.replace(plan, micro_batch=micro)
-        notes.append(f"batches of {plan.batch_size} run as {plan.batch_size // micro} micro-batches of {micro} "
-                     f"(sequences up to {plan.max_length} tokens), gradients accumulated")
+    plan = fit_lengths(plan, longest_example(tokenizer, examples),
+                       tools_in_prompt=task_spec is not None and task_spec.tools_in_prompt, notes=notes)
     if given.epochs is None:
         plan = dataclasses.replace(plan, epochs=training_options.default_epochs(len(examples), plan.batch_size))
 
