@@ -102,18 +102,23 @@ class S3Storage:
         """The object in this machine's cache, downloaded when missing or changed since."""
         from botocore.exceptions import ClientError
 
-        target, meta, object_key = self._cached(key), self._meta(key), self._object_key(key)
+        object_key = self._object_key(key)
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=object_key)
         except ClientError as exc:
             if _not_found(exc):
                 raise FileNotFoundError(f"no object {key!r} in s3://{self.bucket}/{self.prefix}") from None
             raise
-        if target.is_file() and meta.is_file() and json.loads(meta.read_text()).get("etag") == head["ETag"]:
+        return self._cached_copy(key, head["ETag"])
+
+    def _cached_copy(self, key: str, etag: str) -> Path:
+        """The cached copy of the object whose current ETag is `etag`, downloaded unless the copy has it."""
+        target, meta = self._cached(key), self._meta(key)
+        if target.is_file() and meta.is_file() and json.loads(meta.read_text()).get("etag") == etag:
             return target
         self._download(key, target)
         meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"etag": head["ETag"]}))
+        meta.write_text(json.dumps({"etag": etag}))
         return target
 
     def _download(self, key: str, target: Path) -> None:
@@ -127,22 +132,23 @@ class S3Storage:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _keys(self, prefix: str) -> list[str]:
-        """The artifact keys stored under `prefix` (a folder: `prefix/...`)."""
+    def _listing(self, prefix: str) -> dict[str, str]:
+        """The artifact keys stored under `prefix` (a folder: `prefix/...`), each with its ETag."""
         folder = self._object_key(prefix) + "/"
         cut = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
+        listing: dict[str, str] = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder):
-            keys += [item["Key"][cut:] for item in page.get("Contents", [])]
-        return keys
+            listing.update({item["Key"][cut:]: item["ETag"] for item in page.get("Contents", [])})
+        return listing
 
     def local_folder(self, prefix: str) -> Path:
         """Every object under `prefix`, in this machine's cache as one folder (files no longer
         stored under it are removed from the copy)."""
-        keys = set(self._keys(prefix))
+        # The listing carries each object's ETag: no HEAD request per file.
+        keys = self._listing(prefix)
         folder = self._cached(prefix)
-        for key in sorted(keys):
-            self.local_path(key)
+        for key, etag in sorted(keys.items()):
+            self._cached_copy(key, etag)
         if folder.is_dir():
             for path in folder.rglob("*"):
                 if path.is_file() and path.relative_to(self.cache_dir).as_posix() not in keys:
@@ -163,7 +169,7 @@ class S3Storage:
 
     def delete_prefix(self, prefix: str) -> None:
         self._cached(prefix)  # a key that could escape the cache is refused before any request
-        keys = [self._object_key(key) for key in self._keys(prefix)]
+        keys = [self._object_key(key) for key in self._listing(prefix)]
         if self.exists(prefix):  # a single object named like the prefix
             keys.append(self._object_key(prefix))
         for start in range(0, len(keys), 1000):  # the most one request may delete
