@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         None, description="`s3://BUCKET/PREFIX` keeps artifacts in an S3-compatible object store (with the "
         "standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) instead of ARTIFACT_DIR, "
         "so workers on machines that share no disk can run one job.")
+    artifact_presigned_urls: bool = Field(
+        False, description="With an `s3://` ARTIFACT_STORE: a download of one artifact answers 307 with a short-lived "
+        "presigned URL of the object, so its bytes come from the store instead of through the API. The URL names the "
+        "store as the API reaches it (AWS_ENDPOINT_URL): clients must reach it at that address too.")
     work_dir: Path = Field(
         Path("var/work"), description="Scratch folder for stages (checkpoints, temporary files)."
     )
@@ -163,6 +167,10 @@ class Settings(BaseSettings):
     )
     events_poll_seconds: float = Field(
         1.0, gt=0, le=60, description="How often `GET /api/jobs/{id}/events` looks for changes to send."
+    )
+    recovery_sweep_seconds: float = Field(
+        30.0, gt=0, description="How often each worker looks for jobs nothing would run any more (a worker died "
+        "with no restart, the broker restarted and lost its messages) and puts them back on the queue.",
     )
     train_checkpoint_seconds: float = Field(
         120.0, ge=0, description="Training saves a checkpoint (for resuming after a crash) at most this often.",

@@ -43,6 +43,9 @@ os.environ.update(
     TEACHER_URL="http://127.0.0.1:9/v1",  # nothing listens there; tests that need the teacher ask for it
     JOB_HEARTBEAT_SECONDS="0.5",
     TRAIN_CHECKPOINT_SECONDS="0",  # tests of resuming need checkpoints from runs of seconds
+    # Every test's jobs share this database whatever their queues: a worker's sweep would run jobs
+    # other tests leave half-made. Tests of the sweep turn it on (bench/soak.py has its own database).
+    RECOVERY_SWEEP_SECONDS="86400",
     ALLOWED_HOSTS="127.0.0.1,localhost,::1,testserver",  # testserver: Starlette's TestClient
     VIBETUNE_API_KEY=ADMIN_KEY,  # the CLI's key, in every `vibetune` a test runs
     MAX_ACTIVE_JOBS_PER_OWNER="1000",  # tests make many jobs as admin; tests/api/test_owners.py checks the limit

@@ -24,7 +24,7 @@ def _fresh_engine_per_process(**_: object) -> None:
 
 @worker_ready.connect
 def _recover_on_start(sender: object = None, **_: object) -> None:
-    from workers.recovery import recover_jobs
+    from workers.recovery import Sweeper, recover_jobs, redis_run_id
 
     consumer = getattr(sender, "consumer", None) or sender
     consumed = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
@@ -32,3 +32,4 @@ def _recover_on_start(sender: object = None, **_: object) -> None:
     mine = [queue for queue in ("default", "gpu") if settings.queue_name(queue) in consumed]
     if mine:
         log.info("re-enqueued %d unfinished jobs", recover_jobs(mine))
+        Sweeper(mine, settings.recovery_sweep_seconds, redis_run_id(settings.redis_url)).start()

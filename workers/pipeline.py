@@ -18,6 +18,7 @@ from app.models import Job, JobStatus, StageStatus
 from app.specs import JobSpec
 from app.storage import get_storage
 from workers.monitor import JobCanceled, LeaseLost, RunMonitor
+from workers.outages import describe, is_outage
 from workers.stages import REGISTRY, Stage, StageContext, StageError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Outcome(str, enum.Enum):
     DEFERRED = "deferred"  # left queued for now: another owner's job is due the slot
     NOTHING_TO_DO = "nothing_to_do"  # finished, canceled or deleted
     LEASE_LOST = "lease_lost"
+    INTERRUPTED = "interrupted"  # a service of the installation was down; the job runs again later
 
 
 @dataclass
@@ -135,6 +137,11 @@ def _run_claimed(
     except StageError as exc:
         return _fail(job_id, token, current, exc.code, exc.message)
     except Exception as exc:
+        if is_outage(exc):
+            # Nothing is written: the database may be the service that is down. The lease lapses
+            # and the job is run again from where its stage keeps its work.
+            log.warning("stage %s of job %s interrupted by an outage: %s", current, job_id, describe(exc))
+            return Outcome.INTERRUPTED
         log.exception("stage %s of job %s crashed", current, job_id)
         return _fail(job_id, token, current, "stage_failed", f"{type(exc).__name__}: {exc}")
 

@@ -13,9 +13,13 @@ from app.config import get_settings
 from app.queue import RUN_JOB_TASK
 from workers import pipeline
 from workers.celery_app import celery_app
+from workers.outages import describe, is_outage
 from workers.stages import REGISTRY
 
 log = logging.getLogger(__name__)
+
+#: How soon a delivery that found the database (or another service) down is tried again.
+OUTAGE_RETRY_SECONDS = 5
 
 
 def _logical_queue(task: Task) -> str:
@@ -46,12 +50,22 @@ def run_job(self: Task, job_id: str, defers: int = 0) -> str:
         return "malformed"
     queue = _logical_queue(self)
     fair = queue == "default" and defers < slots.MAX_DEFERS
-    outcome = pipeline.run_job(parsed, queue, admit=_fair_share if fair else None)
+    try:
+        outcome = pipeline.run_job(parsed, queue, admit=_fair_share if fair else None)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # Claiming (or giving up a run) needs the database; try again rather than drop the message.
+        log.warning("job %s waits for a service to come back: %s", job_id, describe(exc))
+        raise self.retry(countdown=OUTAGE_RETRY_SECONDS) from exc
     if outcome is pipeline.Outcome.DEFERRED:
         log.info("job %s waits for another owner's job to take a slot first (%d)", job_id, defers + 1)
         raise self.retry(countdown=slots.DEFER_SECONDS, kwargs={"defers": defers + 1})
     if outcome is pipeline.Outcome.BUSY:
         # Another worker holds the job. Look again once its lease could have lapsed, in case it died.
         raise self.retry(countdown=get_settings().job_lease_seconds)
+    if outcome is pipeline.Outcome.INTERRUPTED:
+        # The lease this run held lapses first; if the broker is what is down, the sweep re-enqueues it.
+        raise self.retry(countdown=get_settings().job_lease_seconds + 1)
     log.info("job %s: %s", job_id, outcome.value)
     return outcome.value
