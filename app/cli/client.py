@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -223,6 +224,35 @@ class VibetuneClient:
                     f"the event stream of job {job_id} keeps closing early")
             time.sleep(min(8.0, 0.5 * 2 ** (failures - 1)))
 
+    @contextmanager
+    def _artifact_bytes(self, url: str) -> Iterator[httpx.Response]:
+        """The open response carrying an artifact's bytes: the API's own, or, where the API answers
+        with a redirect (ARTIFACT_PRESIGNED_URLS), the object store's at the presigned URL it names.
+        That one is fetched by a client of its own, without this client's API key or cookies: the
+        URL carries its own signature, and the key must never reach the store (httpx would keep the
+        header on a redirect to the same host)."""
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._api_error(response)
+                location = response.headers.get("location") if response.is_redirect else None
+                if location is None:
+                    yield response
+                    return
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        target = response.url.join(location)
+        try:
+            with httpx.Client(timeout=self._http.timeout) as store, store.stream("GET", target) as stored:
+                if stored.status_code >= 400:
+                    raise ClientError(f"the object store at {target.host} answered HTTP {stored.status_code} "
+                                      f"{stored.reason_phrase} for {url}", status=stored.status_code)
+                yield stored
+        except httpx.TransportError as exc:
+            raise ClientError(f"could not download from the object store at {target.host}: "
+                              f"{str(exc) or type(exc).__name__}") from exc
+
     def download(self, item: dict[str, Any], folder: Path) -> bool:
         """Fetch one artifact into `folder` (subfolders from its name), checking its sha256 while
         streaming; the file appears only once it matches. False if it was already there."""
@@ -234,17 +264,10 @@ class VibetuneClient:
         temp = Path(temp_name)
         try:
             digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with self._http.stream("GET", item["url"]) as response:
-                        if response.status_code >= 400:
-                            response.read()
-                            raise self._api_error(response)
-                        for chunk in response.iter_bytes(_CHUNK):
-                            digest.update(chunk)
-                            out.write(chunk)
-                except httpx.TransportError as exc:
-                    raise self._unreachable(exc) from exc
+            with os.fdopen(fd, "wb") as out, self._artifact_bytes(item["url"]) as response:
+                for chunk in response.iter_bytes(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
             if digest.hexdigest() != item["sha256"]:
                 raise ClientError(f"checksum mismatch for {item['name']} "
                                   f"(expected {item['sha256']}, got {digest.hexdigest()})")

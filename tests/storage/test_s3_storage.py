@@ -9,6 +9,7 @@ import io
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.s3_storage import PART_SIZE, S3Storage
@@ -97,10 +98,26 @@ def test_a_folder_is_read_whole_and_a_prefix_deleted_whole(s3_env, tmp_path):
     assert not (tmp_path / "r" / "job3").exists(), "the cached copies go too"
 
 
+def test_a_presigned_url_serves_the_object_and_its_ranges_to_a_plain_client(s3_env, tmp_path):
+    data = os.urandom(100_000)
+    s3 = store(tmp_path)
+    s3.put_stream("job4/model/model.safetensors", io.BytesIO(data))
+    url = s3.presigned_url("job4/model/model.safetensors", 60, download_name="model.safetensors")
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=60" in url, "signed with SigV4"
+
+    whole = httpx.get(url)  # no credentials: the URL's signature is the permission
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["content-disposition"] == 'attachment; filename="model.safetensors"'
+    part = httpx.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == data[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    assert httpx.get(s3.presigned_url("job4/missing.bin", 60)).status_code == 404
+
+
 @pytest.mark.parametrize("key", ["../escape", "/abs", "a/../../b", "a\\b", ""])
 def test_keys_cannot_escape_the_prefix_or_the_cache(tmp_path, key):
     s3 = S3Storage("bucket", "p", tmp_path, client=object())  # refused before any request
-    for call in (s3.exists, s3.local_path, s3.delete_prefix):
+    for call in (s3.exists, s3.local_path, s3.delete_prefix, lambda k: s3.presigned_url(k, 60)):
         with pytest.raises(InvalidArtifactName):
             call(key)
     with pytest.raises(InvalidArtifactName):
