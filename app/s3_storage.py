@@ -24,6 +24,8 @@ from app.storage import InvalidArtifactName, StoredObject, validate_name
 
 #: Objects above this size are uploaded in parts of this size (S3's minimum part is 5 MiB).
 PART_SIZE = 16 * 1024 * 1024
+#: Attempts per request (botocore's "standard" mode: exponential back-off with jitter, at most 20 s apart).
+RETRIES = 8
 #: Where the cache keeps what it knows of each cached object (its ETag), beside the copies.
 _META = ".meta"
 
@@ -73,8 +75,11 @@ class S3Storage:
             # boto3 reads AWS_ENDPOINT_URL and the credentials itself; AWS_REGION is named here
             # because older botocore releases read only AWS_DEFAULT_REGION. SigV4 also for presigned
             # URLs (botocore would sign those with the deprecated SigV2, which AWS refuses in newer regions).
+            # Retries with back-off ride out a store restarting (about a minute in all); a longer
+            # outage interrupts the stage, whose job then waits (workers/outages.py).
             self._client = boto3.client("s3", region_name=os.environ.get("AWS_REGION") or None,
-                                        config=Config(signature_version="s3v4"))
+                                        config=Config(signature_version="s3v4", connect_timeout=5, read_timeout=60,
+                                                      retries={"mode": "standard", "max_attempts": RETRIES}))
         return self._client
 
     def _object_key(self, key: str) -> str:
@@ -157,6 +162,9 @@ class S3Storage:
                 if path.is_file() and path.relative_to(self.cache_dir).as_posix() not in keys:
                     path.unlink()
         return folder
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(self._listing(prefix))
 
     def presigned_url(self, key: str, seconds: int, download_name: str | None = None) -> str:
         """A URL that GETs the object (Range requests included) without credentials for `seconds`

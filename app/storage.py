@@ -57,6 +57,9 @@ class Storage(Protocol):
     def local_folder(self, prefix: str) -> Path:
         """A local folder holding every object under `prefix` (e.g. a model to load)."""
 
+    def names(self, prefix: str) -> list[str]:
+        """The keys of every object under the folder `prefix`, sorted (nothing is downloaded)."""
+
     def exists(self, key: str) -> bool:
         """Whether an object is stored under `key`."""
 
@@ -100,6 +103,11 @@ class LocalStorage:
 
     def local_folder(self, prefix: str) -> Path:
         return self._path(prefix)
+
+    def names(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        return sorted(p.relative_to(self.root).as_posix() for p in folder.rglob("*")
+                      if p.is_file() and not p.name.startswith(".tmp-"))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

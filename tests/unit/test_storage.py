@@ -41,7 +41,9 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
 def test_delete_prefix(tmp_path):
     storage = LocalStorage(tmp_path)
     storage.put_stream("j1/a", io.BytesIO(b"1"))
+    storage.put_stream("j1/sub/b", io.BytesIO(b"1"))
     storage.put_stream("j2/a", io.BytesIO(b"2"))
+    assert storage.names("j1") == ["j1/a", "j1/sub/b"]
     storage.delete_prefix("j1")
     assert not storage.exists("j1/a") and storage.exists("j2/a")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, save_folder
 from app.db import session_scope
-from workers.checkpoint_store import CHECKPOINTS, StoredCheckpoints, mirrors
+from workers.checkpoint_store import CHECKPOINTS, CheckpointMirror, StoredCheckpoints, mirrors
 from workers.progress import ProgressSink
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl
@@ -20,11 +20,11 @@ from workers.stages.common import read_jsonl
 
 class _MirroringJob:
     """The stage's context for the training run, plus `checkpoint_saved`: each checkpoint the
-    trainer writes goes to the store too."""
+    trainer writes goes to the store too (in the background)."""
 
-    def __init__(self, ctx: StageContext, stored: StoredCheckpoints) -> None:
+    def __init__(self, ctx: StageContext, mirror: CheckpointMirror) -> None:
         self.progress, self.check_canceled, self.live_metrics = ctx.progress, ctx.check_canceled, ctx.live_metrics
-        self.checkpoint_saved = stored.save
+        self.checkpoint_saved = mirror.offer
 
 
 class TrainStage:
@@ -41,15 +41,21 @@ class TrainStage:
         started = time.monotonic()
         checkpoints = ctx.work_dir / "checkpoints"
         job: ProgressSink = ctx
+        mirror = None
         if mirrors(ctx.storage):
             stored = StoredCheckpoints(ctx.storage, ctx.job_id)
             stored.restore(checkpoints)
-            job = _MirroringJob(ctx, stored)
-        result = train_student(
-            student=ctx.spec.student, rows=rows, labels=spec.label_names, options=ctx.spec.training,
-            checkpoints=checkpoints, out=ctx.work_dir / "out", job=job,
-            teacher=ctx.spec.teacher, task_spec=spec,
-        )
+            mirror = CheckpointMirror(stored, ctx.work_dir / "mirroring")
+            job = _MirroringJob(ctx, mirror)
+        try:
+            result = train_student(
+                student=ctx.spec.student, rows=rows, labels=spec.label_names, options=ctx.spec.training,
+                checkpoints=checkpoints, out=ctx.work_dir / "out", job=job,
+                teacher=ctx.spec.teacher, task_spec=spec,
+            )
+        finally:
+            if mirror is not None:
+                mirror.close()
         with session_scope() as session:
             saved = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)
             if result.adapter_dir is not None:
