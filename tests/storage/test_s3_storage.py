@@ -83,6 +83,9 @@ def test_a_folder_is_read_whole_and_a_prefix_deleted_whole(s3_env, tmp_path):
     for name in ("config.json", "tokenizer.json", "sub/extra.bin"):
         writer.put_stream(f"job3/model/{name}", io.BytesIO(name.encode()))
     writer.put_stream("job3/model.txt", io.BytesIO(b"not in the folder"))
+    assert reader.names("job3/model") == ["job3/model/config.json", "job3/model/sub/extra.bin",
+                                          "job3/model/tokenizer.json"]
+    assert not (tmp_path / "r").exists(), "a listing downloads nothing"
     folder = reader.local_folder("job3/model")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
         "config.json", "sub/extra.bin", "tokenizer.json"]
