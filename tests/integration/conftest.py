@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from tests.conftest import ADMIN_HEADERS
 from tests.support.live_service import LiveService
+from tests.support.s3 import make_bucket, s3_server
+
+LIVE_BUCKET = "vibetune-live"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,7 +30,21 @@ def api_service(tmp_path_factory) -> Iterator[LiveService]:
 
 @pytest.fixture(scope="session")
 def live_service(teacher_url, tmp_path_factory) -> Iterator[LiveService]:
-    """The real API with real default and gpu workers and the real vLLM teacher."""
-    service = LiveService(tmp_path_factory.mktemp("live"), workers=True, env={"TEACHER_URL": teacher_url})
-    yield service
-    service.stop()
+    """The real API with real default and gpu workers and the real vLLM teacher, as an installation
+    of separate machines: no two processes share a disk, artifacts live in a real S3-compatible
+    server (moto's, its own process), so every whole job here proves the no-shared-disk path."""
+    logs = tmp_path_factory.mktemp("live")
+    with s3_server(logs) as s3_env:
+        make_bucket(s3_env, LIVE_BUCKET)
+        service = LiveService(logs, workers=True, env={"TEACHER_URL": teacher_url},
+                              store={**s3_env, "ARTIFACT_STORE": f"s3://{LIVE_BUCKET}/installation"})
+        yield service
+        service.stop()
+
+
+@pytest.fixture
+def client(live_service) -> Iterator[httpx.Client]:
+    """The live API process over HTTP, signed in as the admin. (Elsewhere `client` is the app in
+    this process; here the test process shares no disk with the service, so it asks the API.)"""
+    with httpx.Client(base_url=live_service.url, headers=ADMIN_HEADERS, timeout=600) as c:
+        yield c

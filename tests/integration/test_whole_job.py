@@ -208,7 +208,7 @@ def check_bundle_download(page, base: str, job_id: str, bundle: Path) -> None:
             assert hashlib.sha256(member(name)).hexdigest() == digest, name
 
 
-def test_trained_student_is_evaluated_packaged_and_served(client, data_job):
+def test_trained_student_is_evaluated_packaged_and_served(client, live_service, data_job):
     if not data_job.get("model_ok"):
         pytest.skip("the whole job did not finish")
     job_id = data_job["id"]
@@ -252,9 +252,9 @@ def test_trained_student_is_evaluated_packaged_and_served(client, data_job):
     from transformers import AutoModelForCausalLM
 
     from app.artifacts import MODEL_FOLDER, folder_path
-    from app.storage import get_storage
 
-    model = AutoModelForCausalLM.from_pretrained(folder_path(get_storage(), uuid.UUID(job_id), MODEL_FOLDER))
+    # Read from the store, as any other machine would.
+    model = AutoModelForCausalLM.from_pretrained(folder_path(live_service.storage(), uuid.UUID(job_id), MODEL_FOLDER))
     assert model.num_parameters() > 0
 
     answers = []
@@ -307,16 +307,15 @@ class _Reader:
         return out
 
 
-def test_packaged_student_folder_is_served_by_vllm(client, data_job, tmp_path):
+def test_packaged_student_folder_is_served_by_vllm(live_service, data_job, tmp_path):
     """The `model/` folder a person downloads runs in vLLM as it is (the real vLLM server)."""
     if not data_job.get("model_ok"):
         pytest.skip("the whole job did not finish")
     from app.artifacts import MODEL_FOLDER, folder_path
-    from app.storage import get_storage
     from tests.support.processes import Process, free_port
     from workers.teacher_server import server_command, server_env
 
-    folder = folder_path(get_storage(), uuid.UUID(data_job["id"]), MODEL_FOLDER)
+    folder = folder_path(live_service.storage(), uuid.UUID(data_job["id"]), MODEL_FOLDER)
     port = free_port()
     server = Process(server_command(folder, "student", port), tmp_path / "vllm-student.log", env=server_env())
     base = f"http://127.0.0.1:{port}/v1"

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.support.processes import Process, free_port
 
@@ -37,10 +38,14 @@ def s3_server(log_dir: Path) -> Iterator[dict[str, str]]:
         process.stop()
 
 
-def make_bucket(env: dict[str, str], bucket: str) -> None:
-    """Create `bucket` on the server `env` points at."""
+def s3_client(env: dict[str, str]) -> Any:
+    """A boto3 S3 client of the server `env` (the AWS_* settings) points at."""
     import boto3
 
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
-                 aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                 aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=bucket)
+    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def make_bucket(env: dict[str, str], bucket: str) -> None:
+    """Create `bucket` on the server `env` points at."""
+    s3_client(env).create_bucket(Bucket=bucket)
