@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,9 @@ from workers.outages import describe, is_outage
 from workers.stages import REGISTRY, Stage, StageContext, StageError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: How long the runner keeps trying to record a stage's start or end while a service is down.
+OUTAGE_PATIENCE = 60.0
 
 Enqueue = Callable[[uuid.UUID, str], None]
 #: Whether a queued job may start now, asked in the transaction that then claims it.
@@ -58,7 +63,7 @@ class _Progress:
     def progress(self, done: int, total: int) -> None:
         self.monitor.check()
         fraction = min(1.0, done / total) if total > 0 else 0.0
-        with session_scope() as session:
+        with _unless_outage("progress"), session_scope() as session:
             job_stages.record_progress(session, self.job_id, self.stage, done, total, self.job_fraction(fraction))
 
     def check_canceled(self) -> None:
@@ -66,8 +71,34 @@ class _Progress:
 
     def live_metrics(self, metrics: dict[str, Any]) -> None:
         self.monitor.check()
-        with session_scope() as session:
+        with _unless_outage("live metrics"), session_scope() as session:
             job_stages.record_live_metrics(session, self.job_id, self.stage, metrics)
+
+
+@contextmanager
+def _unless_outage(what: str) -> Iterator[None]:
+    """Skip a write the next one supersedes (progress, live metrics) while the database is down:
+    the stage goes on, and the lease (kept by the heartbeat) says it is alive."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("%s not recorded: %s", what, describe(exc))
+
+
+def _patiently(write: Callable[[], T], patience: float = OUTAGE_PATIENCE) -> T:
+    """Run a bookkeeping write (a stage started or finished, a job ended), trying again for
+    `patience` seconds while a service is down, so a short outage costs no finished work."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return write()
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() > deadline:
+                raise
+            log.warning("waiting for the database: %s", describe(exc))
+            time.sleep(2)
 
 
 def run_job(
@@ -125,8 +156,7 @@ def _run_claimed(
             current = name
             results[name] = _run_stage(job_id, stage, index, count, spec, results, monitor)
             current = None
-        with session_scope() as session:
-            jobs.finish(session, job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None)
+        _patiently(lambda: _finish(job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None))
         return Outcome.SUCCEEDED
     except JobCanceled:
         _close_stage(job_id, current, StageStatus.CANCELED, "canceled")
@@ -159,15 +189,20 @@ def _run_stage(
                        results=dict(results), sink=sink)
     metrics = stage.run(ctx) or {}
     monitor.check()
-    with session_scope() as session:
-        job_stages.finish_stage(session, job_id, stage.name, StageStatus.SUCCEEDED, metrics)
+    _patiently(lambda: _close_stage(job_id, stage.name, StageStatus.SUCCEEDED, metrics=metrics))
     return metrics
 
 
-def _close_stage(job_id: uuid.UUID, name: str | None, status: StageStatus, error: str) -> None:
+def _close_stage(job_id: uuid.UUID, name: str | None, status: StageStatus, error: str | None = None,
+                 metrics: dict[str, Any] | None = None) -> None:
     if name is not None:
         with session_scope() as session:
-            job_stages.finish_stage(session, job_id, name, status, error=error)
+            job_stages.finish_stage(session, job_id, name, status, metrics, error=error)
+
+
+def _finish(job_id: uuid.UUID, token: str, to: JobStatus, **values: Any) -> None:
+    with session_scope() as session:
+        jobs.finish(session, job_id, token, to, **values)
 
 
 def _fail(job_id: uuid.UUID, token: str, stage: str | None, code: str, message: str) -> Outcome:
@@ -178,7 +213,7 @@ def _fail(job_id: uuid.UUID, token: str, stage: str | None, code: str, message: 
 
 
 def _hand_off(job_id: uuid.UUID, token: str, queue: str, enqueue: Enqueue) -> Outcome:
-    with session_scope() as session:
-        jobs.finish(session, job_id, token, JobStatus.QUEUED, run_token=None, lease_expires_at=None)
-    enqueue(job_id, queue)
+    _patiently(lambda: _finish(job_id, token, JobStatus.QUEUED, run_token=None, lease_expires_at=None))
+    # Should the broker stay away longer, the queued job is found by the workers' sweep.
+    _patiently(lambda: enqueue(job_id, queue))
     return Outcome.HANDED_OFF
