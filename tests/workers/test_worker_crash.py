@@ -5,7 +5,9 @@ import time
 import uuid
 
 import app.queue
+from app import jobs
 from app.config import get_settings
+from app.db import session_scope
 from app.queue import enqueue_run
 from app.stage_plan import DATA_STAGES
 from tests.support.factories import load, make_job
@@ -40,5 +42,29 @@ def test_killed_worker_job_is_taken_over_after_its_lease(settings_env, tmp_path)
         assert job.status == "succeeded", survivor.output()[-3000:]
         assert job.attempts == 2
         assert runs(get_settings().work_dir, job_id) == ["plan", *DATA_STAGES]
+    finally:
+        app.queue._celery = None
+
+
+def test_a_running_worker_sweeps_up_a_job_whose_worker_died_with_no_restart(settings_env, tmp_path):
+    """No worker starts again (so no start-up recovery): the running one's sweep finds the lapsed
+    lease and runs the job."""
+    settings_env(QUEUE_PREFIX=f"sweep-{uuid.uuid4().hex[:6]}-", RECOVERY_SWEEP_SECONDS="1")
+    app.queue._celery = None
+    try:
+        survivor = start_worker("default", tmp_path / "survivor.log", concurrency=1)
+        try:
+            job_id = make_job(task="label tickets", until="data")
+            with session_scope() as session:  # a worker claims it, then dies without a word
+                assert jobs.claim(session, job_id, lease_seconds=5) is not None
+            deadline = time.monotonic() + 60
+            while load(job_id).status not in ("succeeded", "failed") and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            survivor.stop()
+        job = load(job_id)
+        assert job.status == "succeeded", survivor.output()[-3000:]
+        assert job.attempts == 2
+        assert "sweep sent" in survivor.output()
     finally:
         app.queue._celery = None
