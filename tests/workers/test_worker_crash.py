@@ -33,12 +33,9 @@ def test_killed_worker_job_is_taken_over_after_its_lease(settings_env, tmp_path)
 
         survivor = start_worker("default", tmp_path / "survivor.log", concurrency=1)
         try:
-            deadline = time.monotonic() + 90  # lease lapse (6 s) + the 8 s plan stage again + the rest
-            while load(job_id).status not in ("succeeded", "failed") and time.monotonic() < deadline:
-                time.sleep(0.5)
+            job = finished(job_id, seconds=90)  # lease lapse (6 s) + the 8 s plan stage again + the rest
         finally:
             survivor.stop()
-        job = load(job_id)
         assert job.status == "succeeded", survivor.output()[-3000:]
         assert job.attempts == 2
         assert runs(get_settings().work_dir, job_id) == ["plan", *DATA_STAGES]
@@ -57,14 +54,19 @@ def test_a_running_worker_sweeps_up_a_job_whose_worker_died_with_no_restart(sett
             job_id = make_job(task="label tickets", until="data")
             with session_scope() as session:  # a worker claims it, then dies without a word
                 assert jobs.claim(session, job_id, lease_seconds=5) is not None
-            deadline = time.monotonic() + 60
-            while load(job_id).status not in ("succeeded", "failed") and time.monotonic() < deadline:
-                time.sleep(0.5)
+            job = finished(job_id, seconds=60)
         finally:
             survivor.stop()
-        job = load(job_id)
         assert job.status == "succeeded", survivor.output()[-3000:]
         assert job.attempts == 2
         assert "sweep sent" in survivor.output()
     finally:
         app.queue._celery = None
+
+
+def finished(job_id: uuid.UUID, seconds: float):
+    """The job once it succeeded or failed, or as it is after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while load(job_id).status not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return load(job_id)
