@@ -34,7 +34,8 @@ COMPLETE = "COMPLETE"
 
 
 def mirrors(storage: Storage) -> bool:
-    """Whether checkpoints go to this store too (not for local storage, on the workers' own disk)."""
+    """Whether work in progress (checkpoints, partial teacher answers) goes to this store too: not
+    for local storage, which is on the disk the workers share already."""
     return not isinstance(storage, LocalStorage)
 
 

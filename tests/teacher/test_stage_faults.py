@@ -2,6 +2,7 @@
 that goes away fails the job with `teacher_unavailable` naming its URL (keeping the answers made
 before), and a slow teacher that keeps streaming is waited for, also by two stages at once."""
 
+import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +12,12 @@ import pytest
 from app.artifacts import GENERATED_ARTIFACT as GENERATED
 from app.artifacts import LABELED_ARTIFACT as LABELED
 from app.config import get_settings
+from app.s3_storage import S3Storage
 from app.specs import JobSpec
 from app.storage import get_storage
 from tests.support.factories import load, make_job
 from tests.support.faulty_proxy import Faults, FaultyProxy
+from tests.support.s3 import make_bucket, s3_client, s3_server
 from tests.teacher.test_teacher_client import SPAM_SPEC
 from workers.pipeline import Outcome, run_job
 from workers.stages.base import StageContext, StageError
@@ -141,3 +144,34 @@ def test_answers_made_before_the_teacher_went_away_are_kept_and_not_asked_again(
     assert metrics["labeled"] == 6 and metrics["answers_restored"] == len(kept)
     assert sink.reports[0][1:] == (len(kept), 6) and sink.reports[-1][1:] == (6, 6)
     assert [r["input"] for r in read_jsonl(ctx, LABELED)] == TEXTS
+
+
+def test_answers_kept_in_the_store_are_not_asked_again_by_another_machine(teacher_url, settings_env, tmp_path):
+    """With an S3 store, the partial answers go there too: the stage run again on an empty disk
+    (another worker's machine) asks only for the answers the first run did not get."""
+    with s3_server(tmp_path) as env:
+        make_bucket(env, "partials")
+        client = s3_client(env)
+
+        def machine(name: str, ctx: StageContext) -> StageContext:
+            storage = S3Storage("partials", "install", tmp_path / name / "cache", client=client)
+            work = tmp_path / name / "work" / str(ctx.job_id) / "label"
+            work.mkdir(parents=True)
+            return dataclasses.replace(ctx, storage=storage, work_dir=work)
+
+        local = label_context(TEXTS)
+        first = machine("first", local)
+        write_jsonl(first, GENERATED, [{"input": t, "bucket": "b"} for t in TEXTS])
+        with FaultyProxy(teacher_url, Faults(die_after=3)) as proxy:
+            settings_env(TEACHER_URL=proxy.url, TEACHER_MAX_RETRIES="2", TEACHER_CONCURRENCY="2")
+            with pytest.raises(StageError):
+                LabelStage().run(first)
+        kept = len((first.work_dir / PARTIAL_ANSWERS).read_text().splitlines())
+        assert kept >= 2
+
+        second = machine("second", local)
+        with FaultyProxy(teacher_url, Faults()) as back:
+            settings_env(TEACHER_URL=back.url)
+            metrics = LabelStage().run(second)
+        assert back.requests == 6 - kept, "the other machine asks only for the missing answers"
+        assert metrics["labeled"] == 6 and metrics["answers_restored"] == kept

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import shutil
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +18,14 @@ from typing import IO, Any, TypeVar
 from app.artifacts import artifact_key, save_artifact
 from app.config import get_settings
 from app.db import session_scope
+from workers.checkpoint_store import mirrors
 from workers.stages.base import StageContext, StageError
 from workers.teacher import Teacher, TeacherConfig, TeacherKind
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+#: The store folder of a job's partial answers, one file per stage (not an artifact: never listed).
+PARTIALS = "partial"
 
 
 def teacher_for(ctx: StageContext, kind: TeacherKind = "bulk") -> Teacher:
@@ -122,6 +129,51 @@ class PartialAnswers:
             self._file = None
 
 
+class StoredPartial:
+    """A stage's partial answers kept in the store as well, when other machines read the store:
+    restored onto an empty disk, uploaded at most every `MIRROR_SECONDS` while answers come and
+    once more when the run ends (also when it fails). A worker killed outright loses at most the
+    answers of its last `MIRROR_SECONDS`; the copy is best effort, the store being down costs
+    nothing but that."""
+
+    MIRROR_SECONDS = 10.0
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.storage, self.path = ctx.storage, ctx.work_dir / PARTIAL_ANSWERS
+        self.key = artifact_key(ctx.job_id, f"{PARTIALS}/{ctx.work_dir.name}.jsonl")
+        self.shared = mirrors(ctx.storage)
+        self._sent = time.monotonic()
+        self._new = False
+
+    def restore(self) -> None:
+        """Fetch the stored copy when this disk has no partial file of its own."""
+        if self.shared and not self.path.is_file() and self.storage.exists(self.key):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.storage.local_path(self.key), self.path)
+
+    def answered(self) -> None:
+        self._new = True
+        if time.monotonic() - self._sent >= self.MIRROR_SECONDS:
+            self.send()
+
+    def send(self) -> None:
+        if not (self.shared and self._new and self.path.is_file()):
+            return
+        try:
+            with self.path.open("rb") as stream:
+                self.storage.put_stream(self.key, stream)
+            self._new = False
+        except Exception as exc:
+            log.warning("partial answers did not reach the store: %s", exc)
+        self._sent = time.monotonic()
+
+    def __enter__(self) -> StoredPartial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.send()
+
+
 @dataclass
 class Answers:
     """What `answer_each` got: one result (or exception) per item, the teacher's usage, and how many
@@ -139,10 +191,14 @@ def answer_each(
 
     Answers (JSON values) are appended to the stage's partial file keyed by `keys`, so a retried or
     resumed stage asks only for the missing ones; progress counts kept and new answers alike. When
-    the teacher stays unavailable, the error says how many answers are kept.
+    the teacher stays unavailable, the error says how many answers are kept. With a store other
+    machines read, the file goes there too (`StoredPartial`), so a worker on another machine
+    resumes from it.
     """
     total = len(items)
-    with PartialAnswers(ctx.work_dir / PARTIAL_ANSWERS) as partial:
+    stored = StoredPartial(ctx)
+    stored.restore()
+    with PartialAnswers(stored.path) as partial, stored:
         kept = partial.load()
         results: list[Any] = [kept.get(key) for key in keys]
         todo = [i for i, key in enumerate(keys) if key not in kept]
@@ -152,6 +208,7 @@ def answer_each(
         def on_result(j: int, result: Any) -> None:
             results[todo[j]] = result
             partial.add(keys[todo[j]], result)
+            stored.answered()
 
         async def work(teacher: Teacher) -> None:
             await teacher.map([items[i] for i in todo], lambda item: call(teacher, item),
