@@ -195,8 +195,8 @@ def test_tool_calling_job_learns_the_calls(client, live_service, finished):
 
     # The tools are in the student's weights: a request from its own training data, with no tool
     # list, comes back as a call in OpenAI's shape when the student answers with one. (Ten examples
-    # and three epochs: the student answered 0 of its first 3 such requests with a call in one run
-    # of ten, so it is asked up to 8; how often it calls is bench/quality.py's business.)
+    # and three epochs: in two runs the student answered none of its first 3 such requests with a
+    # call, so it is asked up to 8; how often it calls is bench/quality.py's business.)
     chat = openai_client(live_service)
     answered_calls = 0
     for row in calls[:8]:
