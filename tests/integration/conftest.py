@@ -36,7 +36,10 @@ def live_service(teacher_url, tmp_path_factory) -> Iterator[LiveService]:
     logs = tmp_path_factory.mktemp("live")
     with s3_server(logs) as s3_env:
         make_bucket(s3_env, LIVE_BUCKET)
-        service = LiveService(logs, workers=True, env={"TEACHER_URL": teacher_url},
+        # Checkpoints at most a minute apart, as in production (every save_steps is the test
+        # default): the whole jobs' short runs then write none to the store, which costs CI minutes.
+        # test_no_shared_disk.py starts a gpu worker of its own that checkpoints every save_steps.
+        service = LiveService(logs, workers=True, env={"TEACHER_URL": teacher_url, "TRAIN_CHECKPOINT_SECONDS": "60"},
                               store={**s3_env, "ARTIFACT_STORE": f"s3://{LIVE_BUCKET}/installation"})
         yield service
         service.stop()

@@ -41,6 +41,8 @@ def _stored_checkpoints(storage, job_id: uuid.UUID) -> list[str]:
 
 def test_a_gpu_worker_on_a_new_disk_resumes_a_killed_run_from_the_store(client, live_service):
     store = live_service.storage()
+    live_service.workers["gpu"].stop()  # replaced by one that checkpoints every save_steps
+    live_service.start_worker("gpu", name="gpu-checkpointing", env={"TRAIN_CHECKPOINT_SECONDS": "0"})
     created = client.post("/api/jobs", json=BODY)
     assert created.status_code == 201, created.text
     job_id = uuid.UUID(created.json()["id"])
@@ -91,7 +93,7 @@ def test_a_gpu_worker_on_a_new_disk_resumes_a_killed_run_from_the_store(client, 
     assert answer.status_code == 200, answer.text
     assert answer.json()["choices"][0]["message"]["content"].strip() in LABELS
 
-    for name in ("api", "default", "gpu", "gpu-replacement"):
+    for name in ("api", "default", "gpu", "gpu-checkpointing", "gpu-replacement"):
         local = live_service.disk(name) / "artifacts"
         assert not local.exists() or not any(p.is_file() for p in local.rglob("*")), f"{name} wrote artifacts to disk"
 

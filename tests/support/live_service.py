@@ -66,12 +66,13 @@ class LiveService:
         disk = self.disk(name)
         return {**self.env, "WORK_DIR": str(disk / "work"), "ARTIFACT_DIR": str(disk / "artifacts")}
 
-    def start_worker(self, queue: str, *, concurrency: int = 1, name: str | None = None) -> Process:
+    def start_worker(self, queue: str, *, concurrency: int = 1, name: str | None = None,
+                     env: dict[str, str] | None = None) -> Process:
         """Start a real worker for `queue` (as process `name`, default the queue's name; with a store
-        a new name is a machine with an empty disk)."""
+        a new name is a machine with an empty disk), with `env` over the service's settings."""
         name = name or queue
         worker = start_worker(queue, self.logs / f"{name}.log", concurrency=concurrency, module="workers.main",
-                              env=self._env(name))
+                              env={**self._env(name), **(env or {})})
         self.workers[queue] = worker
         return worker
 
