@@ -2,7 +2,7 @@
 restarting them disturbs nothing else on the machine), and a TCP proxy that can take a server off
 the network for a while or slow it down (used in front of the S3 server and the teacher).
 
-Only the standard library and the test helpers (tests/support) are needed."""
+Only the standard library, the test helpers (tests/support) and `app.cli.local_services` are needed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.cli.local_services import listens
 from tests.support.processes import Process, free_port
 
 
@@ -86,7 +87,7 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed; the soak runs its own")
         self.process = Process(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no"], self.log.with_name(f"redis-{time.time_ns()}.log"))
-        self.process.wait_for(lambda: _listens(self.port), 30, "Redis listening")
+        self.process.wait_for(lambda: listens("127.0.0.1", self.port), 30, "Redis listening")
 
     def restart(self) -> None:
         self.stop()
@@ -96,16 +97,6 @@ class RedisServer:
         if self.process is not None:
             self.process.stop(timeout=10)
             self.process = None
-
-
-def _listens(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass

@@ -16,7 +16,8 @@ import time
 from urllib.parse import urlparse
 
 
-def _answers(host: str, port: int) -> bool:
+def listens(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port."""
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
@@ -41,12 +42,12 @@ def _start_redis(port: int) -> None:
 def _ensure(name: str, url: str, default_port: int, start) -> str | None:
     parsed = urlparse(url.replace("postgresql+psycopg", "postgresql"))
     host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
-    if _answers(host, port):
+    if listens(host, port):
         return None
     if host in ("127.0.0.1", "localhost"):
         start(port)
         for _ in range(40):
-            if _answers(host, port):
+            if listens(host, port):
                 return None
             time.sleep(0.5)
     return (f"{name} is not answering on {host}:{port} and could not be started here; "

@@ -147,9 +147,14 @@ class StoredPartial:
 
     def restore(self) -> None:
         """Fetch the stored copy when this disk has no partial file of its own."""
-        if self.shared and not self.path.is_file() and self.storage.exists(self.key):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.storage.local_path(self.key), self.path)
+        if not self.shared or self.path.is_file():
+            return
+        try:
+            stored = self.storage.local_path(self.key)  # one request: a missing object raises
+        except FileNotFoundError:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(stored, self.path)
 
     def answered(self) -> None:
         self._new = True
