@@ -30,7 +30,7 @@ from app.answer_shapes import (
 )
 from app.auth import OWNER_PATTERN
 from app.config import get_settings
-from app.specs import JobSpec, QAMode, Strict, TaskType, TrainingOptions
+from app.specs import CurationOptions, JobSpec, QAMode, Strict, TaskType, TrainingOptions
 
 
 def storable_text(value: str) -> str:
@@ -198,6 +198,10 @@ class JobCreate(Strict):
     training: TrainingRequest = Field(
         default_factory=TrainingRequest, description="Fine-tuning options."
     )
+    curation: CurationOptions = Field(
+        default_factory=CurationOptions,
+        description="How the teacher's data is checked before training (self-consistency votes, the intent check, "
+                    "per-label plans, top-up rounds, the share every label needs, seed examples as data).")
 
     @field_validator("task")
     @classmethod
@@ -486,7 +490,15 @@ class ReportPublic(BaseModel):
     )
     base_student: dict[str, Any] | None = Field(None, description="The untuned student, scored the same way.")
     student: dict[str, Any] | None = Field(None, description="The tuned student, scored the same way.")
-    verdict: str | None = Field(None, description="`deploy` or `retune`, once the student is evaluated.")
+    verdict: str | None = Field(
+        None, description="`deploy` or `retune`, once the student is evaluated: deploy when the tuned student's 95% "
+        "interval reaches the teacher's accuracy or it closed at least 0.8 of the gap from its untuned self to the "
+        "teacher.")
+    verdict_reason: str | None = Field(
+        None, description="Why: `reaches_teacher`, `closed_gap` or `behind_teacher`.")
+    closed: float | None = Field(
+        None, description="(tuned - untuned) / (teacher - untuned): the share of the gap tuning closed (above 1: the "
+        "student beat its teacher); null when the teacher is not ahead of the untuned student.")
     ratio: float | None = Field(None, description="Tuned student's accuracy over the teacher's.")
     reference: str | None = Field(None, description="What the models were scored on: `test_set` or `validation`.")
     warnings: list[dict[str, str]] = Field(default_factory=list)

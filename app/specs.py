@@ -132,6 +132,51 @@ def training_options_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+class CurationOptions(Strict):
+    """How the teacher's data is made trustworthy before training: the levers that keep what the
+    teacher is sure and consistent about and drop the rest (each recorded in its stage's metrics)."""
+
+    votes: int = Field(
+        3, ge=1, le=7,
+        description="classification: teacher answers per input, each asked in a different phrasing (labels in a "
+                    "different order); the majority label is kept with its agreement and the soft labels average "
+                    "over the answers. 1 asks once")
+    min_agreement: float = Field(
+        0.6, ge=0, le=1,
+        description="drop a row when fewer than this share of its votes agree with the majority (`low_agreement`)")
+    intent_check: bool = Field(
+        True,
+        description="classification: drop a row whose teacher label differs from the label its input was written for "
+                    "while the teacher is unsure (its probability of the label under `intent_confidence`; "
+                    "`intent_mismatch`)")
+    intent_confidence: float = Field(
+        0.8, ge=0, le=1, description="the teacher probability at or above which a label that contradicts the "
+                                     "intended one is trusted")
+    plan_per_label: bool = Field(
+        True,
+        description="classification: plan the topics of each label on their own, so no label's inputs are asked to "
+                    "be about another label's subject")
+    top_up_rounds: int = Field(
+        1, ge=0, le=5,
+        description="generation rounds after curation for labels short of their share, before balancing drops data")
+    min_label_share: float = Field(
+        0.5, ge=0, le=1,
+        description="stop before training (`label_short`) when a label holds less than this share of an even split "
+                    "of the data set; 0 trains on whatever the data holds")
+    seed_copies: int = Field(
+        2, ge=0, le=10,
+        description="times each seed example with an output joins the train split (its weight); 0 only shows seeds "
+                    "to the teacher")
+
+
+def curation_options_table() -> str:
+    """The Markdown table of every curation option (docs/curation.md holds exactly this)."""
+    lines = ["| option | default | what it does |", "| --- | --- | --- |"]
+    for name, field in CurationOptions.model_fields.items():
+        lines.append(f"| `{name}` | `{field.default}` | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
 #: `open_book`: the input holds a passage and a question, and the answer must come from the passage
 #: (or be the refusal when the passage does not answer it); `closed_book`: a question alone.
 QAMode = Literal["open_book", "closed_book"]
@@ -158,6 +203,7 @@ class JobSpec(BaseModel):
     num_examples: int = 200
     until: Literal["data", "model"] = "model"
     training: TrainingOptions = Field(default_factory=TrainingOptions)
+    curation: CurationOptions = Field(default_factory=CurationOptions)
 
     @property
     def seed(self) -> int:
@@ -189,6 +235,8 @@ class TaskSpec(BaseModel):
     tools_in_prompt: bool = False
     qa_mode: QAMode | None = None
     topics: list[str] = Field(default_factory=list)
+    #: Classification with `plan_per_label`: each label's own topics (a label missing here uses `topics`).
+    label_topics: dict[str, list[str]] = Field(default_factory=dict)
     styles: list[str] = Field(default_factory=list)
     lengths: list[str] = Field(default_factory=list)
 

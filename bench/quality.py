@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,39 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_sets import SETS, QualitySet, build, summary  # noqa: E402
 
-from workers.scoring import score_answers, score_calls  # noqa: E402
+from workers.score_intervals import f1_metric  # noqa: E402
+from workers.scoring import score_calls  # noqa: E402
+from workers.statistics import bootstrap_interval as bootstrap  # noqa: E402
+from workers.statistics import wilson  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("teacher", "base_student", "student")
-BOOTSTRAP_RESAMPLES = 1000
-Z95 = 1.959964
-
-
-# ------------------------------------------------------------------------------ intervals
-
-
-def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
-    """The Wilson score interval of a proportion `correct / n`."""
-    if n <= 0:
-        return None
-    p = correct / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
-
-
-def bootstrap(metric: Callable[[list[int]], float | None], n: int, resamples: int = BOOTSTRAP_RESAMPLES,
-              seed: int = 0) -> list[float] | None:
-    """The 95% percentile bootstrap interval of `metric(row indices)` over `n` rows."""
-    if n <= 1:
-        return None
-    rng = random.Random(seed)
-    values = sorted(v for v in (metric([rng.randrange(n) for _ in range(n)]) for _ in range(resamples))
-                    if v is not None)
-    if not values:
-        return None
-    return [round(values[int(0.025 * (len(values) - 1))], 4), round(values[int(0.975 * (len(values) - 1))], 4)]
 
 
 # ------------------------------------------------------------------------------ scores
@@ -93,35 +65,6 @@ KEPT = {
     "tool_calling": ("call_accuracy", "valid_call_rate", "no_call_accuracy", "n_call", "n_no_call"),
 }
 SECONDARY = {"classification": "macro_f1", "extraction": "micro_f1", "qa": "f1", "tool_calling": "no_call_accuracy"}
-
-
-def row_parts(task_type: str, expected: list[str], predicted: list[str | None]) -> list[tuple[float, ...]]:
-    """Each row's share of the F1, by the same scoring rule: extraction (tp, fp, fn) summed over
-    the fields (micro F1 adds them up), QA (token F1,)."""
-    parts: list[tuple[float, ...]] = []
-    for e, p in zip(expected, predicted, strict=True):
-        scores = score_answers([e], [p], task_type)
-        if task_type == "extraction":
-            fields = scores["fields"].values()
-            parts.append(tuple(float(sum(f[k] for f in fields)) for k in ("tp", "fp", "fn")))
-        else:
-            parts.append((float(scores["f1"] or 0.0),))
-    return parts
-
-
-def f1_metric(task_type: str, expected: list[str], predicted: list[str | None]) -> Callable[[list[int]], float | None]:
-    """The F1 of a resample of rows (extraction: micro F1 over the fields; QA: mean token F1)."""
-    parts = row_parts(task_type, expected, predicted)
-
-    def metric(indices: list[int]) -> float | None:
-        if not indices:
-            return None
-        if task_type == "qa":
-            return sum(parts[i][0] for i in indices) / len(indices)
-        tp, fp, fn = (sum(parts[i][k] for i in indices) for k in range(3))
-        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
-
-    return metric
 
 
 def model_scores(entry: dict[str, Any] | None, task_type: str, predictions: list[dict[str, Any]] | None,

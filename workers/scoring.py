@@ -14,7 +14,7 @@ from typing import Any
 from workers.scoring_types import parse_call, score_calls, score_extraction, score_qa, squad_normalize, token_f1
 
 __all__ = ["INVALID", "EXTRACTION_RULE", "exact_match", "normalize_answer", "parse_call", "percentiles", "score",
-           "score_answers", "score_calls", "score_extraction", "score_qa", "squad_normalize", "token_f1", "verdict"]
+           "score_answers", "score_calls", "score_extraction", "score_qa", "squad_normalize", "token_f1"]
 
 INVALID = "(invalid)"
 # The `rule` an extraction report carries. "exact_match" (its headline score is whole-object exact
@@ -110,13 +110,6 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
         return round(ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))], 2)
 
     return {"p50": rank(0.5), "p95": rank(0.95)}
-
-
-def verdict(student: float | None, teacher: float | None, margin: float = 0.05) -> str | None:
-    """`deploy` when the student is within `margin` of the teacher's accuracy, else `retune`."""
-    if student is None or teacher is None:
-        return None
-    return "deploy" if student >= teacher - margin else "retune"
 
 
 def _round(value: float | None) -> float | None:

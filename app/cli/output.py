@@ -208,6 +208,10 @@ def _number(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _interval(value: Any) -> str:
+    return "-" if not value else f"{value[0]:.2f}-{value[1]:.2f}"
+
+
 def has_scores(report: dict[str, Any]) -> bool:
     """Whether any model has been scored yet."""
     return any(report.get(key) for key in ("teacher", "base_student", "student"))
@@ -293,6 +297,13 @@ def mismatch_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+VERDICT_REASONS = {
+    "reaches_teacher": "the tuned student's 95% interval reaches the teacher's score",
+    "closed_gap": "tuning closed at least 0.8 of the gap to the teacher",
+    "behind_teacher": "the tuned student is behind the teacher beyond its interval",
+}
+
+
 def report_table(report: dict[str, Any]) -> str:
     """Teacher, untuned and tuned student side by side (accuracy, the headline score of every task
     type, then the type's own numbers), then the verdict and tuned/teacher ratio. An extraction report
@@ -303,16 +314,20 @@ def report_table(report: dict[str, Any]) -> str:
     for label, key in MODELS:
         scores = report.get(key) or {}
         latency = (scores.get("latency_ms") or {}).get("p50")
-        rows.append([label, _number(scores.get("accuracy")), *(_number(scores.get(k)) for _, k in extra),
+        rows.append([label, _number(scores.get("accuracy")), _interval(scores.get("accuracy_ci95")),
+                     *(_number(scores.get(k)) for _, k in extra),
                      _number(latency, 1), human_size(scores.get("size_bytes"))])
-    lines = [table(["MODEL", "ACCURACY", *(h for h, _ in extra), "P50 MS", "SIZE"], rows)]
+    lines = [table(["MODEL", "ACCURACY", "95% CI", *(h for h, _ in extra), "P50 MS", "SIZE"], rows)]
     if kind == "extraction" and (fields := field_table(report)):
         lines += ["", fields, ""]
     if kind == "tool_calling" and (mismatches := mismatch_lines(report)):
         lines += ["", *mismatches, ""]
     tuned = (report.get("student") or {}).get("accuracy")
     teacher = (report.get("teacher") or {}).get("accuracy")
-    lines.append(f"verdict: {report.get('verdict') or '-'}")
+    reason = VERDICT_REASONS.get(report.get("verdict_reason") or "")
+    lines.append(f"verdict: {report.get('verdict') or '-'}" + (f" ({reason})" if reason else ""))
+    if report.get("closed") is not None:
+        lines.append(f"gap closed: {report['closed']:.2f} of untuned -> teacher")
     ratio = report.get("ratio") or (tuned / teacher if tuned is not None and teacher else None)
     if ratio is not None:
         lines.append(f"tuned/teacher accuracy: {ratio:.2f}")

@@ -178,6 +178,8 @@ def check_report_view(page, base: str, job_id: str) -> None:
     for name in ("Teacher", "Untuned student", "Tuned student"):
         expect(comparison).to_contain_text(name)
     expect(comparison).to_contain_text(f"{report['student']['accuracy'] * 100:.1f}%")
+    low, high = report["student"]["accuracy_ci95"]
+    expect(page.locator("#side-by-side")).to_contain_text(f"({low * 100:.1f}%–{high * 100:.1f}%)")
     expect(page.locator("#per-label")).to_contain_text("spam")
     expect(page.locator("#confusion")).to_contain_text("ham")
     wrong = http.get(f"{base}/api/jobs/{job_id}/predictions", params={"wrong": "student"}).json()["total"]
@@ -231,8 +233,18 @@ def test_trained_student_is_evaluated_packaged_and_served(client, live_service, 
     losses = [entry["loss"] for entry in train["loss_history"]]
     assert min(losses[-5:]) < 0.5 * losses[0], f"training did not fit its data: {losses}"
     assert report["student"]["free_generation"]["valid_label_rate"] >= 0.9, report["student"]["free_generation"]
-    gap = report["teacher"]["accuracy"] - report["student"]["accuracy"]
-    assert report["verdict"] == ("deploy" if gap <= 0.05 else "retune")
+    # Every score carries its 95% interval, and the verdict follows it and the gap closed.
+    for model in ("teacher", "base_student", "student"):
+        low, high = report[model]["accuracy_ci95"]
+        assert low <= report[model]["accuracy"] <= high, report[model]
+        assert "macro_f1_ci95" in report[model]
+    tuned, teacher, untuned = (report[m]["accuracy"] for m in ("student", "teacher", "base_student"))
+    reaches = report["student"]["accuracy_ci95"][1] >= teacher
+    closed = (tuned - untuned) / (teacher - untuned) if teacher > untuned else None
+    assert report["closed"] == (None if closed is None else round(closed, 4))
+    assert report["verdict"] == ("deploy" if reaches or (closed is not None and closed >= 0.8) else "retune")
+    assert report["verdict_reason"] == ("reaches_teacher" if reaches else "closed_gap" if report["verdict"] == "deploy"
+                                        else "behind_teacher")
 
     artifacts = {a["name"]: a for a in client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]}
     assert MODEL_ARTIFACTS <= set(artifacts)

@@ -123,25 +123,27 @@ REPORT = {
     "teacher": {"accuracy": 0.9, "macro_f1": 0.8912, "n": 10, "latency_ms": {"p50": 812.04, "p95": 900, "n": 10}},
     "base_student": {"accuracy": 0.5, "n": 10, "latency_ms": {"p50": 20.0, "p95": 25, "n": 10},
                      "size_bytes": 270_000_000},
-    "student": {"accuracy": 0.72, "macro_f1": 0.7, "n": 10, "latency_ms": {"p50": 21.0, "p95": 25, "n": 10},
-                "size_bytes": 270_000_000},
-    "verdict": "retune",
+    "student": {"accuracy": 0.72, "accuracy_ci95": [0.6, 0.8], "macro_f1": 0.7, "n": 10,
+                "latency_ms": {"p50": 21.0, "p95": 25, "n": 10}, "size_bytes": 270_000_000},
+    "verdict": "retune", "verdict_reason": "behind_teacher", "closed": 0.55,
     "warnings": [{"code": "weak_teacher", "message": "the teacher scores 0.9"}],
 }
 
 
 def test_report_table():
     lines = report_table(REPORT).splitlines()
-    assert lines[0].split() == ["MODEL", "ACCURACY", "MACRO-F1", "P50", "MS", "SIZE"]
-    assert lines[1].split() == ["teacher", "0.900", "0.891", "812.0", "-"]
-    assert lines[2].split() == ["untuned", "student", "0.500", "-", "20.0", "270.0", "MB"]
-    assert lines[3].split() == ["tuned", "student", "0.720", "0.700", "21.0", "270.0", "MB"]
-    assert lines[4:] == ["verdict: retune", "tuned/teacher accuracy: 0.80", "warning: the teacher scores 0.9"]
+    assert lines[0].split() == ["MODEL", "ACCURACY", "95%", "CI", "MACRO-F1", "P50", "MS", "SIZE"]
+    assert lines[1].split() == ["teacher", "0.900", "-", "0.891", "812.0", "-"]
+    assert lines[2].split() == ["untuned", "student", "0.500", "-", "-", "20.0", "270.0", "MB"]
+    assert lines[3].split() == ["tuned", "student", "0.720", "0.60-0.80", "0.700", "21.0", "270.0", "MB"]
+    assert lines[4:] == ["verdict: retune (the tuned student is behind the teacher beyond its interval)",
+                         "gap closed: 0.55 of untuned -> teacher", "tuned/teacher accuracy: 0.80",
+                         "warning: the teacher scores 0.9"]
 
 
 def test_report_table_of_a_data_only_job_has_dashes():
     text = report_table({"teacher": REPORT["teacher"], "base_student": None, "student": None, "verdict": None})
-    assert text.splitlines()[3].split() == ["tuned", "student", "-", "-", "-", "-"]
+    assert text.splitlines()[3].split() == ["tuned", "student", "-", "-", "-", "-", "-"]
     assert "verdict: -" in text and "tuned/teacher" not in text
     assert has_scores({"teacher": REPORT["teacher"]}) and not has_scores({"teacher": None, "student": None})
 

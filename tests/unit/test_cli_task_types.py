@@ -75,8 +75,8 @@ def test_extraction_report_has_parse_rate_and_a_per_field_table():
                                        "extraction"), "verdict": "retune"}
     lines = report_table(report).splitlines()
     assert report_kind(report) == "extraction"
-    assert lines[0].split() == ["MODEL", "ACCURACY", "MACRO-F1", "PARSED", "P50", "MS", "SIZE"]
-    assert lines[3].split()[:5] == ["tuned", "student", "0.000", "0.333", "0.500"]
+    assert lines[0].split() == ["MODEL", "ACCURACY", "95%", "CI", "MACRO-F1", "PARSED", "P50", "MS", "SIZE"]
+    assert lines[3].split()[:6] == ["tuned", "student", "0.000", "-", "0.333", "0.500"]
     assert lines[5].split() == ["FIELD", "N", "TEACHER", "P/R/F1", "TUNED", "P/R/F1"]  # models scored so far
     assert lines[6].split() == ["day", "2", "1.00/1.00/1.00", "1.00/0.50/0.67"]
     assert lines[7].split() == ["party_size", "2", "1.00/1.00/1.00", "0.00/0.00/0.00"]
@@ -88,9 +88,9 @@ def test_qa_report_shows_exact_match_and_f1():
               "student": score_answers(["Paris", "the blue whale"], ["Lyon", "a whale"], "qa")}
     lines = report_table(report).splitlines()
     assert report_kind(report) == "qa"
-    assert lines[0].split() == ["MODEL", "ACCURACY", "F1", "P50", "MS", "SIZE"]
-    assert lines[1].split()[:3] == ["teacher", "1.000", "1.000"]
-    assert lines[3].split()[:4] == ["tuned", "student", "0.000", "0.333"]
+    assert lines[0].split() == ["MODEL", "ACCURACY", "95%", "CI", "F1", "P50", "MS", "SIZE"]
+    assert lines[1].split()[:4] == ["teacher", "1.000", "-", "1.000"]
+    assert lines[3].split()[:5] == ["tuned", "student", "0.000", "-", "0.333"]
 
 
 def test_tool_calling_report_shows_call_rates_and_the_tuned_students_mismatches():
@@ -101,8 +101,8 @@ def test_tool_calling_report_shows_call_rates_and_the_tuned_students_mismatches(
                                                 None], "tool_calling", tools=[WEATHER])}
     lines = report_table(report).splitlines()
     assert report_kind(report) == "tool_calling"
-    assert lines[0].split() == ["MODEL", "ACCURACY", "CALLS", "VALID", "NO-CALL", "P50", "MS", "SIZE"]
-    assert lines[3].split()[:6] == ["tuned", "student", "0.000", "0.000", "1.000", "0.000"]
+    assert lines[0].split() == ["MODEL", "ACCURACY", "95%", "CI", "CALLS", "VALID", "NO-CALL", "P50", "MS", "SIZE"]
+    assert lines[3].split()[:7] == ["tuned", "student", "0.000", "-", "0.000", "1.000", "0.000"]
     assert lines[5:9] == [
         "mismatches of the tuned student:",
         '  row 0: expected get_weather {"city": "Paris"}; got {"name": "get_weather", "arguments": {"city": "Lyon"}} '

@@ -34,9 +34,11 @@ from workers.labelling import (
     match_label,
     same_answer,
 )
-from workers.scoring import normalize_answer, percentiles, rows_correct, score_answers, verdict
+from workers.score_intervals import score_intervals
+from workers.scoring import normalize_answer, percentiles, rows_correct, score_answers
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl, with_teacher, write_jsonl
+from workers.statistics import decide
 from workers.teacher import Teacher
 from workers.training.student import folder_size, student_source
 
@@ -81,6 +83,8 @@ class EvaluateStage:
                              **extra}
             normalised[name] = [None if a is None else normalize(a, spec) for a in answers]
             correct[name] = rows_correct(expected, answers, spec.task_type, spec.label_names, tools=spec.tools)
+            reports[name].update(score_intervals(expected, answers, correct[name], spec.task_type, spec.label_names,
+                                                 seed=ctx.spec.seed, tools=spec.tools))
         if spec.task_type == TaskType.QA:
             for name, answers, _ in models:
                 reports[name]["judge"] = _judged(ctx, rows, answers)
@@ -92,9 +96,12 @@ class EvaluateStage:
                                                                normalised["student"], tuned_texts, strict=True))))
         ctx.progress(4, 4)
         student_acc, teacher_acc = reports["student"]["accuracy"], reports["teacher"]["accuracy"]
+        decided = decide(student_acc, reports["student"].get("accuracy_ci95"), reports["base_student"]["accuracy"],
+                         teacher_acc)
         return {
             **reports, "reference": reference, "predictions": predictions,
-            "verdict": verdict(student_acc, teacher_acc),
+            "verdict": decided and decided.verdict, "verdict_reason": decided and decided.reason,
+            "closed": decided and decided.closed,
             "ratio": round(student_acc / teacher_acc, 4) if student_acc is not None and teacher_acc else None,
         }
 

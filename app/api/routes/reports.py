@@ -33,6 +33,8 @@ def get_report(job_id: str, caller: CallerDep) -> ReportPublic:
         base_student=evaluation.get("base_student"),
         student=evaluation.get("student"),
         verdict=evaluation.get("verdict"),
+        verdict_reason=evaluation.get("verdict_reason"),
+        closed=evaluation.get("closed"),
         ratio=evaluation.get("ratio"),
         reference=evaluation.get("reference"),
         warnings=job_warnings(metrics),

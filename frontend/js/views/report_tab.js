@@ -31,13 +31,19 @@ export function reportTab(panel, jobId, snapshot) {
   return null;
 }
 
+const VERDICT_WHY = {
+  reaches_teacher: 'the tuned student’s 95% interval reaches the teacher’s score: ready to deploy.',
+  closed_gap: 'tuning closed at least 0.8 of the gap from the untuned student to the teacher: ready to deploy.',
+  behind_teacher: 'the tuned student is behind the teacher beyond its 95% interval: try more examples, the curation levers or a larger student.',
+};
+
 function verdict(report) {
   if (!report.verdict) return h('div', { class: 'banner warn' }, 'No verdict yet: the students are scored in the evaluate stage.');
   const deploy = report.verdict === 'deploy';
   return h('div', { class: `banner ${deploy ? 'ok' : 'warn'}`, id: 'verdict' },
     h('strong', {}, 'Verdict: '), badge(report.verdict), ' ',
-    deploy ? 'the tuned student is within 5 points of the teacher: ready to deploy.'
-      : 'the tuned student is more than 5 points behind the teacher: try more examples, more epochs or a larger student.',
+    VERDICT_WHY[report.verdict_reason] || (deploy ? 'ready to deploy.' : 'behind the teacher.'),
+    report.closed != null ? h('span', { id: 'gap-closed' }, ` Gap closed: ${report.closed.toFixed(2)} of untuned → teacher.`) : null,
     report.ratio !== null ? h('span', {}, ` Tuned student / teacher accuracy: ${report.ratio.toFixed(2)}×.`) : null);
 }
 
@@ -71,12 +77,20 @@ function metric(r, key) {
   return key === 'micro_f1' ? r.micro?.f1 : r[key];
 }
 
+// A score with its 95% interval when the report has one (`accuracy_ci95`, `macro_f1_ci95`, ...).
+function withInterval(r, key, format) {
+  const show = (v) => (format === 'percent' ? percent(v, 1) : score(v));
+  const ci = r[`${key}_ci95`];
+  const value = show(metric(r, key));
+  return ci ? h('span', {}, value, h('span', { class: 'small muted ci' }, ` (${show(ci[0])}–${show(ci[1])})`)) : value;
+}
+
 function sideBySide(report, models, kind = 'classification') {
   const columns = COLUMNS[kind];
   return h('div', { id: 'side-by-side' }, table(['Model', ...columns.map(([, title]) => title), 'Latency p50', 'Latency p95', 'Size'],
     models.map((m) => {
       const r = report[m];
-      return [MODEL_NAMES[m], ...columns.map(([key, , format]) => (format === 'percent' ? percent(metric(r, key), 1) : score(metric(r, key)))),
+      return [MODEL_NAMES[m], ...columns.map(([key, , format]) => withInterval(r, key, format)),
         r.latency_ms?.p50 != null ? `${Math.round(r.latency_ms.p50)} ms` : '–',
         r.latency_ms?.p95 != null ? `${Math.round(r.latency_ms.p95)} ms` : '–', bytes(r.size_bytes)];
     }), { numeric: columns.map((_, i) => i + 1).concat([columns.length + 1, columns.length + 2, columns.length + 3]) }));
