@@ -40,8 +40,8 @@ from app.config import get_settings  # noqa: E402
 from app.specs import Row, TaskSpec  # noqa: E402
 from workers import prompts  # noqa: E402
 from workers.bundled_models import TEACHER  # noqa: E402
+from workers.generation import PER_CALL, generate_inputs, plan_buckets  # noqa: E402
 from workers.labelling import TOP_LOGPROBS, label_rows  # noqa: E402
-from workers.stages.generate import PER_CALL, generate_inputs, plan_buckets  # noqa: E402
 from workers.teacher import Teacher, TeacherConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "teacher_throughput.json"

@@ -9,8 +9,11 @@ from app.answer_shapes import FieldSpec, tools_prompt
 from app.specs import QA_REFUSAL, JobSpec, Row, TaskSpec, TaskType
 
 
-def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool) -> str:
-    rows = examples[:limit]
+def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool, turn: int = 0) -> str:
+    """Up to `limit` examples: window `turn` of them (`turn * limit` on, wrapping round), so calls
+    with different turns show the teacher different seeds."""
+    start = turn * limit % len(examples) if examples else 0
+    rows = [examples[(start + i) % len(examples)] for i in range(min(limit, len(examples)))]
     if not rows:
         return ""
     lines = [f"- {row.input!r}" + (f" -> {row.output!r}" if with_output else "") for row in rows]
@@ -50,6 +53,17 @@ PLAN_QUESTIONS = {
 QA_MODES = ("open_book", "closed_book")
 
 
+def label_topics_question(label: str) -> str:
+    """Classification: the sub-topics of one label's inputs, so no label is asked to be about another's subject."""
+    return (f"List 4 different sub-topics that inputs labelled \"{label}\" are about, subjects typical of this "
+            "label and not of the other labels (a few words each; do not use the label names).")
+
+
+def reask_note(problems: Sequence[str]) -> str:
+    """What a re-asked planning question adds: why the last answer could not be used."""
+    return "Your last answer could not be used: " + "; ".join(problems) + ". Answer again."
+
+
 def label_question(label: str) -> str:
     return (f"Describe in one short line what the inputs labelled \"{label}\" are, "
             "starting with the kind of input (for example \"Messages that ...\"). Do not quote an example.")
@@ -62,22 +76,23 @@ def list_schema(min_items: int, max_items: int, max_chars: int = 60) -> dict[str
 
 
 def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequence[Row],
-                      count: int) -> list[dict[str, str]]:
+                      count: int, turn: int = 0) -> list[dict[str, str]]:
+    """One generation call's prompt; `turn` picks which window of seed examples it shows."""
     # Shared text first, varying text last: the server's prefix cache then skips most of the prompt.
     label = bucket.get("label")
     kind = bucket.get("kind")
     if kind:
         ask = _shaped_ask(task_spec, bucket, count)
-        examples = _seed_lines(seeds, 3, False)
+        examples = _seed_lines(seeds, 3, False, turn)
     elif label:
         description = task_spec.describe(label)
         same_label = [row for row in seeds if row.output.strip() == label]
         ask = (f"Write {count} different inputs that a careful annotator would label \"{label}\" "
                f"({description}). Write them as real people would, and do not write the label.")
-        examples = _seed_lines(same_label or seeds, 3, False)
+        examples = _seed_lines(same_label or seeds, 3, False, turn)
     else:
         ask = f"Write {count} different inputs for this task, as real people would write them; no answers."
-        examples = _seed_lines(seeds, 3, False)
+        examples = _seed_lines(seeds, 3, False, turn)
     # A request for a tool is about that tool: a planned topic would pull it elsewhere (a BFCL
     # plan's topics were tool names, and 96 of 140 requests written "for" other tools asked to
     # solve a quadratic equation).

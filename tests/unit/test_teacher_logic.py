@@ -6,9 +6,9 @@ import math
 import pytest
 
 from app.specs import JobSpec, TaskSpec
+from workers.generation import plan_buckets
 from workers.labelling import MalformedAnswer, match_label
 from workers.scoring import score
-from workers.stages.generate import plan_buckets
 from workers.stages.plan import build_task_spec
 from workers.teacher import Answer, label_distribution
 
