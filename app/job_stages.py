@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Job, JobStage, StageStatus
+from app.stage_plan import MODEL_STAGES
 
 
 def pending_stages(session: Session, job_id: uuid.UUID) -> list[JobStage]:
@@ -83,3 +84,17 @@ def stage_eta(status: str, progress: float, started_at: datetime | None, now: da
         return None
     elapsed = (now - started_at).total_seconds()
     return round(max(0.0, elapsed * (1 - progress) / progress), 1)
+
+
+def hold_after_data(session: Session, job_id: uuid.UUID) -> None:
+    """Make a job stop after its data stages (as `until: data` does): its model stages that have
+    not run are removed, so the job ends `succeeded` with its data, and a resume trains it."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    job.spec = {**job.spec, "until": "data"}
+    for stage in list(job.stages):
+        if stage.name in MODEL_STAGES and stage.status == StageStatus.PENDING.value:
+            job.stages.remove(stage)
+    session.flush()
+

@@ -136,11 +136,12 @@ class CurationOptions(Strict):
     """How the teacher's data is made trustworthy before training: the levers that keep what the
     teacher is sure and consistent about and drop the rest (each recorded in its stage's metrics)."""
 
-    votes: int = Field(
-        3, ge=1, le=7,
-        description="classification: teacher answers per input, each asked in a different phrasing (labels in a "
-                    "different order); the majority label is kept with its agreement and the soft labels average "
-                    "over the answers. 1 asks once")
+    votes: int | None = Field(
+        None, ge=1, le=7,
+        description="teacher answers per input, each asked in a different phrasing (the labels in another order and "
+                    "other words); the majority answer (for extraction, QA and calls: the same normalised object or "
+                    "text) is kept with its agreement, and classification's soft labels average over the answers. "
+                    "Default: 3 for classification, 1 for the other types (a free answer costs about ten labels)")
     min_agreement: float = Field(
         0.6, ge=0, le=1,
         description="drop a row when fewer than this share of its votes agree with the majority (`low_agreement`)")
@@ -169,11 +170,24 @@ class CurationOptions(Strict):
                     "to the teacher")
 
 
+#: Teacher answers per input when `votes` is not given: labels are cheap (one constrained token),
+#: free answers are not.
+CLASSIFICATION_VOTES = 3
+
+
+def votes_for(options: CurationOptions, task_type: TaskType) -> int:
+    """How many times the teacher answers each input of this task type."""
+    if options.votes is not None:
+        return options.votes
+    return CLASSIFICATION_VOTES if task_type == TaskType.CLASSIFICATION else 1
+
+
 def curation_options_table() -> str:
     """The Markdown table of every curation option (docs/curation.md holds exactly this)."""
     lines = ["| option | default | what it does |", "| --- | --- | --- |"]
     for name, field in CurationOptions.model_fields.items():
-        lines.append(f"| `{name}` | `{field.default}` | {field.description} |")
+        default = "see description" if field.default is None else f"`{field.default}`"
+        lines.append(f"| `{name}` | {default} | {field.description} |")
     return "\n".join(lines) + "\n"
 
 

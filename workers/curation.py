@@ -4,6 +4,7 @@ held-out text, class balancing and a stratified split. No I/O here."""
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 import struct
@@ -171,3 +172,44 @@ def split(rows: list[dict[str, Any]], validation_fraction: float = 0.1, seed: in
         out += [{**row, "split": "validation" if i < n_val else "train"} for i, row in enumerate(group)]
     rng.shuffle(out)
     return out
+
+
+def distrust(row: Mapping[str, Any], min_agreement: float, intent_check: bool, intent_confidence: float) -> str | None:
+    """Why a labelled row is not trusted, or None: its self-consistency votes disagree
+    (`low_agreement`), or its label contradicts the label its input was written for while the
+    teacher is unsure of it (`intent_mismatch`)."""
+    agreement = row.get("agreement")
+    if agreement is not None and agreement < min_agreement:
+        return "low_agreement"
+    intended, output = row.get("intended_label"), row.get("output")
+    if intent_check and intended and output != intended:
+        confidence = (row.get("label_probs") or {}).get(output, 1.0)
+        if confidence < intent_confidence:
+            return "intent_mismatch"
+    return None
+
+
+def label_shares(rows: Iterable[Mapping[str, Any]], labels: Sequence[str], budget: int) -> dict[str, float]:
+    """Each label's rows as a share of an even split of `budget` (1.0: its full share)."""
+    counts = Counter(row["output"] for row in rows)
+    fair = budget / len(labels) if labels else 0
+    return {label: round(counts[label] / fair, 4) if fair else 0.0 for label in labels}
+
+
+def short_labels(rows: Iterable[Mapping[str, Any]], labels: Sequence[str], budget: int) -> dict[str, int]:
+    """The labels holding fewer rows than an even split of `budget`, with how many they lack."""
+    counts = Counter(row["output"] for row in rows)
+    fair = budget // len(labels) if labels else 0
+    return {label: fair - counts[label] for label in labels if counts[label] < fair}
+
+
+#: A label's yield (kept rows per generated input) assumed when it has none yet, and its floor:
+#: a label the teacher rarely confirms gets more calls, up to MAX_CALLS_FACTOR times its first round.
+DEFAULT_YIELD, MIN_YIELD = 0.5, 0.2
+MAX_CALLS_FACTOR = 2
+
+
+def top_up_calls(lacking: int, label_yield: float | None, first_round_calls: int, per_call: int = 5) -> int:
+    """Generation calls for a label lacking `lacking` rows, given how many of its inputs survived so far."""
+    rate = max(MIN_YIELD, label_yield if label_yield is not None else DEFAULT_YIELD)
+    return max(1, min(MAX_CALLS_FACTOR * max(1, first_round_calls), math.ceil(lacking / rate / per_call)))

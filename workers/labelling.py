@@ -10,13 +10,16 @@ live here too.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.answer_shapes import call_schema, call_text, extraction_schema, without_unset
 from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
 from workers import prompts
+from workers.scoring import normalize_answer
 from workers.teacher import Teacher, label_distribution
 
 TOP_LOGPROBS = 10
@@ -26,27 +29,66 @@ class MalformedAnswer(ValueError):
     """The teacher's answer does not fit the task (not a label, not the JSON asked for)."""
 
 
-async def answer_one(teacher: Teacher, spec: TaskSpec, text: str) -> dict[str, Any]:
-    """The teacher's output for one input: `output`, plus `label_probs` for classification."""
-    messages = prompts.label_messages(spec, text)
+#: Sampling temperature of a free answer's later votes (classification votes stay greedy: their
+#: spread comes from the phrasing, and their soft labels from the logprobs).
+VOTE_TEMPERATURE = 0.7
+
+
+async def answer_one(teacher: Teacher, spec: TaskSpec, text: str, phrasing: int = 0) -> dict[str, Any]:
+    """The teacher's output for one input: `output`, plus `label_probs` for classification.
+    `phrasing` > 0 is a self-consistency vote: the question in other words (and, for free
+    answers, sampled)."""
+    messages = prompts.label_messages(spec, text, phrasing)
+    temperature = VOTE_TEMPERATURE if phrasing else 0.0
     if spec.task_type == TaskType.CLASSIFICATION:
         labels = spec.label_names
         answer = await teacher.chat(messages, max_tokens=16, choices=labels, top_logprobs=TOP_LOGPROBS)
         chosen = match_label(answer.text, labels)
         return {"output": chosen, "label_probs": label_distribution(answer, labels, chosen)}
     if spec.task_type == TaskType.EXTRACTION:
-        answer = await teacher.chat(messages, max_tokens=256,
+        answer = await teacher.chat(messages, max_tokens=256, temperature=temperature,
                                     json_schema=extraction_schema(spec.extraction_fields))
         parsed = _json_object(answer.text)
         return {"output": json.dumps(parsed, ensure_ascii=False)}
     if spec.task_type == TaskType.TOOL_CALLING:
-        return {"output": await _call_or_reply(teacher, spec, messages)}
-    answer = await teacher.chat(messages, max_tokens=256)
+        return {"output": await _call_or_reply(teacher, spec, messages, temperature)}
+    answer = await teacher.chat(messages, max_tokens=256, temperature=temperature)
     if not answer.text.strip():
         raise MalformedAnswer("empty answer")
     if spec.task_type == TaskType.QA and spec.qa_mode == "open_book" and is_refusal(answer.text):
         return {"output": QA_REFUSAL}
     return {"output": answer.text.strip()}
+
+
+async def answer_by_vote(teacher: Teacher, spec: TaskSpec, text: str, votes: int) -> dict[str, Any]:
+    """The majority of `votes` answers to one input, each asked in another phrasing (see
+    `majority`); raises MalformedAnswer when no vote gave a usable answer."""
+    if votes <= 1:
+        return await answer_one(teacher, spec, text)
+    results = await asyncio.gather(*(answer_one(teacher, spec, text, phrasing) for phrasing in range(votes)),
+                                   return_exceptions=True)
+    answers = [r for r in results if not isinstance(r, BaseException)]
+    if not answers:
+        error = next(r for r in results if isinstance(r, BaseException))
+        raise error if isinstance(error, MalformedAnswer) else MalformedAnswer(str(error))
+    return majority(answers, votes, spec)
+
+
+def majority(answers: Sequence[dict[str, Any]], votes: int, spec: TaskSpec) -> dict[str, Any]:
+    """The answer most votes gave (the same normalised text or object; ties go to the earliest
+    phrasing) with `agreement` (its share of all `votes`, malformed ones counting against it) and,
+    for classification, `label_probs` averaged over the usable votes."""
+    kind = spec.task_type.value
+    keys = [normalize_answer(a["output"], kind) for a in answers]
+    counts = Counter(keys)
+    top = max(counts.values())
+    winner = next(i for i, key in enumerate(keys) if counts[key] == top)
+    result = {**answers[winner], "agreement": round(top / votes, 4), "votes": votes}
+    if spec.task_type == TaskType.CLASSIFICATION:
+        labels = spec.label_names
+        result["label_probs"] = {label: round(sum(a["label_probs"].get(label, 0.0) for a in answers) / len(answers), 6)
+                                 for label in labels}
+    return result
 
 
 def _words(text: str) -> str:
@@ -68,11 +110,12 @@ def _json_object(text: str) -> dict[str, Any]:
     return parsed
 
 
-async def _call_or_reply(teacher: Teacher, spec: TaskSpec, messages: list[dict[str, str]]) -> str:
+async def _call_or_reply(teacher: Teacher, spec: TaskSpec, messages: list[dict[str, str]],
+                         temperature: float = 0.0) -> str:
     """The teacher's call of one of the tools as its canonical text, or its plain reply when no
     tool fits: asked under a JSON schema that is one of the calls or `{"reply": ...}`."""
     schema = prompts.answer_or_call_schema(call_schema(spec.tools))
-    answer = await teacher.chat(messages, max_tokens=256, json_schema=schema)
+    answer = await teacher.chat(messages, max_tokens=256, temperature=temperature, json_schema=schema)
     parsed = _json_object(answer.text)
     if set(parsed) == {prompts.REPLY_KEY}:
         reply = str(parsed[prompts.REPLY_KEY]).strip()

@@ -18,6 +18,7 @@ from app.config import get_settings
 from app.db import session_scope
 from app.models import Job, JobStatus, StageStatus
 from app.specs import JobSpec
+from app.stage_plan import MODEL_STAGES
 from app.storage import get_storage
 from workers.monitor import JobCanceled, LeaseLost, RunMonitor
 from workers.outages import describe, is_outage
@@ -144,8 +145,11 @@ def _run_claimed(
         pending = [(s.position, s.name) for s in job_stages.pending_stages(session, job_id)]
         results = job_stages.stage_results(session, job_id)
     current: str | None = None
+    held = False
     try:
         for index, name in pending:
+            if held and name in MODEL_STAGES:
+                continue
             stage = registry.get(name)
             if stage is None:
                 return _fail(job_id, token, name, "stage_unavailable",
@@ -156,6 +160,11 @@ def _run_claimed(
             current = name
             results[name] = _run_stage(job_id, stage, index, count, spec, results, monitor)
             current = None
+            if results[name].get("hold") and not held:
+                # The data is not fit to train on (the stage says why in its warnings): the job
+                # stops after its data stages, and a resume trains it anyway.
+                _patiently(lambda: _hold(job_id))
+                held = True
         _patiently(lambda: _finish(job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None))
         return Outcome.SUCCEEDED
     except JobCanceled:
@@ -191,6 +200,11 @@ def _run_stage(
     monitor.check()
     _patiently(lambda: _close_stage(job_id, stage.name, StageStatus.SUCCEEDED, metrics=metrics))
     return metrics
+
+
+def _hold(job_id: uuid.UUID) -> None:
+    with session_scope() as session:
+        job_stages.hold_after_data(session, job_id)
 
 
 def _close_stage(job_id: uuid.UUID, name: str | None, status: StageStatus, error: str | None = None,

@@ -192,15 +192,41 @@ def qa_mode_of_rows(rows: Sequence[Row]) -> str | None:
     return "open_book" if forms.pop() else "closed_book"
 
 
-def label_messages(task_spec: TaskSpec, text: str) -> list[dict[str, str]]:
+#: How each self-consistency vote after the first asks for a label: other words, and the labels
+#: in another order, so that a vote does not share the first one's position bias.
+LABEL_ASKS = (
+    "Answer with the label only.",
+    "Read the text carefully and answer with the single label that fits it best.",
+    "Which one of these labels would a careful human annotator give this text? Answer with the label only.",
+    "Decide on the evidence in the text alone, and answer with the label only.",
+)
+
+
+def vote_labels(labels: Sequence[Any], phrasing: int) -> list[Any]:
+    """The labels in the order vote `phrasing` lists them: as given, reversed, then rotations."""
+    items = list(labels)
+    if phrasing == 0 or len(items) < 2:
+        return items
+    if phrasing % 2:
+        items.reverse()
+    shift = (phrasing // 2) % len(items)
+    return items[shift:] + items[:shift]
+
+
+def label_messages(task_spec: TaskSpec, text: str, phrasing: int = 0) -> list[dict[str, str]]:
+    """The teacher's question for one input. `phrasing` > 0 asks the same in other words (a
+    self-consistency vote); evaluation and the teacher check always ask phrasing 0."""
     lines = [f"Task: {task_spec.task}"]
     if task_spec.task_type == TaskType.CLASSIFICATION:
         # The planned one-line instruction is left out here: written by the teacher itself, it can
         # contradict the labels (one plan said "neither spam nor personal -> ham"); on 60 real SMS
         # messages the same plan scored 0.58 with it and 0.67 without. Label descriptions stay.
         lines.append("Labels:")
-        lines += [f"- {label.name}: {label.description}" for label in task_spec.labels]
-        lines.append("Answer with the label only.")
+        lines += [f"- {label.name}: {label.description}" for label in vote_labels(task_spec.labels, phrasing)]
+        lines.append(LABEL_ASKS[phrasing % len(LABEL_ASKS)])
+    elif phrasing:
+        lines.append(task_spec.instruction)
+        lines.append("Think about what the input says before you answer; answer as the instructions below ask.")
     else:
         lines.append(task_spec.instruction)
     if task_spec.task_type == TaskType.EXTRACTION:

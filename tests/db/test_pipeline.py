@@ -65,6 +65,21 @@ def test_rerun_after_resume_skips_finished_stages():
     assert runs(work_dir(), job_id) == ["plan", "generate", "label", "curate", "teacher_check"]
 
 
+def test_a_stage_that_holds_the_data_stops_the_job_before_training_and_a_resume_trains_it():
+    job_id = make_job(task="t [hold curate]")
+    registry = recording_registry(gpu_stages=())
+    assert run_job(job_id, registry=registry, enqueue=no_enqueue) is Outcome.SUCCEEDED
+    job = load(job_id)
+    assert job.status == "succeeded" and job.spec["until"] == "data"
+    assert [s.name for s in job.stages] == list(DATA_STAGES), "the model stages are gone, not left pending"
+    assert runs(work_dir(), job_id) == list(DATA_STAGES), "the data stages after the hold still run"
+    with session_scope() as s:
+        jobs.resume(s, load_for_update(s, job_id))
+    assert run_job(job_id, registry=registry, enqueue=no_enqueue) is Outcome.SUCCEEDED
+    assert runs(work_dir(), job_id) == list(ALL_STAGES), "a resume trains the held data as it is"
+    assert load(job_id).spec["until"] == "model"
+
+
 def load_for_update(session, job_id):
     from app.models import Job
 

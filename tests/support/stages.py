@@ -51,7 +51,10 @@ class RecordingStage:
         if self.name == "package":
             with session_scope() as session:
                 save_artifact(session, ctx.storage, ctx.job_id, "report.json", b'{"ok": true}\n')
-        return {"ran": self.name, "seen": sorted(ctx.results)}
+        metrics: dict[str, Any] = {"ran": self.name, "seen": sorted(ctx.results)}
+        if f"[hold {self.name}]" in task:
+            metrics["hold"] = {"code": "label_short", "message": f"{self.name} held the job"}
+        return metrics
 
 
 def recording_registry(gpu_stages: tuple[str, ...] = ("train",)) -> dict[str, RecordingStage]:

@@ -13,7 +13,7 @@ from app.artifacts import GENERATED_ARTIFACT as GENERATED
 from app.artifacts import LABELED_ARTIFACT as LABELED
 from app.config import get_settings
 from app.s3_storage import S3Storage
-from app.specs import JobSpec
+from app.specs import CurationOptions, JobSpec
 from app.storage import get_storage
 from tests.support.factories import load, make_job
 from tests.support.faulty_proxy import Faults, FaultyProxy
@@ -51,8 +51,9 @@ class Progress:
 
 
 def context(job_id, sink=None):
+    # One answer per input: these tests count the teacher's requests (votes are tested in test_curation_levers).
     spec = JobSpec(task=SPAM_SPEC["task"], labels=["spam", "ham"], teacher=get_settings().teacher_model,
-                   student=get_settings().student_model, num_examples=10)
+                   student=get_settings().student_model, num_examples=10, curation=CurationOptions(votes=1))
     work = get_settings().work_dir / str(job_id) / "label"
     work.mkdir(parents=True, exist_ok=True)
     return StageContext(job_id=job_id, spec=spec, work_dir=work, storage=get_storage(), sink=sink,

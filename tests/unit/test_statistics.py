@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from workers.score_intervals import score_intervals
 from workers.statistics import decide, gap_closed, mean_interval
 

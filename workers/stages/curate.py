@@ -1,19 +1,26 @@
-"""curate: validate, deduplicate, remove anything close to the test set or seeds, balance, split."""
+"""curate: validate, keep what the teacher is sure of (its votes agree, its label fits the label an
+input was written for), deduplicate, remove anything close to the test set or seeds, top up the
+labels short of their share, balance, split, add the person's seed examples to the train split,
+and hold the job before training when a label still lacks its share."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.answer_shapes import call_text, check_call, check_extraction, load_object, stated_call
 from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
-from app.specs import QA_REFUSAL, TaskSpec, TaskType
+from app.specs import QA_REFUSAL, CurationOptions, Row, TaskSpec, TaskType, votes_for
 from workers import curation
+from workers.generation import OVERGENERATE, PER_CALL, bucket_id, generate_one, label_buckets
+from workers.labelling import answer_by_vote
 from workers.prompts import MISSING_ARGUMENT, NO_CALL
 from workers.stages.base import StageContext
-from workers.stages.common import read_jsonl, write_jsonl
+from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 
 VALIDATION_FRACTION = 0.1
 NEAR_DUPLICATE_JACCARD = 0.7
@@ -80,43 +87,51 @@ class CurateStage:
     queue = "default"
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        spec = ctx.task_spec()
+        spec, options = ctx.task_spec(), ctx.spec.curation
+        labels, wanted, seed = spec.label_names, ctx.spec.num_examples, ctx.spec.seed
         rows = list(read_jsonl(ctx, LABELED_ARTIFACT))
         dropped: Counter[str] = Counter()
-        valid = []
-        values_dropped = 0
-        for row in rows:
-            checked = check_row(row, spec)
-            if checked.row is None:
-                dropped[checked.reason or "invalid_output"] += 1
-            else:
-                valid.append(checked.row)
-                values_dropped += checked.dropped_values
+        trusted, values_dropped = self._trusted(rows, spec, options, dropped)
         ctx.progress(1, 4)
         held_out = {
             "test_overlap": [r.input for r in ctx.spec.test_set],
             "seed_overlap": [r.input for r in ctx.spec.examples],
         }
-        unique = curation.deduplicate(valid, held_out, NEAR_DUPLICATE_JACCARD)
+        unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
+        topped = self._top_up(ctx, spec, rows, unique.rows, dropped)
+        if topped.rows:
+            trusted += self._trusted(topped.rows, spec, options, dropped)[0]
+            unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
         dropped.update(unique.dropped)
         ctx.progress(2, 4)
-        seed, wanted = ctx.spec.seed, ctx.spec.num_examples
-        labels = spec.label_names
         balanced = curation.balance(unique.rows, labels, wanted, seed) if labels else \
             curation.Curated(rows=unique.rows[:wanted],
                              dropped=Counter({"over_budget": max(0, len(unique.rows) - wanted)}))
         dropped.update(balanced.dropped)
         ctx.progress(3, 4)
         final = curation.split(balanced.rows, VALIDATION_FRACTION, seed, key="output" if labels else "bucket")
-        dataset = [_dataset_row(row, spec) for row in final]
+        seeds = seed_rows(ctx, spec, dropped)
+        dataset = [_dataset_row(row, spec) for row in final + seeds * options.seed_copies]
         artifact = write_jsonl(ctx, DATASET_ARTIFACT, dataset)
         ctx.progress(4, 4)
+        shares = curation.label_shares(final + seeds, labels, wanted) if labels else {}
+        short = [label for label, share in shares.items() if share < options.min_label_share]
+        warnings = tool_coverage_warnings(dataset, spec)
+        metrics: dict[str, Any] = {}
+        if short:
+            message = label_short_message(short, shares, options.min_label_share)
+            warnings.append({"code": "label_short", "message": message})
+            metrics["hold"] = {"code": "label_short", "message": message}
         return {
-            "warnings": tool_coverage_warnings(dataset, spec),
+            **metrics,
+            "warnings": warnings,
             "input_rows": len(rows),
             "kept": len(dataset),
             "requested": wanted,
             "dropped": dict(dropped),
+            "seed_rows": len(seeds),
+            "top_up": topped.metrics,
+            **({"label_shares": shares} if labels else {}),
             **({"span_values_dropped": values_dropped} if spec.task_type == TaskType.EXTRACTION else {}),
             **({"unstated_arguments_dropped": values_dropped} if spec.task_type == TaskType.TOOL_CALLING else {}),
             "splits": dict(Counter(r["split"] for r in dataset)),
@@ -124,6 +139,126 @@ class CurateStage:
                              for s in ("train", "validation")} if labels else {},
             "artifact": artifact,
         }
+
+    @staticmethod
+    def _trusted(rows: list[dict[str, Any]], spec: TaskSpec, options: CurationOptions,
+                 dropped: Counter[str]) -> tuple[list[dict[str, Any]], int]:
+        """The rows that pass their type's check and are trusted (votes agree, label fits its
+        intent); drops are counted by reason into `dropped`."""
+        kept, values_dropped = [], 0
+        for row in rows:
+            checked = check_row(row, spec)
+            reason = checked.reason if checked.row is None else curation.distrust(
+                checked.row, options.min_agreement, options.intent_check and bool(spec.label_names),
+                options.intent_confidence)
+            if checked.row is None or reason:
+                dropped[reason or "invalid_output"] += 1
+                continue
+            kept.append(checked.row)
+            values_dropped += checked.dropped_values
+        return kept, values_dropped
+
+    @staticmethod
+    def _top_up(ctx: StageContext, spec: TaskSpec, labelled: list[dict[str, Any]], unique: list[dict[str, Any]],
+                dropped: Counter[str]) -> TopUp:
+        """Top-up rounds for the labels short of their share (classification)."""
+        options, labels, wanted = ctx.spec.curation, spec.label_names, ctx.spec.num_examples
+        result = TopUp()
+        if not labels or not options.top_up_rounds:
+            return result
+        first_round = math.ceil(wanted * OVERGENERATE / PER_CALL / len(labels))
+        starts = {label: first_round for label in labels}
+        written = Counter(row.get("intended_label") for row in labelled)
+        kept = Counter(row["output"] for row in unique if row.get("intended_label") == row["output"])
+        rows = list(unique)
+        votes = votes_for(options, spec.task_type)
+        for round_no in range(1, options.top_up_rounds + 1):
+            short = curation.short_labels(rows, labels, wanted)
+            if not short:
+                break
+            calls = {label: curation.top_up_calls(lacking, kept[label] / written[label] if written[label] else None,
+                                                  first_round, PER_CALL)
+                     for label, lacking in short.items()}
+            new, usage = top_up_round(ctx, spec, calls, starts, ctx.spec.examples, votes, round_no)
+            new_trusted, _ = CurateStage._trusted(new, spec, options, Counter())
+            written.update(row.get("intended_label") for row in new)
+            kept.update(row["output"] for row in new_trusted if row.get("intended_label") == row["output"])
+            rows += new_trusted
+            result.rows += new
+            result.metrics["rounds"] = round_no
+            result.metrics.setdefault("short", {})[str(round_no)] = short
+            result.metrics["written"] = result.metrics.get("written", 0) + len(new)
+            for key, value in usage.items():
+                result.metrics.setdefault("teacher_usage", {})[key] = \
+                    result.metrics.get("teacher_usage", {}).get(key, 0) + value
+        return result
+
+
+def top_up_round(ctx: StageContext, spec: TaskSpec, calls: Mapping[str, int], starts: dict[str, int],
+                 seeds: Sequence[Row], votes: int, round_no: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One round: `calls[label]` generation calls per short label (its walk of topics and styles
+    going on from `starts[label]`, advanced here), each input labelled by `votes` votes. Returns the
+    labelled rows (as the label stage writes them) and the teacher usage."""
+    items: list[tuple[dict[str, str], int]] = []
+    for label, count in calls.items():
+        buckets = label_buckets(spec, label, count, ctx.spec.seed, starts[label])
+        items += [(bucket, starts[label] + j) for j, bucket in enumerate(buckets)]
+        starts[label] += count
+    written = answer_each(ctx, items, [f"topup{round_no}:write:{i}:{bucket_id(b)}" for i, (b, _) in enumerate(items)],
+                          lambda t, item: generate_one(t, spec, item[0], seeds, item[1]))
+    rows = [{"input": text, "bucket": bucket_id(bucket), "intended_label": bucket.get("label"), "kind": None,
+             "top_up": round_no}
+            for (bucket, _), result in zip(items, written.results, strict=True)
+            if not isinstance(result, BaseException) for text in result]
+    texts = [row["input"] for row in rows]
+    labelled = answer_each(ctx, texts, [f"topup{round_no}:label:{answer_key(i, t)}" for i, t in enumerate(texts)],
+                           lambda t, text: answer_by_vote(t, spec, text, votes))
+    out = [{**row, **result} for row, result in zip(rows, labelled.results, strict=True)
+           if not isinstance(result, BaseException)]
+    usage = {k: written.usage.get(k, 0) + labelled.usage.get(k, 0) for k in {*written.usage, *labelled.usage}}
+    return out, usage
+
+
+@dataclass
+class TopUp:
+    """What the top-up rounds wrote (labelled, unchecked) and their metrics."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_rows(ctx: StageContext, spec: TaskSpec, dropped: Counter[str]) -> list[dict[str, Any]]:
+    """The person's seed examples with an output, as train rows (checked like the teacher's
+    answers; a seed that is also a test row is left out, `seed_in_test_set`)."""
+    if not ctx.spec.curation.seed_copies:
+        return []
+    tests = {curation.normalize(row.input) for row in ctx.spec.test_set}
+    out = []
+    for example in ctx.spec.examples:
+        if not example.output.strip():
+            continue
+        if curation.normalize(example.input) in tests:
+            dropped["seed_in_test_set"] += 1
+            continue
+        row: dict[str, Any] = {"input": example.input, "output": example.output.strip(), "bucket": "seed",
+                               "kind": "call" if spec.task_type == TaskType.TOOL_CALLING else None}
+        if spec.task_type == TaskType.CLASSIFICATION:
+            row["label_probs"] = {label: float(label == row["output"]) for label in spec.label_names}
+        checked = check_row(row, spec)
+        if checked.row is None:
+            dropped["invalid_seed"] += 1
+            continue
+        out.append({**checked.row, "split": "train", "seed": True})
+    return out
+
+
+def label_short_message(short: list[str], shares: dict[str, float], minimum: float) -> str:
+    """Why a data set is held before training."""
+    shown = ", ".join(f"{label!r} ({shares[label]:.0%} of its share)" for label in short)
+    return (f"the data set is too thin in {shown}; every label needs {minimum:.0%} of an even split. "
+            "The teacher rarely confirms inputs written for these labels: check the plan's topics and label "
+            "descriptions, add seed examples of them, or raise num_examples. The job stopped after its data; "
+            "resume it to train anyway, or send `curation.min_label_share: 0`.")
 
 
 #: Training examples per tool that a tool-calling job's generation needs to call each tool about

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
-from app.specs import QA_REFUSAL, TaskSpec, TaskType
-from workers.labelling import answer_one, passage_supports
+from app.specs import QA_REFUSAL, TaskSpec, TaskType, votes_for
+from workers.labelling import answer_by_vote, passage_supports
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 from workers.teacher import Teacher
@@ -27,8 +27,11 @@ class LabelStage:
         rows = list(read_jsonl(ctx, GENERATED_ARTIFACT))
         texts = [r["input"] for r in rows]
         judged = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
-        answers = answer_each(ctx, texts, [answer_key(i, text) for i, text in enumerate(texts)],
-                              lambda t, text: answer_and_judge(t, spec, text) if judged else answer_one(t, spec, text))
+        votes = votes_for(ctx.spec.curation, spec.task_type)
+        # The vote count is in the key: answers stored under other votes are not reused.
+        keys = [answer_key(i, text) + (f":votes={votes}" if votes > 1 else "") for i, text in enumerate(texts)]
+        answers = answer_each(ctx, texts, keys, lambda t, text: answer_and_judge(t, spec, text, votes) if judged
+                              else answer_by_vote(t, spec, text, votes))
         labeled, malformed, agree = [], 0, 0
         for row, result in zip(rows, answers.results, strict=True):
             if isinstance(result, BaseException):
@@ -37,9 +40,13 @@ class LabelStage:
             labeled.append({**row, **result})
             agree += row.get("intended_label") == result["output"]
         artifact = write_jsonl(ctx, LABELED_ARTIFACT, labeled)
-        metrics: dict[str, Any] = {"labeled": len(labeled), "malformed_answers": malformed,
+        metrics: dict[str, Any] = {"labeled": len(labeled), "malformed_answers": malformed, "votes": votes,
                                    "answers_restored": answers.restored, "teacher_usage": answers.usage,
                                    "artifact": artifact}
+        if votes > 1 and labeled:
+            # How often the teacher's phrasings agree: its own uncertainty about this data.
+            metrics["mean_agreement"] = round(sum(r["agreement"] for r in labeled) / len(labeled), 4)
+            metrics["unanimous"] = sum(r["agreement"] >= 1.0 for r in labeled)
         if spec.task_type == TaskType.CLASSIFICATION and labeled:
             # How often the teacher's label matches the label the input was written for:
             # a cheap signal of how well the teacher understands its own labels.
@@ -47,9 +54,10 @@ class LabelStage:
         return metrics
 
 
-async def answer_and_judge(teacher: Teacher, spec: TaskSpec, text: str) -> dict[str, Any]:
-    """The teacher's answer to an open-book input, with its own verdict on whether the passage supports it."""
-    result = await answer_one(teacher, spec, text)
+async def answer_and_judge(teacher: Teacher, spec: TaskSpec, text: str, votes: int = 1) -> dict[str, Any]:
+    """The teacher's (majority) answer to an open-book input, with its own verdict on whether the
+    passage supports it."""
+    result = await answer_by_vote(teacher, spec, text, votes)
     if result["output"] == QA_REFUSAL:
         return {**result, "supported": None}
     return {**result, "supported": await passage_supports(teacher, text, result["output"])}

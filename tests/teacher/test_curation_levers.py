@@ -1,0 +1,104 @@
+"""The curation levers on the real teacher: self-consistency votes in the label stage, and a
+curate stage that drops what the teacher is unsure of, tops up the label short of its share,
+trains on the person's seeds and holds data that still lacks a label."""
+
+from app.artifacts import DATASET_ARTIFACT as DATASET
+from app.artifacts import GENERATED_ARTIFACT as GENERATED
+from app.artifacts import LABELED_ARTIFACT as LABELED
+from app.config import get_settings
+from app.specs import CurationOptions, JobSpec, Row
+from app.storage import get_storage
+from tests.support.factories import make_job
+from tests.support.faulty_proxy import Faults, FaultyProxy
+from tests.teacher.test_teacher_client import SPAM_SPEC
+from workers.stages.base import StageContext
+from workers.stages.common import read_jsonl, write_jsonl
+from workers.stages.curate import CurateStage
+from workers.stages.label import LabelStage
+
+SPAM = ["URGENT! You have won a 1 week FREE membership in our prize jackpot! Txt CLAIM to 81010",
+        "Free entry to win a brand new iPhone, reply YES now",
+        "Congratulations, your mobile number won 2000 pounds, call 09061701461 to claim",
+        "SALE! 50% off all ringtones this weekend only, text TONE to 85000",
+        "You have been selected for a cash prize of 500 pounds. Call now 09050000301",
+        "Exclusive offer: cheap loans approved in minutes, reply LOAN",
+        "Win a holiday to Spain! Text SUN to 87121 now, 1.50 per msg",
+        "Your account has a reward waiting, click the link to claim your gift card"]
+HAM = ["Hey, are we still meeting at the library at 4?", "Mum says dinner is at 7, don't be late"]
+PLAN = {**SPAM_SPEC, "topics": ["everyday life"], "styles": ["casual text"], "lengths": ["one short sentence"],
+        "label_topics": {"ham": ["plans with friends", "family errands"], "spam": ["prize draws"]}}
+
+
+def context(stage: str, curation: CurationOptions, num_examples: int = 10,
+            examples: list[Row] | None = None) -> StageContext:
+    spec = JobSpec(task=SPAM_SPEC["task"], labels=["spam", "ham"], teacher=get_settings().teacher_model,
+                   student=get_settings().student_model, num_examples=num_examples, curation=curation,
+                   examples=examples or [])
+    job_id = make_job(task=SPAM_SPEC["task"], labels=["spam", "ham"])
+    work = get_settings().work_dir / str(job_id) / stage
+    work.mkdir(parents=True, exist_ok=True)
+    return StageContext(job_id=job_id, spec=spec, work_dir=work, storage=get_storage(), sink=None,
+                        results={"plan": {"task_spec": PLAN}})
+
+
+def test_votes_ask_each_input_in_several_phrasings_and_keep_the_majority(teacher_url, settings_env):
+    ctx = context("label", CurationOptions(votes=3))
+    write_jsonl(ctx, GENERATED, [{"input": t, "bucket": "b", "intended_label": "spam"} for t in SPAM[:3]]
+                + [{"input": t, "bucket": "b", "intended_label": "ham"} for t in HAM])
+    with FaultyProxy(teacher_url, Faults()) as proxy:
+        settings_env(TEACHER_URL=proxy.url)
+        metrics = LabelStage().run(ctx)
+    assert proxy.requests == 3 * 5, "three phrasings of each of the five inputs"
+    assert metrics["votes"] == 3 and metrics["labeled"] == 5
+    rows = list(read_jsonl(ctx, LABELED))
+    assert all(r["votes"] == 3 and round(r["agreement"], 2) in (0.33, 0.67, 1.0) for r in rows), rows
+    assert all(abs(sum(r["label_probs"].values()) - 1) < 1e-3 for r in rows), "averaged soft labels stay a distribution"
+    assert metrics["unanimous"] == sum(r["agreement"] == 1.0 for r in rows)
+    by_text = {r["input"]: r["output"] for r in rows}
+    assert [by_text[t] for t in SPAM[:3]] == ["spam"] * 3, "the teacher's majority on plain spam"
+
+
+def test_curate_drops_distrusted_rows_tops_up_the_short_label_and_trains_on_seeds(teacher_url, settings_env):
+    seeds = [Row(input="Can you grab bread on the way back?", output="ham"),
+             Row(input="WIN cash now!!! txt PRIZE to 80808", output="spam")]
+    ctx = context("curate", CurationOptions(votes=1, top_up_rounds=1, seed_copies=2, min_label_share=0.0),
+                  num_examples=10, examples=seeds)
+    sure = {"agreement": 1.0, "votes": 3}
+    labelled = [{"input": t, "bucket": "b", "intended_label": "spam", "output": "spam",
+                 "label_probs": {"spam": 0.95, "ham": 0.05}, **sure} for t in SPAM[:6]]
+    labelled += [{"input": HAM[0], "bucket": "b", "intended_label": "ham", "output": "ham",
+                  "label_probs": {"spam": 0.1, "ham": 0.9}, **sure},
+                 # Written as ham, labelled spam without conviction.
+                 {"input": HAM[1], "bucket": "b", "intended_label": "ham", "output": "spam",
+                  "label_probs": {"spam": 0.55, "ham": 0.45}, **sure},
+                 # The phrasings disagreed.
+                 {"input": SPAM[6], "bucket": "b", "intended_label": "spam", "output": "spam",
+                  "label_probs": {"spam": 0.6, "ham": 0.4}, "agreement": 1 / 3, "votes": 3}]
+    write_jsonl(ctx, LABELED, labelled)
+    with FaultyProxy(teacher_url, Faults()) as proxy:
+        settings_env(TEACHER_URL=proxy.url)
+        metrics = CurateStage().run(ctx)
+    # Counted over the first round's rows and the top-up's alike.
+    assert metrics["dropped"]["intent_mismatch"] >= 1 and metrics["dropped"]["low_agreement"] >= 1
+    top_up = metrics["top_up"]
+    assert top_up["rounds"] == 1 and top_up["short"]["1"] == {"ham": 4}, top_up
+    assert top_up["written"] >= 5 and proxy.requests > 1, "the short label got new inputs, written and labelled"
+    dataset = list(read_jsonl(ctx, DATASET))
+    assert not {HAM[1], SPAM[6]} & {r["input"] for r in dataset}, "the distrusted rows are gone"
+    ham = [r for r in dataset if r["output"] == "ham" and r["bucket"] != "seed"]
+    assert len(ham) >= 2, f"the top-up added ham rows: {metrics}"
+    seeded = [r for r in dataset if r["bucket"] == "seed"]
+    assert sorted(r["input"] for r in seeded) == sorted([s.input for s in seeds] * 2)
+    assert all(r["split"] == "train" for r in seeded), "seeds are trained on, never validated on"
+    assert metrics["seed_rows"] == 2 and "hold" not in metrics
+
+
+def test_a_label_left_short_holds_the_data_with_a_reason(teacher_url, settings_env):
+    ctx = context("curate", CurationOptions(votes=1, top_up_rounds=0, seed_copies=0, min_label_share=0.5),
+                  num_examples=10)
+    write_jsonl(ctx, LABELED, [{"input": t, "bucket": "b", "intended_label": "spam", "output": "spam",
+                                "label_probs": {"spam": 0.95, "ham": 0.05}} for t in SPAM])
+    metrics = CurateStage().run(ctx)
+    assert metrics["hold"]["code"] == "label_short" and "'ham' (0% of its share)" in metrics["hold"]["message"]
+    assert metrics["label_shares"] == {"spam": 1.6, "ham": 0.0}
+    assert [w["code"] for w in metrics["warnings"]] == ["label_short"]
