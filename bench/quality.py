@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -152,17 +154,35 @@ def stage_seconds(job: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int) -> dict[str, Any]:
-    """Run the set's job and gather its results (what goes to quality_<set>.json)."""
+def git_commit() -> str | None:
+    """The commit of the code measured (None outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, training_seed: int = 0,
+            curation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the set's job (its data made with `training_seed`, with these curation options) and
+    gather its results (what goes to quality_<set>[_s<seed>].json)."""
     started = time.monotonic()
-    job = run_job(client, {**qs.body, "num_examples": num_examples})
+    body = {**qs.body, "num_examples": num_examples, "training": {"seed": training_seed},
+            **({"curation": curation} if curation else {})}
+    job = run_job(client, body)
     result: dict[str, Any] = {
         "set": qs.name, "task_type": qs.task_type, "task": qs.body["task"], "source": qs.source, "notes": qs.notes,
-        "n": len(qs.rows), "num_examples": num_examples, "seed": seed, "job_id": job["id"],
-        "status": job["status"], "error": job.get("error"), "wall_s": round(time.monotonic() - started, 1),
+        "n": len(qs.rows), "num_examples": num_examples, "seed": seed, "training_seed": training_seed,
+        "options": {"training": body["training"], "curation": curation or {}}, "git_commit": git_commit(),
+        "job_id": job["id"], "status": job["status"], "error": job.get("error"),
+        "warnings": job.get("warnings") or [], "wall_s": round(time.monotonic() - started, 1),
         "stages_s": stage_seconds(job), "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if job["status"] != "succeeded":
+    if job["status"] == "succeeded" and (job.get("spec") or {}).get("until") == "data":
+        # Curation held the data before training (`label_short`): a result, and not a trained student.
+        result["status"] = "held"
+    if result["status"] != "succeeded":
         return result
     report = client.get(f"/api/jobs/{job['id']}/report").json()
     predictions = fetch_predictions(client, job["id"])
@@ -171,6 +191,9 @@ def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int) 
     result.update({
         "models": {name: model_scores(report.get(name), qs.task_type, predictions, name, seed) for name in MODELS},
         "ratio": report.get("ratio"), "verdict": report.get("verdict"), "reference": report.get("reference"),
+        "verdict_reason": report.get("verdict_reason"), "closed": report.get("closed"),
+        "correct": {name: [bool(row["correct"][name]) for row in predictions] for name in MODELS}
+        if predictions is not None and all("correct" in row for row in predictions) else None,
     })
     if qs.name == "bfcl_simple_python" and predictions is not None:
         result["bfcl_acceptable"] = bfcl_acceptable(qs, predictions)
@@ -208,6 +231,29 @@ def markdown_row(result: dict[str, Any]) -> str:
             f"{ratio} | {key} {second} | {result.get('verdict') or '–'} | {result['wall_s'] / 60:.1f} min |")
 
 
+def spread(values: Sequence[float]) -> str:
+    """`mean ± sd (min–max)` of a figure over runs."""
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {sd:.3f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def spread_row(runs: Sequence[dict[str, Any]]) -> str:
+    """The table row of a set's runs over seeds: each model's mean accuracy with its spread."""
+    done = [r for r in runs if r["status"] == "succeeded"]
+    first = runs[0]
+    cells = []
+    for model in MODELS:
+        values = [r["models"][model]["accuracy"] for r in done if (r["models"].get(model) or {}).get("accuracy")
+                  is not None]
+        cells.append(spread(values) if values else "–")
+    ratios = [r["ratio"] for r in done if r.get("ratio") is not None]
+    return (f"| {first['set']} (mean of {len(done)}/{len(runs)} seeds) | {first['task_type']} | {first['n']} | "
+            f"{' | '.join(cells)} | {spread(ratios) if ratios else '–'} | – | "
+            f"{sum(r['verdict'] == 'deploy' for r in done)} deploy | "
+            f"{sum(r['wall_s'] for r in runs) / 60:.1f} min |")
+
+
 def validate(qs: QualitySet, num_examples: int) -> str:
     """'valid', or why the service would refuse the body (checked with the API's own model)."""
     from pydantic import ValidationError
@@ -239,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tools-baked-in", action="store_true",
                         help="bfcl_simple_python: learn the tools into the weights and offer every model all of them "
                              "(default: tools in the prompt, each question offered its own function)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="runs per set, with training (data) seeds 0..N-1; each run gets its own results file "
+                             "(quality_<set>_s<seed>.json) and the table shows mean and spread")
+    parser.add_argument("--curation", type=json.loads, default=None,
+                        help='curation options for every job, as JSON (e.g. \'{"votes": 1}\'; default: the service\'s)')
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--dry-run", action="store_true", help="build and validate the job bodies; no service")
     args = parser.parse_args(argv)
@@ -266,14 +317,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         me.raise_for_status()
         print(TABLE_HEADER, flush=True)
         for qs in sets:
-            try:
-                result = measure(client, qs, args.num_examples, args.seed)
-            except ValueError as exc:
-                print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
-                continue
-            path = args.results_dir / f"quality_{qs.name}.json"
-            path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            print(markdown_row(result), flush=True)
+            runs = []
+            for training_seed in range(args.seeds):
+                try:
+                    result = measure(client, qs, args.num_examples, args.seed, training_seed, args.curation)
+                except ValueError as exc:
+                    print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
+                    break
+                suffix = f"_s{training_seed}" if args.seeds > 1 else ""
+                path = args.results_dir / f"quality_{qs.name}{suffix}.json"
+                path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                print(markdown_row(result), flush=True)
+                runs.append(result)
+            if len(runs) > 1:
+                print(spread_row(runs), flush=True)
     return 0
 
 

@@ -137,6 +137,19 @@ def tweeteval(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
                            rows, n, seed, "tweeteval_sentiment/test_text.txt + test_labels.txt")
 
 
+def sms_spam(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+    """SMS Spam Collection: one file with no split; the job never trains on any of it (the teacher
+    writes the training data), so its rows are test rows."""
+    labels = ["spam", "ham"]
+    with (data / "sms_spam" / "SMSSpamCollection.tsv").open(encoding="utf-8", newline="") as f:
+        rows = [{"input": text.strip(), "output": label}
+                for label, text in (line.rstrip("\n").split("\t", 1) for line in f if "\t" in line)
+                if label in labels and text.strip()]
+    return _classification("sms_spam", "Decide whether an SMS text message is spam (unsolicited advertising, prize "
+                           "or scam messages) or ham (a normal personal message)", labels, rows, n, seed,
+                           "sms_spam/SMSSpamCollection.tsv")
+
+
 # ------------------------------------------------------------------------------ restaurant8k
 
 RESTAURANT_SLOTS: dict[str, str] = {
@@ -425,6 +438,7 @@ SETS: dict[str, Callable[..., QualitySet]] = {
     "sst2": sst2,
     "banking77": banking77,
     "tweeteval": tweeteval,
+    "sms_spam": sms_spam,
     "restaurant8k_extraction": restaurant8k_extraction,
     "wnut17_extraction": wnut17_extraction,
     "pubmedqa": pubmedqa,

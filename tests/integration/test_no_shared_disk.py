@@ -24,6 +24,8 @@ BODY = {
     # LoRA keeps checkpoints small (adapters and their optimiser state); enough steps that training
     # outlives its first stored checkpoint on the CPU.
     "training": {"epochs": 12, "batch_size": 2, "method": "lora"},
+    # This test is about machines, not data: eight examples always train, however they balance.
+    "curation": {"min_label_share": 0},
     "test_set": [
         {"input": "Heavy rain and strong winds are expected tonight", "output": "weather"},
         {"input": "It will be sunny and warm all weekend", "output": "weather"},

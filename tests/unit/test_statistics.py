@@ -46,3 +46,18 @@ def test_score_intervals_per_task_type() -> None:
     assert set(qa) == {"accuracy_ci95", "f1_ci95"}
     extraction = score_intervals(['{"a": "x"}'] * 4, ['{"a": "x"}', '{"a": "y"}'] * 2, [True, False] * 2, "extraction")
     assert set(extraction) == {"accuracy_ci95", "micro_f1_ci95"}
+
+
+def test_lever_gain_is_paired_over_the_same_rows() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from levers import paired_gain
+
+    better = [[True] * 45 + [False] * 15]
+    worse = [[True] * 30 + [False] * 30]
+    result = paired_gain(better, worse)
+    assert result["gain"] == 0.25 and result["n"] == 60 and result["seeds"] == 1
+    assert 0.1 < result["ci95"][0] < 0.25 < result["ci95"][1]
+    assert paired_gain(better, better)["ci95"] == [0.0, 0.0], "the same answers gain nothing on any resample"
