@@ -120,6 +120,11 @@ _VERDICTS = {
     "retune": "the tuned student falls clearly short of the teacher; more or better data, or another "
               "training run, should come first.",
 }
+_REASONS = {
+    "reaches_teacher": "Its 95% interval reaches the teacher's accuracy.",
+    "closed_gap": "It closed at least 0.8 of the gap from the untuned student to the teacher.",
+    "behind_teacher": "It is behind the teacher beyond its 95% interval.",
+}
 _REFERENCES = {
     "test_set": "the held-out test set given with the job (never trained on)",
     "validation": "the validation split of the generated data (its labels are the teacher's own)",
@@ -128,7 +133,7 @@ _REFERENCES = {
 
 def results_table(evaluate: dict[str, Any], teacher: str | None = None) -> list[str]:
     """Markdown rows: teacher, untuned student and tuned student side by side."""
-    rows = ["| model | accuracy | macro-F1 | latency p50 | latency p95 | size |",
+    rows = ["| model | accuracy (95% interval) | macro-F1 | latency p50 | latency p95 | size |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     teacher_name = (evaluate.get("teacher") or {}).get("model") or teacher
     named = (("teacher" + (f" (`{teacher_name}`)" if teacher_name else ""), "teacher"),
@@ -136,7 +141,9 @@ def results_table(evaluate: dict[str, Any], teacher: str | None = None) -> list[
     for label, key in named:
         scores = evaluate.get(key) or {}
         latency = scores.get("latency_ms") or {}
-        rows.append(f"| {label} | {_number(scores.get('accuracy'))} | {_number(scores.get('macro_f1'))} | "
+        ci = scores.get("accuracy_ci95")
+        accuracy = _number(scores.get("accuracy")) + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
+        rows.append(f"| {label} | {accuracy} | {_number(scores.get('macro_f1'))} | "
                     f"{_ms(latency.get('p50'))} | {_ms(latency.get('p95'))} | {_size(scores.get('size_bytes'))} |")
     return rows
 
@@ -200,7 +207,10 @@ def _results_section(info: PackageInfo) -> list[str]:
     ratio = evaluate.get("ratio")
     lines.append("")
     if verdict in _VERDICTS:
+        closed, reason = evaluate.get("closed"), evaluate.get("verdict_reason")
         lines.append(f"**Verdict: {verdict}** — {_VERDICTS[verdict]}"
+                     + (f" {_REASONS[reason]}" if reason in _REASONS else "")
+                     + (f" Gap closed: {closed:.2f}." if isinstance(closed, (int, float)) else "")
                      + (f" Student/teacher accuracy: {ratio:.2f}." if isinstance(ratio, (int, float)) else ""))
     else:
         lines.append(f"**Verdict: {verdict or 'none'}** — the scores were not complete enough for one.")
