@@ -240,8 +240,8 @@ def seed_rows(ctx: StageContext, spec: TaskSpec, dropped: Counter[str]) -> list[
         if curation.normalize(example.input) in tests:
             dropped["seed_in_test_set"] += 1
             continue
-        row: dict[str, Any] = {"input": example.input, "output": example.output.strip(), "bucket": "seed",
-                               "kind": "call" if spec.task_type == TaskType.TOOL_CALLING else None}
+        # No `kind`: a seed may be a call or a plain reply, checked as whichever it is.
+        row: dict[str, Any] = {"input": example.input, "output": example.output.strip(), "bucket": "seed"}
         if spec.task_type == TaskType.CLASSIFICATION:
             row["label_probs"] = {label: float(label == row["output"]) for label in spec.label_names}
         checked = check_row(row, spec)
