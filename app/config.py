@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     )
     teacher_model: str = Field(DEFAULT_TEACHER, description="Default teacher model name.")
     teacher_api_key: str = Field("EMPTY", description="API key sent to the teacher server.")
+    committee_teachers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More OpenAI-compatible teachers for the label stage's self-consistency votes (comma separated "
+        "`URL` or `URL|model`; the model defaults to the job's teacher, the key to TEACHER_API_KEY): the votes of "
+        "each input take turns over the job's teacher and these, and each teacher's agreement with the majority is "
+        "recorded.",
+    )
     serve_teacher: bool = Field(
         True,
         description="`make up` starts the bundled vLLM teacher at TEACHER_URL's port "
@@ -182,6 +189,21 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("committee_teachers", mode="before")
+    @classmethod
+    def _split_teachers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("committee_teachers")
+    @classmethod
+    def _teacher_urls(cls, value: list[str]) -> list[str]:
+        bad = [entry for entry in value if not entry.split("|", 1)[0].startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"each entry is `URL` or `URL|model` with an http(s) URL; not: {', '.join(bad)}")
         return value
 
     @field_validator("allowed_model_dirs", mode="before")

@@ -65,13 +65,21 @@ async def answer_by_vote(teacher: Teacher, spec: TaskSpec, text: str, votes: int
     `majority`); raises MalformedAnswer when no vote gave a usable answer."""
     if votes <= 1:
         return await answer_one(teacher, spec, text)
-    results = await asyncio.gather(*(answer_one(teacher, spec, text, phrasing) for phrasing in range(votes)),
-                                   return_exceptions=True)
+    voters = [teacher, *teacher.committee]
+    results = await asyncio.gather(*(answer_one(voters[phrasing % len(voters)], spec, text, phrasing)
+                                     for phrasing in range(votes)), return_exceptions=True)
     answers = [r for r in results if not isinstance(r, BaseException)]
     if not answers:
         error = next(r for r in results if isinstance(r, BaseException))
         raise error if isinstance(error, MalformedAnswer) else MalformedAnswer(str(error))
-    return majority(answers, votes, spec)
+    result = majority(answers, votes, spec)
+    if teacher.committee:
+        # Which teacher agreed with the majority, for each one's agreement in the stage metrics.
+        kind = spec.task_type.value
+        chosen = normalize_answer(result["output"], kind)
+        result["voter_agreed"] = [[voters[i % len(voters)].name, not isinstance(r, BaseException)
+                                   and normalize_answer(r["output"], kind) == chosen] for i, r in enumerate(results)]
+    return result
 
 
 def majority(answers: Sequence[dict[str, Any]], votes: int, spec: TaskSpec) -> dict[str, Any]:

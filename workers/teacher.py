@@ -96,6 +96,13 @@ class Teacher:
         self.send_priority = config.priority  # cleared if the endpoint refuses `priority`
         self._sent = 0  # requests started, for the bulk wave in `request_priority`
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0}
+        #: Other teachers that vote with this one on each input (COMMITTEE_TEACHERS); owned by whoever made them.
+        self.committee: list[Teacher] = []
+
+    @property
+    def name(self) -> str:
+        """`model@url`: how reports tell the teachers of a committee apart."""
+        return f"{self.config.model}@{self.config.base_url}"
 
     async def close(self) -> None:
         await self._client.close()

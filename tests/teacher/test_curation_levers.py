@@ -102,3 +102,16 @@ def test_a_label_left_short_holds_the_data_with_a_reason(teacher_url, settings_e
     assert metrics["hold"]["code"] == "label_short" and "'ham' (0% of its share)" in metrics["hold"]["message"]
     assert metrics["label_shares"] == {"spam": 1.6, "ham": 0.0}
     assert [w["code"] for w in metrics["warnings"]] == ["label_short"]
+
+
+def test_a_committee_of_teachers_shares_the_votes_and_each_ones_agreement_is_reported(teacher_url, settings_env):
+    """COMMITTEE_TEACHERS: here a second endpoint in front of the same server (its own proxy)."""
+    ctx = context("label", CurationOptions(votes=3))
+    write_jsonl(ctx, GENERATED, [{"input": t, "bucket": "b", "intended_label": "spam"} for t in SPAM[:2]])
+    with FaultyProxy(teacher_url, Faults()) as main, FaultyProxy(teacher_url, Faults()) as other:
+        settings_env(TEACHER_URL=main.url, COMMITTEE_TEACHERS=other.url)
+        metrics = LabelStage().run(ctx)
+    assert (main.requests, other.requests) == (4, 2), "votes 1 and 3 to the job's teacher, vote 2 to the other"
+    assert set(metrics["teacher_agreement"]) == {f"{ctx.spec.teacher}@{main.url}", f"{ctx.spec.teacher}@{other.url}"}
+    assert all(0 <= share <= 1 for share in metrics["teacher_agreement"].values())
+    assert metrics["teacher_usage"]["requests"] == 6, "usage counts the whole committee"

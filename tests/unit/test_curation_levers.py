@@ -88,3 +88,31 @@ def test_votes_default_by_task_type_and_options_are_checked() -> None:
 def test_docs_list_every_curation_option() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "curation.md").read_text()
     assert curation_options_table() in docs, "regenerate the table in docs/curation.md from app.specs"
+
+
+class _Voter:
+    """A teacher stand-in that always gives one label (for how votes are spread over a committee)."""
+
+    def __init__(self, name: str, label: str) -> None:
+        self.name, self.label, self.asked = name, label, 0
+        self.committee: list[_Voter] = []
+
+    async def chat(self, messages: object, **kwargs: object) -> object:
+        from workers.teacher import Answer
+
+        self.asked += 1
+        return Answer(text=self.label, top_logprobs=[{self.label: 0.0}])
+
+
+def test_votes_take_turns_over_a_committee_and_each_teachers_agreement_is_recorded() -> None:
+    import asyncio
+
+    from workers.labelling import answer_by_vote
+    from workers.stages.label import teacher_agreement
+
+    main, other = _Voter("main", "spam"), _Voter("other", "ham")
+    main.committee = [other]
+    result = asyncio.run(answer_by_vote(main, SPAM, "win a prize", 3))  # type: ignore[arg-type]
+    assert (main.asked, other.asked) == (2, 1)
+    assert result["output"] == "spam" and round(result["agreement"], 2) == 0.67
+    assert teacher_agreement([result, result]) == {"main": 1.0, "other": 0.0}

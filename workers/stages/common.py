@@ -42,10 +42,25 @@ def teacher_for(ctx: StageContext, kind: TeacherKind = "bulk") -> Teacher:
 CANCEL_POLL_SECONDS = 0.5
 
 
+def committee_for(ctx: StageContext, kind: TeacherKind = "bulk") -> list[Teacher]:
+    """Clients of the extra teachers (COMMITTEE_TEACHERS) that vote with the job's teacher."""
+    settings = get_settings()
+    out = []
+    for entry in settings.committee_teachers:
+        url, _, model = entry.partition("|")
+        out.append(Teacher(TeacherConfig(
+            base_url=url, model=model or ctx.spec.teacher, api_key=settings.teacher_api_key,
+            concurrency=settings.teacher_concurrency, silence_timeout=settings.teacher_timeout,
+            max_retries=settings.teacher_max_retries, kind=kind, priority=settings.teacher_priority,
+        )))
+    return out
+
+
 def with_teacher(
-    ctx: StageContext, work: Callable[[Teacher], Awaitable[T]], kind: TeacherKind = "bulk",
+    ctx: StageContext, work: Callable[[Teacher], Awaitable[T]], kind: TeacherKind = "bulk", committee: bool = False,
 ) -> tuple[T, dict[str, int]]:
-    """Run `work` with a fresh teacher client on a private event loop; returns its result and usage.
+    """Run `work` with a fresh teacher client on a private event loop; returns its result and usage
+    (summed over the committee: with `committee`, the extra teachers ride along as `teacher.committee`).
 
     The job's cancel flag is polled while requests are in flight, so a cancel aborts them at once
     instead of waiting for slow answers.
@@ -53,18 +68,24 @@ def with_teacher(
 
     async def run() -> tuple[T, dict[str, int]]:
         teacher = teacher_for(ctx, kind)
+        teacher.committee = committee_for(ctx, kind) if committee else []
         task = asyncio.ensure_future(work(teacher))
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=CANCEL_POLL_SECONDS)
                 if not task.done():
                     ctx.check_canceled()
-            return task.result(), dict(teacher.usage)
+            usage = dict(teacher.usage)
+            for member in teacher.committee:
+                for key, value in member.usage.items():
+                    usage[key] = usage.get(key, 0) + value
+            return task.result(), usage
         finally:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-            await teacher.close()
+            for member in [teacher, *teacher.committee]:
+                await member.close()
 
     return asyncio.run(run())
 
@@ -191,6 +212,7 @@ class Answers:
 
 def answer_each(
     ctx: StageContext, items: Sequence[T], keys: Sequence[str], call: Callable[[Teacher, T], Awaitable[Any]],
+    committee: bool = False,
 ) -> Answers:
     """`call` the teacher on each item not answered yet, keeping every answer as it arrives.
 
@@ -220,7 +242,7 @@ def answer_each(
                               on_done=lambda done, _: ctx.progress(restored + done, total), on_result=on_result)
 
         try:
-            _, usage = with_teacher(ctx, work)
+            _, usage = with_teacher(ctx, work, committee=committee)
         except StageError as exc:
             if exc.code != "teacher_unavailable":
                 raise

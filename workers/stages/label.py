@@ -8,6 +8,7 @@ to be unanswerable."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
@@ -31,7 +32,7 @@ class LabelStage:
         # The vote count is in the key: answers stored under other votes are not reused.
         keys = [answer_key(i, text) + (f":votes={votes}" if votes > 1 else "") for i, text in enumerate(texts)]
         answers = answer_each(ctx, texts, keys, lambda t, text: answer_and_judge(t, spec, text, votes) if judged
-                              else answer_by_vote(t, spec, text, votes))
+                              else answer_by_vote(t, spec, text, votes), committee=votes > 1)
         labeled, malformed, agree = [], 0, 0
         for row, result in zip(rows, answers.results, strict=True):
             if isinstance(result, BaseException):
@@ -47,6 +48,8 @@ class LabelStage:
             # How often the teacher's phrasings agree: its own uncertainty about this data.
             metrics["mean_agreement"] = round(sum(r["agreement"] for r in labeled) / len(labeled), 4)
             metrics["unanimous"] = sum(r["agreement"] >= 1.0 for r in labeled)
+            if any("voter_agreed" in r for r in labeled):
+                metrics["teacher_agreement"] = teacher_agreement(labeled)
         if spec.task_type == TaskType.CLASSIFICATION and labeled:
             # How often the teacher's label matches the label the input was written for:
             # a cheap signal of how well the teacher understands its own labels.
@@ -61,3 +64,14 @@ async def answer_and_judge(teacher: Teacher, spec: TaskSpec, text: str, votes: i
     if result["output"] == QA_REFUSAL:
         return {**result, "supported": None}
     return {**result, "supported": await passage_supports(teacher, text, result["output"])}
+
+
+def teacher_agreement(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each committee teacher's share of votes that agreed with the majority."""
+    agreed: Counter[str] = Counter()
+    cast: Counter[str] = Counter()
+    for row in rows:
+        for name, same in row.get("voter_agreed") or []:
+            cast[name] += 1
+            agreed[name] += bool(same)
+    return {name: round(agreed[name] / cast[name], 4) for name in cast}
