@@ -147,3 +147,16 @@ def test_a_calls_seed_turn_is_its_place_among_calls_showing_the_same_seeds():
     assert [seed_turn(spam_spec(), i) for i in range(5)] == [0, 0, 1, 1, 2]
     qa = TaskSpec(task="answer", task_type="qa", qa_mode="open_book", topics=["t"], **SPREAD)
     assert [seed_turn(qa, i) for i in range(3)] == [0, 1, 2]
+
+
+def test_example_messages_are_no_writing_styles() -> None:
+    from workers.stages.plan import check_plan_list
+
+    slogans = ["The offer is too good to miss! Don't miss out!", "Get your free prize! Hurry!",
+               "I'm looking for a new job. Apply now!"]
+    kept, problems = check_plan_list(slogans, ["spam", "ham"], 2, styles=True)
+    assert kept == [] and any("example message" in p for p in problems)
+    kept, problems = check_plan_list(["casual text between friends", "formal notice"], ["spam", "ham"], 2, styles=True)
+    assert kept == ["casual text between friends", "formal notice"] and problems == []
+    # Topics may be phrased as anything but a label's name.
+    assert check_plan_list(["Is it a prize?", "bills"], ["spam"], 2)[1] == []

@@ -29,6 +29,8 @@ DEFAULT_SPREAD = {
 #: a note on what was wrong; then its cleaned items (or DEFAULT_SPREAD) are used.
 MAX_REASKS = 2
 REASK_TEMPERATURE = 0.7
+#: A style named in more words than this is an example message, not a style.
+MAX_STYLE_WORDS = 6
 #: Fewer letters than this is no topic or style: a plan once gave the styles "a", "b", "c".
 MIN_LETTERS = 3
 
@@ -37,18 +39,27 @@ def _norm(text: str) -> str:
     return " ".join(re.split(r"[\W_]+", text.lower())).strip()
 
 
-def check_plan_list(items: Sequence[str], label_names: Sequence[str], minimum: int) -> tuple[list[str], list[str]]:
+def is_example_not_style(item: str) -> bool:
+    """A "style" that is an example message rather than a way of writing: an SMS plan's styles were
+    the slogans "Get your free prize! Hurry!", so every input, ham ones too, was asked to read as spam."""
+    return any(mark in item for mark in "!?") or len(item.split()) > MAX_STYLE_WORDS
+
+
+def check_plan_list(items: Sequence[str], label_names: Sequence[str], minimum: int,
+                    styles: bool = False) -> tuple[list[str], list[str]]:
     """One list answer of the plan: the items worth keeping (distinct, at least MIN_LETTERS letters,
-    not a label's name) and what was wrong with it, empty when nothing (any dropped item, or fewer
-    than `minimum` kept, makes the answer degenerate)."""
+    not a label's name; for `styles`, no example messages) and what was wrong with it, empty when
+    nothing (any dropped item, or fewer than `minimum` kept, makes the answer degenerate)."""
     labels = {_norm(name) for name in label_names}
     kept: dict[str, str] = {}
-    short = named = False
+    short = named = examples = False
     for item in (str(i).strip() for i in items):
         if sum(ch.isalpha() for ch in item) < MIN_LETTERS:
             short = True
         elif _norm(item) in labels:
             named = True
+        elif styles and is_example_not_style(item):
+            examples = True
         else:
             kept.setdefault(_norm(item), item)
     problems = []
@@ -56,6 +67,9 @@ def check_plan_list(items: Sequence[str], label_names: Sequence[str], minimum: i
         problems.append("each item must be a few words, not a letter or a code")
     if named:
         problems.append(f"do not use the label names ({', '.join(label_names)}) as items")
+    if examples:
+        problems.append("name each writing style in a few words (like \"casual text between friends\"); "
+                        "do not write an example message")
     if len(kept) < minimum:
         problems.append(f"give at least {minimum} different items")
     return list(kept.values()), problems
@@ -77,7 +91,8 @@ class _Planner:
         self.answered += 1
         self.ctx.progress(min(self.answered, self.expected), self.expected)
 
-    async def items(self, question: str, low: int, high: int, checked: bool = False) -> list[str]:
+    async def items(self, question: str, low: int, high: int, checked: bool = False, styles: bool = False
+                    ) -> list[str]:
         """A list answer. A `checked` one (topics, styles) that is degenerate (`check_plan_list`) is
         asked again, up to MAX_REASKS times; then the most items any try kept are used."""
         best: list[str] = []
@@ -94,7 +109,7 @@ class _Planner:
             items = self._parse(answer.text)
             if not checked:
                 return items
-            kept, problems = check_plan_list(items, self.label_names, low)
+            kept, problems = check_plan_list(items, self.label_names, low, styles)
             best = kept if len(kept) > len(best) else best
             if not problems:
                 return kept
@@ -162,7 +177,7 @@ class _Planner:
         outputs, instruction, topics, styles = await asyncio.gather(
             self.outputs(), self.text(prompts.PLAN_QUESTIONS["instruction"], 60),
             self.items(prompts.PLAN_QUESTIONS["topics"], 3, 6, checked=True),
-            self.items(prompts.PLAN_QUESTIONS["styles"], 2, 3, checked=True),
+            self.items(prompts.PLAN_QUESTIONS["styles"], 2, 3, checked=True, styles=True),
         )
         return {**outputs, "instruction": instruction, "topics": topics, "styles": styles}
 
@@ -213,7 +228,8 @@ def build_task_spec(request: JobSpec, raw: dict[str, Any]) -> TaskSpec:
         qa_mode = raw.get("qa_mode") if raw.get("qa_mode") in prompts.QA_MODES else "closed_book"
     # Checked again here: a label the teacher proposed was not known when topics were asked.
     label_names = [label.name for label in labels]
-    spread = {key: _plan_items(raw.get(key), label_names) or default for key, default in DEFAULT_SPREAD.items()}
+    spread = {key: _plan_items(raw.get(key), label_names, key == "styles") or default
+              for key, default in DEFAULT_SPREAD.items()}
     planned = raw.get("label_topics")
     planned = planned if isinstance(planned, dict) else {}
     label_topics = {name: kept for name in label_names if (kept := _plan_items(planned.get(name), label_names))}
@@ -232,8 +248,8 @@ def _field_names(value: Any) -> list[str]:
     return list(dict.fromkeys(n for n in names if n and not n[0].isdigit()))[:8]
 
 
-def _plan_items(value: Any, label_names: Sequence[str]) -> list[str]:
-    return check_plan_list(_clean_list(value), label_names, 1)[0]
+def _plan_items(value: Any, label_names: Sequence[str], styles: bool = False) -> list[str]:
+    return check_plan_list(_clean_list(value), label_names, 1, styles)[0]
 
 
 def _clean_list(value: Any) -> list[str]:
