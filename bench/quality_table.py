@@ -74,8 +74,9 @@ def quality_table(groups: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def levers_table(results: Path) -> str:
-    lines = ["| set | configuration | curation options | tuned accuracy (per seed) | defaults minus it (95% CI) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| set | configuration | curation options | teacher | untuned | tuned accuracy (per seed) | "
+             "defaults minus it (95% CI) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted(results.glob("levers_*.json")):
         data = json.loads(path.read_text())
         for name, runs in data["runs"].items():
@@ -85,7 +86,8 @@ def levers_table(results: Path) -> str:
             shown = "–" if gain.get("gain") is None else \
                 f"{gain['gain']:+.3f} ({gain['ci95'][0]:+.2f} to {gain['ci95'][1]:+.2f}), n {gain['n']}"
             options = json.dumps(data["configs"].get(name) or {}) if name != "defaults" else "the defaults"
-            lines.append(f"| {data['set']} | {name} | `{options}` | {accs} | {shown} |")
+            lines.append(f"| {data['set']} | {name} | `{options}` | {model_cell(runs, 'teacher')} | "
+                         f"{model_cell(runs, 'base_student')} | {accs} | {shown} |")
     return "\n".join(lines)
 
 
