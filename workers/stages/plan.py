@@ -68,7 +68,9 @@ def check_plan_list(items: Sequence[str], label_names: Sequence[str], minimum: i
     if named:
         problems.append(f"do not use the label names ({', '.join(label_names)}) as items")
     if examples:
-        problems.append("name each writing style in a few words (like \"casual text between friends\"); "
+        # No example style here: a small teacher copies it (SST-2's styles came back as the
+        # example "casual text between friends" and a "professional business email").
+        problems.append(f"name each way of writing in at most {MAX_STYLE_WORDS} words, without punctuation; "
                         "do not write an example message")
     if len(kept) < minimum:
         problems.append(f"give at least {minimum} different items")
