@@ -307,9 +307,9 @@ EVALUATION = {
     "teacher": {"accuracy": 0.9, "macro_f1": 0.89, "n": 20, "latency_ms": {"p50": 812.0, "p95": 990.0, "n": 20}},
     "base_student": {"accuracy": 0.5, "macro_f1": 0.33, "n": 20, "latency_ms": {"p50": 20.5, "p95": 30.0, "n": 20},
                      "size_bytes": 270_000_000},
-    "student": {"accuracy": 0.88, "macro_f1": 0.87, "n": 20, "latency_ms": {"p50": 21.0, "p95": 31.0, "n": 20},
-                "size_bytes": 270_000_000},
-    "verdict": "deploy",
+    "student": {"accuracy": 0.88, "accuracy_ci95": [0.7, 0.97], "macro_f1": 0.87, "n": 20,
+                "latency_ms": {"p50": 21.0, "p95": 31.0, "n": 20}, "size_bytes": 270_000_000},
+    "verdict": "deploy", "verdict_reason": "reaches_teacher", "closed": 0.95,
 }
 
 
@@ -340,10 +340,12 @@ def test_tune_follows_a_job_to_its_report_and_artifacts(api_service, tmp_path, f
     code, stdout, stderr = cli.finish()
     assert code == 0, (stdout, stderr)
     for expected in ("plan: started", "plan: 30% (30/100", "plan: 60% (60/100", "plan: succeeded",
-                     "package: succeeded", f"job {job_id}: succeeded", "verdict: deploy",
+                     "package: succeeded", f"job {job_id}: succeeded",
+                     "verdict: deploy (the tuned student's 95% interval reaches the teacher's score)",
+                     "gap closed: 0.95 of untuned -> teacher",
                      "tuned/teacher accuracy: 0.98", "model/config.json", "1 file, 23 B in"):
         assert expected in stdout, stdout
-    assert re.search(r"tuned student\s+0\.880\s+0\.870\s+21\.0\s+270\.0 MB", stdout), stdout
+    assert re.search(r"tuned student\s+0\.880\s+0\.70-0\.97\s+0\.870\s+21\.0\s+270\.0 MB", stdout), stdout
     assert (out / "model" / "config.json").read_bytes() == b'{"model_type": "llama"}'
 
 
