@@ -27,8 +27,10 @@ from tests.conftest import ADMIN_KEY
 from tests.support import http
 
 JOB_SECONDS = 2400
-#: Few examples and epochs: these jobs prove the path, not the quality.
-TRAINING = {"epochs": 3, "batch_size": 4}
+#: Few examples: these jobs prove the path, not the quality. The epochs are the default (at least
+#: 40 optimiser steps): with 3 epochs (8 steps) the student answered none of 8 of its own training
+#: requests with a call in 2 of about 6 runs.
+TRAINING = {"batch_size": 4}
 DATA_ONLY = {"num_examples": 6, "until": "data"}
 
 BOOK_TABLE = {"type": "function", "function": {
