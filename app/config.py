@@ -184,16 +184,10 @@ class Settings(BaseSettings):
     )
     queue_prefix: str = Field("", description="Prefix for queue names (lets test runs share a Redis).")
 
-    @field_validator("extra_teachers", "extra_students", "allowed_hosts", "cors_origins", mode="before")
+    @field_validator("extra_teachers", "committee_teachers", "extra_students", "allowed_hosts", "cors_origins",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("committee_teachers", mode="before")
-    @classmethod
-    def _split_teachers(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

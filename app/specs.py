@@ -121,15 +121,20 @@ class TrainingOptions(Strict):
         return self
 
 
-def training_options_table() -> str:
-    """The Markdown table of every training option, its default and what it does (docs/training.md
-    holds exactly this; a test keeps them equal)."""
+def options_table(model: type[BaseModel]) -> str:
+    """The Markdown table of every option of `model`, its default and what it does (the docs hold
+    exactly these tables; tests keep them equal)."""
     lines = ["| option | default | what it does |", "| --- | --- | --- |"]
-    for name, field in TrainingOptions.model_fields.items():
+    for name, field in model.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        default = extra.get("default_text") or f"`{field.default}`"
+        default = extra.get("default_text") or ("see description" if field.default is None else f"`{field.default}`")
         lines.append(f"| `{name}` | {default} | {field.description} |")
     return "\n".join(lines) + "\n"
+
+
+def training_options_table() -> str:
+    """The training options' table (docs/training.md)."""
+    return options_table(TrainingOptions)
 
 
 class CurationOptions(Strict):
@@ -183,12 +188,8 @@ def votes_for(options: CurationOptions, task_type: TaskType) -> int:
 
 
 def curation_options_table() -> str:
-    """The Markdown table of every curation option (docs/curation.md holds exactly this)."""
-    lines = ["| option | default | what it does |", "| --- | --- | --- |"]
-    for name, field in CurationOptions.model_fields.items():
-        default = "see description" if field.default is None else f"`{field.default}`"
-        lines.append(f"| `{name}` | {default} | {field.description} |")
-    return "\n".join(lines) + "\n"
+    """The curation options' table (docs/curation.md)."""
+    return options_table(CurationOptions)
 
 
 #: `open_book`: the input holds a passage and a question, and the answer must come from the passage
