@@ -125,7 +125,8 @@ class CurateStage:
         return {
             **metrics,
             "warnings": warnings,
-            "input_rows": len(rows),
+            # The labelled rows curation started from, the top-up rounds' included.
+            "input_rows": len(rows) + len(topped.rows),
             "kept": len(dataset),
             "requested": wanted,
             "dropped": dict(dropped),
