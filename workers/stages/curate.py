@@ -100,7 +100,7 @@ class CurateStage:
         unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
         topped = self._top_up(ctx, spec, rows, unique.rows, dropped)
         if topped.rows:
-            trusted += self._trusted(topped.rows, spec, options, dropped)[0]
+            trusted += topped.rows
             unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
         dropped.update(unique.dropped)
         ctx.progress(2, 4)
@@ -126,7 +126,7 @@ class CurateStage:
             **metrics,
             "warnings": warnings,
             # The labelled rows curation started from, the top-up rounds' included.
-            "input_rows": len(rows) + len(topped.rows),
+            "input_rows": len(rows) + topped.metrics.get("written", 0),
             "kept": len(dataset),
             "requested": wanted,
             "dropped": dict(dropped),
@@ -181,11 +181,11 @@ class CurateStage:
                                                   first_round, PER_CALL)
                      for label, lacking in short.items()}
             new, usage = top_up_round(ctx, spec, calls, starts, ctx.spec.examples, votes, round_no)
-            new_trusted, _ = CurateStage._trusted(new, spec, options, Counter())
+            new_trusted, _ = CurateStage._trusted(new, spec, options, dropped)
             written.update(row.get("intended_label") for row in new)
             kept.update(row["output"] for row in new_trusted if row.get("intended_label") == row["output"])
             rows += new_trusted
-            result.rows += new
+            result.rows += new_trusted
             result.metrics["rounds"] = round_no
             result.metrics.setdefault("short", {})[str(round_no)] = short
             result.metrics["written"] = result.metrics.get("written", 0) + len(new)
@@ -222,7 +222,7 @@ def top_up_round(ctx: StageContext, spec: TaskSpec, calls: Mapping[str, int], st
 
 @dataclass
 class TopUp:
-    """What the top-up rounds wrote (labelled, unchecked) and their metrics."""
+    """The top-up rounds' rows that passed the checks (drops counted by the caller's counter) and their metrics."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
