@@ -137,6 +137,25 @@ def create_job(session: Session, spec: JobSpec, owner: str = "local", *, max_act
     return job
 
 
+def create_from_job(session: Session, source: Job, spec: JobSpec, owner: str, *,
+                    max_active: int | None = None) -> Job:
+    """Insert a queued job that starts where `source`'s data stages ended: those stages are
+    recorded as succeeded with the source's metrics (and `copied_from`), so only the model stages
+    run. The caller copies the data artifacts. Not committed; `TooManyActiveJobs` as `create_job`."""
+    ensure_room(session, owner, max_active)
+    done = {stage.name: stage.metrics or {} for stage in source.stages if stage.status == S.value}
+    job = Job(task=spec.task, spec=spec.model_dump(mode="json"), owner=owner, status=Q.value, progress=0.0)
+    job.stages = [
+        JobStage(name=name, position=i, metrics={**done[name], "copied_from": str(source.id)},
+                 status=StageStatus.SUCCEEDED.value, progress=1.0)
+        if name in done and name not in MODEL_STAGES else JobStage(name=name, position=i, metrics={})
+        for i, name in enumerate(stages_for(spec.until))
+    ]
+    session.add(job)
+    session.flush()
+    return job
+
+
 def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> str | None:
     """Take a job for running: a queued one, or a running one whose worker stopped renewing its lease.
 

@@ -1,4 +1,5 @@
-"""ORM tables: jobs, their per-stage records and their artifacts; the API keys of their owners."""
+"""ORM tables: jobs, their per-stage records, their artifacts and their data set revisions; the API keys
+of their owners."""
 
 from __future__ import annotations
 
@@ -136,6 +137,29 @@ class Artifact(Base):
     job: Mapped[Job] = relationship(back_populates="artifacts")
 
     __table_args__ = (UniqueConstraint("job_id", "name", name="uq_artifacts_job_name"),)
+
+
+class DatasetRevision(Base):
+    """One person's edit of a job's curated data set: the edits (with what each row held before),
+    their counts and the digest of the data set it produced. Revision 0, the data set as curation
+    wrote it, has no row."""
+
+    __tablename__ = "dataset_revisions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    actor: Mapped[str] = mapped_column(String(160), nullable=False)
+    edits: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    changes: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    rows_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_dataset_revisions_job_number"),)
 
 
 class ApiKey(Base):

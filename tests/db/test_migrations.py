@@ -30,11 +30,11 @@ def tables(url):
 
 def test_upgrade_downgrade_upgrade(scratch_url):
     migrate_to_head(scratch_url)
-    assert tables(scratch_url) == {"jobs", "job_stages", "artifacts", "api_keys"}
+    assert tables(scratch_url) == {"jobs", "job_stages", "artifacts", "api_keys", "dataset_revisions"}
     migrate_to_base(scratch_url)
     assert tables(scratch_url) == set()
     migrate_to_head(scratch_url)
-    assert tables(scratch_url) == {"jobs", "job_stages", "artifacts", "api_keys"}
+    assert tables(scratch_url) == {"jobs", "job_stages", "artifacts", "api_keys", "dataset_revisions"}
 
 
 def test_models_match_the_migrations(scratch_url):

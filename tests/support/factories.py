@@ -107,6 +107,20 @@ def make_trainable_job(rows: list[dict[str, Any]], training: dict[str, Any] | No
     return job_id
 
 
+def make_stopped_data_job(rows: list[dict[str, Any]], task_spec: dict[str, Any] | None = None,
+                          owner: str = "admin", **body: Any) -> uuid.UUID:
+    """A job that stopped after its data (`until: data`, succeeded) with `rows` as its curated data
+    set: what a person edits before training it."""
+    from app.models import JobStatus
+
+    job_id = make_trainable_job(rows, task_spec=task_spec, until="data", owner=owner, **body)
+    with session_scope() as session:
+        token = jobs.claim(session, job_id, 60)
+        assert token is not None
+        jobs.finish(session, job_id, token, JobStatus.SUCCEEDED, progress=1.0, stage=None)
+    return job_id
+
+
 def sms_training_rows(n_train: int, n_validation: int = 0) -> list[dict[str, Any]]:
     """Real SMS messages as curated data set rows, with soft labels leaning to the true label."""
     from tests.support.datasets import sms_spam

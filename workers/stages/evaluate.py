@@ -23,6 +23,7 @@ from app.artifacts import (
     artifact_key,
     folder_path,
 )
+from app.dataset_edits import live_rows
 from app.inference import Messages, answer_budget, generate
 from app.specs import Row, TaskSpec, TaskType
 from workers import bundled_models, prompts
@@ -126,7 +127,7 @@ def normalize(answer: str, spec: TaskSpec) -> str:
 def _reference_rows(ctx: StageContext) -> tuple[list[Row], str]:
     if ctx.spec.test_set:
         return list(ctx.spec.test_set), "test_set"
-    return [Row(input=r["input"], output=r["output"]) for r in read_jsonl(ctx, DATASET_ARTIFACT)
+    return [Row(input=r["input"], output=r["output"]) for r in live_rows(read_jsonl(ctx, DATASET_ARTIFACT))
             if r.get("split") == "validation"], "validation"
 
 

@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, save_folder
+from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, find_artifact, save_folder
+from app.dataset_edits import live_rows
+from app.dataset_revisions import current_revision
 from app.db import session_scope
 from workers.checkpoint_store import CHECKPOINTS, CheckpointMirror, StoredCheckpoints, mirrors
 from workers.progress import ProgressSink
@@ -35,7 +37,11 @@ class TrainStage:
         from workers.training.run import train_student
 
         spec = ctx.task_spec()
-        rows = [row for row in read_jsonl(ctx, DATASET_ARTIFACT) if row.get("split", "train") == "train"]
+        rows = [row for row in live_rows(read_jsonl(ctx, DATASET_ARTIFACT)) if row.get("split", "train") == "train"]
+        with session_scope() as session:
+            # Which data the model learned from: the revision a person's edits made, and its digest.
+            data = {"data_revision": current_revision(session, ctx.job_id),
+                    "data_sha256": getattr(find_artifact(session, ctx.job_id, DATASET_ARTIFACT), "sha256", None)}
         if not rows:
             raise StageError("no_training_data", "the curated data set has no training rows")
         started = time.monotonic()
@@ -63,7 +69,7 @@ class TrainStage:
         _remove(checkpoints, ctx.work_dir / "out")
         if mirrors(ctx.storage):
             ctx.storage.delete_prefix(artifact_key(ctx.job_id, CHECKPOINTS))
-        return {**result.metrics, "seconds": round(time.monotonic() - started, 1),
+        return {**result.metrics, **data, "seconds": round(time.monotonic() - started, 1),
                 "model_bytes": sum(a.size for a in saved if a.name.startswith(f"{MODEL_FOLDER}/"))}
 
 

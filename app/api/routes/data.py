@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from app import dataset_revisions
 from app.api.auth import AUTHENTICATED, CallerDep
 from app.api.deps import load_job
 from app.api.limits import MAX_PAGE_OFFSET
 from app.api.views import succeeded_metrics
 from app.artifacts import DATASET_ARTIFACT, PREDICTIONS_ARTIFACT, artifact_key, find_artifact
+from app.dataset_edits import live_rows
 from app.db import session_scope
 from app.errors import errors, not_found
 from app.schemas import ExamplesPage, PredictionsPage
@@ -54,24 +56,34 @@ def list_examples(
     offset: PageOffset = 0,
     label: Annotated[str | None, Query(max_length=512, description="Only rows with this output.")] = None,
     split: Annotated[Literal["train", "validation"] | None, Query(description="Only rows of this split.")] = None,
+    deleted: Annotated[bool | None, Query(description="Only deleted rows (true) or only rows in the data set "
+                                                      "(false); both when omitted.")] = None,
 ) -> ExamplesPage:
     """The curated data set a page at a time, with each row's soft labels; the label and split
-    counts of the whole set; and what curation dropped, by reason."""
+    counts of the data set (deleted rows not counted); what curation dropped, by reason; the data
+    set's revision and whether a person may edit it now."""
     with session_scope() as session:
         job = load_job(session, job_id, caller)
         path = _artifact_file(session, job.id, DATASET_ARTIFACT, "data set (it exists once the curate stage has run)")
         curate = succeeded_metrics(job).get("curate", {})
-    rows = list(_rows(path))
+        revision = dataset_revisions.current_revision(session, job.id)
+        not_editable = dataset_revisions.not_editable_reason(job)
+    rows = [{**r, "deleted": bool(r.get("deleted"))} for r in _rows(path)]
+    live = live_rows(rows)
     chosen = [(i, r) for i, r in enumerate(rows)
-              if (label is None or r["output"] == label) and (split is None or r["split"] == split)]
+              if (label is None or r["output"] == label) and (split is None or r["split"] == split)
+              and (deleted is None or r["deleted"] == deleted)]
     return ExamplesPage(
         items=[{"index": i, **r} for i, r in chosen[offset: offset + limit]],
         total=len(chosen),
         # Only classification rows carry label_probs; counting free-form outputs would list every row.
-        label_counts=dict(Counter(r["output"] for r in rows if "label_probs" in r).most_common()),
-        split_counts=dict(Counter(r["split"] for r in rows)),
+        label_counts=dict(Counter(r["output"] for r in live if "label_probs" in r).most_common()),
+        split_counts=dict(Counter(r["split"] for r in live)),
         dropped=curate.get("dropped", {}),
         input_rows=curate.get("input_rows"),
+        revision=revision,
+        editable=not_editable is None,
+        not_editable_reason=not_editable,
     )
 
 

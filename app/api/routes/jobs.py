@@ -14,17 +14,19 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
-from app import jobs
+from app import dataset_revisions, jobs
 from app.api.auth import AUTHENTICATED, CallerDep
 from app.api.deps import load_job
 from app.api.limits import MAX_PAGE_OFFSET
 from app.api.views import job_public, job_summary
 from app.artifacts import delete_job_files
+from app.auth import Caller
 from app.config import get_settings
 from app.db import session_scope
 from app.errors import APIError, errors, not_found
-from app.models import JobStatus
+from app.models import Job, JobStatus
 from app.queue import enqueue_run
 from app.schemas import JobCreate, JobPublic, JobsPublic
 from app.storage import get_storage
@@ -52,19 +54,38 @@ def _enqueue_or_fail(job_id: uuid.UUID) -> None:
                        "resume it once the broker is back") from exc
 
 
-@router.post("", status_code=201, response_model=JobPublic, responses=errors(400, 413, 422, 429, 503))
+@router.post("", status_code=201, response_model=JobPublic, responses=errors(400, 404, 409, 413, 422, 429, 503))
 def create_job(body: JobCreate, caller: CallerDep) -> JobPublic:
     """Submit a task as the caller's job. The job is stored first, then queued for a worker;
-    429 `too_many_active_jobs` if the caller already has MAX_ACTIVE_JOBS_PER_OWNER queued or running."""
+    429 `too_many_active_jobs` if the caller already has MAX_ACTIVE_JOBS_PER_OWNER queued or running.
+    With `from_job`, the job trains on that job's data (copied, no teacher calls for data); 404 if the
+    caller may not see that job, 409 `no_data` if its data stages have not all succeeded."""
     with session_scope() as session:
         try:
-            job = jobs.create_job(session, body.to_spec(), caller.owner,
-                                  max_active=get_settings().max_active_jobs_per_owner)
+            if body.from_job is not None:
+                job = _create_from_job(session, body, caller)
+            else:
+                job = jobs.create_job(session, body.to_spec(), caller.owner,
+                                      max_active=get_settings().max_active_jobs_per_owner)
         except jobs.TooManyActiveJobs as exc:
             raise _too_many(exc) from None
         reply = job_public(job)
     _enqueue_or_fail(reply.id)
     return reply
+
+
+def _create_from_job(session: Session, body: JobCreate, caller: Caller) -> Job:
+    """A job that trains on the data of the job `body.from_job` names, with its data copied."""
+    assert body.from_job is not None
+    source = load_job(session, body.from_job, caller)
+    if not dataset_revisions.has_data(source):
+        raise APIError(409, "no_data", f"job {source.id} has no complete data set to train on (its data stages "
+                                       "have not all succeeded)")
+    spec = body.retrain_spec(source.spec, dataset_revisions.current_revision(session, source.id))
+    job = jobs.create_from_job(session, source, spec, caller.owner,
+                               max_active=get_settings().max_active_jobs_per_owner)
+    dataset_revisions.copy_data(session, get_storage(), source, job.id)
+    return job
 
 
 @router.get("", response_model=JobsPublic, responses=errors(422))
