@@ -5,6 +5,7 @@ import { fill, h } from './dom.js';
 import { newTaskView } from './views/new_task.js';
 import { jobsView } from './views/jobs.js';
 import { jobView } from './views/job.js';
+import { compareView } from './views/compare.js';
 import { keysView } from './views/keys.js';
 import { signInView } from './views/sign_in.js';
 
@@ -21,7 +22,8 @@ function show(view) {
 
 function route() {
   if (!me) return;
-  const [, section, id, tab] = (location.hash || '#/jobs').split('/');
+  const [path, query = ''] = (location.hash || '#/jobs').split('?');
+  const [, section, id, tab] = path.split('/');
   for (const link of document.querySelectorAll('[data-nav]')) {
     link.toggleAttribute('aria-current', false);
     if (link.dataset.nav === (section || 'jobs') && !id) link.setAttribute('aria-current', 'page');
@@ -29,6 +31,7 @@ function route() {
   if (section === 'new') show(newTaskView);
   else if (section === 'keys' && me.admin) show(keysView);
   else if (section === 'jobs' && id) show((root) => jobView(root, decodeURIComponent(id), tab));
+  else if (section === 'compare') show((root) => compareView(root, new URLSearchParams(query).get('jobs') || ''));
   else show(jobsView);
 }
 

@@ -57,7 +57,7 @@ export function reportKind(report, models) {
 }
 
 // The score columns of each task type: [key, title, format]; `accuracy` is every type's headline.
-const COLUMNS = {
+export const COLUMNS = {
   classification: [['accuracy', 'Accuracy', 'percent'], ['macro_f1', 'Macro-F1', 'score']],
   extraction: [['accuracy', 'Exact match', 'percent'], ['macro_f1', 'Field macro-F1', 'score'],
     ['micro_f1', 'Field micro-F1', 'score'], ['parse_rate', 'Parsed', 'percent']],
@@ -78,7 +78,7 @@ function metric(r, key) {
 }
 
 // A score with its 95% interval when the report has one (`accuracy_ci95`, `macro_f1_ci95`, ...).
-function withInterval(r, key, format) {
+export function withInterval(r, key, format) {
   const show = (v) => (format === 'percent' ? percent(v, 1) : score(v));
   const ci = r[`${key}_ci95`];
   const value = show(metric(r, key));
