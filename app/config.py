@@ -124,7 +124,7 @@ class Settings(BaseSettings):
 
     max_task_chars: int = Field(4000, ge=1, description="Longest accepted task description.")
     max_num_examples: int = Field(5000, ge=1, description="Largest accepted `num_examples`.")
-    max_rows: int = Field(5000, ge=1, description="Most rows accepted in `examples` or `test_set`.")
+    max_rows: int = Field(5000, ge=1, description="Most rows accepted in `examples` or `test_set`, and most `inputs`.")
     max_row_chars: int = Field(8000, ge=1, description="Longest accepted example input or output.")
     max_labels: int = Field(200, ge=2, description="Most labels accepted for one job.")
     max_label_chars: int = Field(100, ge=1, description="Longest accepted label.")

@@ -1,5 +1,6 @@
 """Pure curation logic: normalising, near-duplicate detection (MinHash + LSH), overlap with
-held-out text, class balancing and a stratified split. No I/O here."""
+held-out text, class balancing, a stratified split, and the person's imported real inputs (rows
+to label, kept apart from the test set, examples for generation). No I/O here."""
 
 from __future__ import annotations
 
@@ -213,3 +214,79 @@ def top_up_calls(lacking: int, label_yield: float | None, first_round_calls: int
     """Generation calls for a label lacking `lacking` rows, given how many of its inputs survived so far."""
     rate = max(MIN_YIELD, label_yield if label_yield is not None else DEFAULT_YIELD)
     return max(1, min(MAX_CALLS_FACTOR * max(1, first_round_calls), math.ceil(lacking / rate / per_call)))
+
+
+#: The `source` (and `bucket`) of a row made from one of the person's imported real inputs.
+IMPORTED = "imported"
+
+
+def imported_rows(inputs: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    """The person's real inputs as rows for the label stage, tagged `source: imported` (written
+    for no label and no kind), and how many were left out as repeats of an earlier one (the
+    same normalised text: labelling it twice would only cost the teacher)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for text in inputs:
+        key = normalize(text)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append({"input": text, "bucket": IMPORTED, "source": IMPORTED, "intended_label": None, "kind": None})
+    return rows, len(inputs) - len(rows)
+
+
+def drop_inputs_in_test_set(rows: Iterable[dict[str, Any]], test_inputs: Iterable[str],
+                            dropped: Counter[str]) -> list[dict[str, Any]]:
+    """`rows` without the imported ones equal (normalised) to a test row, each counted in
+    `dropped` as `input_in_test_set`: a test row is never trained on."""
+    tests = {normalize(text) for text in test_inputs}
+    kept = []
+    for row in rows:
+        if row.get("source") == IMPORTED and normalize(row["input"]) in tests:
+            dropped["input_in_test_set"] += 1
+        else:
+            kept.append(row)
+    return kept
+
+
+def imported_apart(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`rows` as (the generated ones, the imported ones marked for the train split). Imported rows
+    are kept whole, on top of the budget that balancing fills with generated ones, and are trained
+    on, never validated on: they are the real inputs the student will see."""
+    made, real = [], []
+    for row in rows:
+        if row.get("source") == IMPORTED:
+            real.append({**row, "split": "train"})
+        else:
+            made.append(row)
+    return made, real
+
+
+#: Imported inputs a generation prompt shows at most, and how much of each.
+GUIDE_POOL, GUIDE_CHARS = 200, 400
+
+
+def guide_inputs(inputs: Sequence[str], test_inputs: Iterable[str], seed: int = 0,
+                 threshold: float = 0.7) -> list[str]:
+    """The imported inputs generation may show the teacher as examples of real inputs: in an
+    order shuffled by `seed`, each once, none equal or close to a test row (no test text ever
+    reaches a generation prompt), at most GUIDE_POOL of them, each cut to GUIDE_CHARS."""
+    tests = list(test_inputs)
+    exact = {normalize(text) for text in tests}
+    near = NearDuplicateIndex(threshold)
+    for text in tests:
+        near.add(text)
+    order = list(range(len(inputs)))
+    random.Random(seed).shuffle(order)
+    pool: list[str] = []
+    seen: set[str] = set()
+    for index in order:
+        text = inputs[index].strip()
+        key = normalize(text)
+        if not key or key in seen or key in exact or near.find(text) is not None:
+            continue
+        seen.add(key)
+        pool.append(text if len(text) <= GUIDE_CHARS else text[:GUIDE_CHARS].rstrip() + "…")
+        if len(pool) >= GUIDE_POOL:
+            break
+    return pool

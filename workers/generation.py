@@ -95,11 +95,12 @@ def bucket_id(bucket: Bucket) -> str:
 
 
 async def generate_one(teacher: Teacher, spec: TaskSpec, bucket: Bucket, seeds: Sequence[Row],
-                       turn: int = 0) -> list[str]:
+                       turn: int = 0, real: Sequence[str] = ()) -> list[str]:
     """PER_CALL inputs for one bucket (for open-book QA each a passage followed by its question);
-    `turn` picks which window of seed examples the prompt shows (`seed_turn`)."""
+    `turn` picks which window of seed examples and of `real` inputs (the person's imported ones,
+    `curation.guide_inputs`) the prompt shows (`seed_turn`)."""
     passages = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
-    answer = await teacher.chat(prompts.generate_messages(spec, bucket, seeds, PER_CALL, turn),
+    answer = await teacher.chat(prompts.generate_messages(spec, bucket, seeds, PER_CALL, turn, real),
                                 max_tokens=(160 if passages else 90) * PER_CALL, temperature=1.0,
                                 json_schema=prompts.generate_schema(PER_CALL, passages))
     inputs = json.loads(answer.text)["inputs"]

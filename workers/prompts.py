@@ -20,6 +20,16 @@ def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool, turn: in
     return "Examples:\n" + "\n".join(lines) + "\n"
 
 
+def _real_lines(inputs: Sequence[str], limit: int, turn: int) -> str:
+    """Window `turn` of the person's imported real inputs (as `_seed_lines` rotates seeds)."""
+    if not inputs:
+        return ""
+    start = turn * limit % len(inputs)
+    shown = [inputs[(start + i) % len(inputs)] for i in range(min(limit, len(inputs)))]
+    return ("Real inputs of this task look like these (write new ones in the same manner; do not copy them):\n"
+            + "\n".join(f"- {text!r}" for text in shown) + "\n")
+
+
 def _context(spec: JobSpec) -> str:
     label_line = f"Labels: {', '.join(spec.labels)}.\n" if spec.labels else ""
     if spec.fields:
@@ -76,8 +86,9 @@ def list_schema(min_items: int, max_items: int, max_chars: int = 60) -> dict[str
 
 
 def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequence[Row],
-                      count: int, turn: int = 0) -> list[dict[str, str]]:
-    """One generation call's prompt; `turn` picks which window of seed examples it shows."""
+                      count: int, turn: int = 0, real: Sequence[str] = ()) -> list[dict[str, str]]:
+    """One generation call's prompt; `turn` picks which window of seed examples and of `real`
+    inputs (the person's imported ones, unlabeled) it shows."""
     # Shared text first, varying text last: the server's prefix cache then skips most of the prompt.
     label = bucket.get("label")
     kind = bucket.get("kind")
@@ -101,7 +112,7 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
         {"role": "system",
          "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
         {"role": "user", "content": (
-            f"Task: {task_spec.task}\n{examples}{ask}\n"
+            f"Task: {task_spec.task}\n{examples}{_real_lines(real, 3, turn)}{ask}\n"
             f"{topic}Style: {bucket['style']}. Length: {bucket['length']}."
         )},
     ]

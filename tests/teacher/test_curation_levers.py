@@ -1,6 +1,9 @@
 """The curation levers on the real teacher: self-consistency votes in the label stage, and a
 curate stage that drops what the teacher is unsure of, tops up the label short of its share,
-trains on the person's seeds and holds data that still lacks a label."""
+trains on the person's seeds and holds data that still lacks a label; and the person's imported
+real inputs, shown to generation, labelled and curated into the train split."""
+
+import dataclasses
 
 from app.artifacts import DATASET_ARTIFACT as DATASET
 from app.artifacts import GENERATED_ARTIFACT as GENERATED
@@ -14,6 +17,7 @@ from tests.teacher.test_teacher_client import SPAM_SPEC
 from workers.stages.base import StageContext
 from workers.stages.common import read_jsonl, write_jsonl
 from workers.stages.curate import CurateStage
+from workers.stages.generate import GenerateStage
 from workers.stages.label import LabelStage
 
 SPAM = ["URGENT! You have won a 1 week FREE membership in our prize jackpot! Txt CLAIM to 81010",
@@ -30,10 +34,11 @@ PLAN = {**SPAM_SPEC, "topics": ["everyday life"], "styles": ["casual text"], "le
 
 
 def context(stage: str, curation: CurationOptions, num_examples: int = 10,
-            examples: list[Row] | None = None) -> StageContext:
+            examples: list[Row] | None = None, inputs: list[str] | None = None,
+            test_set: list[Row] | None = None) -> StageContext:
     spec = JobSpec(task=SPAM_SPEC["task"], labels=["spam", "ham"], teacher=get_settings().teacher_model,
                    student=get_settings().student_model, num_examples=num_examples, curation=curation,
-                   examples=examples or [])
+                   examples=examples or [], inputs=inputs or [], test_set=test_set or [])
     job_id = make_job(task=SPAM_SPEC["task"], labels=["spam", "ham"])
     work = get_settings().work_dir / str(job_id) / stage
     work.mkdir(parents=True, exist_ok=True)
@@ -115,3 +120,39 @@ def test_a_committee_of_teachers_shares_the_votes_and_each_ones_agreement_is_rep
     assert set(metrics["teacher_agreement"]) == {f"{ctx.spec.teacher}@{main.url}", f"{ctx.spec.teacher}@{other.url}"}
     assert all(0 <= share <= 1 for share in metrics["teacher_agreement"].values())
     assert metrics["teacher_usage"]["requests"] == 6, "usage counts the whole committee"
+
+
+#: Real messages a person imports: unlabeled, one of them also in the test set.
+REAL = ["Congratulations! You won a 500 pound voucher, call 09061234567 to claim",
+        "FREE entry into our weekly draw, text WIN to 80085 now",
+        "Your mobile bill is overdue, pay now at http://pay-fast.example to avoid charges",
+        "Are you still at the office? I'll wait downstairs",
+        "Happy birthday! Dinner on me this weekend",
+        "Can you send me the photos from Saturday?"]
+
+
+def test_imported_inputs_guide_generation_and_are_labelled_into_the_train_split_only(teacher_url):
+    tests = [Row(input=REAL[5].upper(), output="ham")]  # the same message once normalised
+    options = CurationOptions(votes=1, top_up_rounds=0, seed_copies=0, min_label_share=0.0)
+    ctx = context("generate", options, num_examples=4, inputs=REAL, test_set=tests)
+    generated = GenerateStage().run(ctx)
+    assert generated["guide_inputs"] == 5, "every import but the test row's twin may be shown to the teacher"
+    assert generated["generated"] >= 5
+    label = dataclasses.replace(ctx, work_dir=ctx.work_dir.parent / "label")
+    label.work_dir.mkdir(parents=True, exist_ok=True)
+    labelled = LabelStage().run(label)
+    assert labelled["imported"] == 6 and labelled["imported_repeats"] == 0
+    rows = list(read_jsonl(label, LABELED))
+    imported = [r for r in rows if r.get("source") == "imported"]
+    assert sorted(r["input"] for r in imported) == sorted(REAL)
+    assert all(r["output"] in ("spam", "ham") and r["label_probs"] for r in imported), imported
+    curate = dataclasses.replace(ctx, work_dir=ctx.work_dir.parent / "curate")
+    curate.work_dir.mkdir(parents=True, exist_ok=True)
+    metrics = CurateStage().run(curate)
+    assert metrics["dropped"]["input_in_test_set"] == 1
+    assert metrics["imported"]["rows"] == 6 and metrics["imported"]["kept"] >= 3, metrics
+    dataset = list(read_jsonl(curate, DATASET))
+    real = [r for r in dataset if r.get("source") == "imported"]
+    assert len(real) == metrics["imported"]["kept"] and all(r["split"] == "train" for r in real)
+    assert REAL[5] not in {r["input"] for r in dataset}, "a test row is never trained on"
+    assert any(r.get("source") != "imported" for r in dataset), "the generated rows are there too"

@@ -1,7 +1,8 @@
 """curate: validate, keep what the teacher is sure of (its votes agree, its label fits the label an
 input was written for), deduplicate, remove anything close to the test set or seeds, top up the
-labels short of their share, balance, split, add the person's seed examples to the train split,
-and hold the job before training when a label still lacks its share."""
+labels short of their share, balance, split, add the person's seed examples and the imported real
+inputs it kept to the train split, and hold the job before training when a label still lacks its
+share."""
 
 from __future__ import annotations
 
@@ -91,12 +92,11 @@ class CurateStage:
         labels, wanted, seed = spec.label_names, ctx.spec.num_examples, ctx.spec.seed
         rows = list(read_jsonl(ctx, LABELED_ARTIFACT))
         dropped: Counter[str] = Counter()
-        trusted, values_dropped = self._trusted(rows, spec, options, dropped)
+        tests = [r.input for r in ctx.spec.test_set]
+        trusted, values_dropped = self._trusted(real_first(curation.drop_inputs_in_test_set(rows, tests, dropped)),
+                                                spec, options, dropped)
         ctx.progress(1, 4)
-        held_out = {
-            "test_overlap": [r.input for r in ctx.spec.test_set],
-            "seed_overlap": [r.input for r in ctx.spec.examples],
-        }
+        held_out = {"test_overlap": tests, "seed_overlap": [r.input for r in ctx.spec.examples]}
         unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
         topped = self._top_up(ctx, spec, rows, unique.rows, dropped)
         if topped.rows:
@@ -104,17 +104,17 @@ class CurateStage:
             unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
         dropped.update(unique.dropped)
         ctx.progress(2, 4)
-        balanced = curation.balance(unique.rows, labels, wanted, seed) if labels else \
-            curation.Curated(rows=unique.rows[:wanted],
-                             dropped=Counter({"over_budget": max(0, len(unique.rows) - wanted)}))
+        made, real = curation.imported_apart(unique.rows)
+        balanced = curation.balance(made, labels, wanted, seed) if labels else \
+            curation.Curated(rows=made[:wanted], dropped=Counter({"over_budget": max(0, len(made) - wanted)}))
         dropped.update(balanced.dropped)
         ctx.progress(3, 4)
         final = curation.split(balanced.rows, VALIDATION_FRACTION, seed, key="output" if labels else "bucket")
         seeds = seed_rows(ctx, spec, dropped)
-        dataset = [_dataset_row(row, spec) for row in final + seeds * options.seed_copies]
+        dataset = [_dataset_row(row, spec) for row in final + real + seeds * options.seed_copies]
         artifact = write_jsonl(ctx, DATASET_ARTIFACT, dataset)
         ctx.progress(4, 4)
-        shares = curation.label_shares(final + seeds, labels, wanted) if labels else {}
+        shares = curation.label_shares(final + real + seeds, labels, wanted) if labels else {}
         short = [label for label, share in shares.items() if share < options.min_label_share]
         warnings = tool_coverage_warnings(dataset, spec)
         metrics: dict[str, Any] = {}
@@ -131,6 +131,7 @@ class CurateStage:
             "requested": wanted,
             "dropped": dict(dropped),
             "seed_rows": len(seeds),
+            **imported_metrics(rows, real),
             "top_up": topped.metrics,
             **({"label_shares": shares} if labels else {}),
             **({"span_values_dropped": values_dropped} if spec.task_type == TaskType.EXTRACTION else {}),
@@ -195,6 +196,19 @@ class CurateStage:
         return result
 
 
+def real_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with the imported ones first (otherwise in order): deduplication keeps the first of
+    near-copies, so a generated input close to a real one is dropped, never the real one."""
+    return sorted(rows, key=lambda row: row.get("source") != curation.IMPORTED)
+
+
+def imported_metrics(labelled: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """What became of the person's imported inputs (none: nothing to report); their drops are
+    also in `dropped`, by reason."""
+    rows = sum(row.get("source") == curation.IMPORTED for row in labelled)
+    return {"imported": {"rows": rows, "kept": len(kept), "dropped": rows - len(kept)}} if rows else {}
+
+
 def top_up_round(ctx: StageContext, spec: TaskSpec, calls: Mapping[str, int], starts: dict[str, int],
                  seeds: Sequence[Row], votes: int, round_no: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One round: `calls[label]` generation calls per short label (its walk of topics and styles
@@ -205,8 +219,9 @@ def top_up_round(ctx: StageContext, spec: TaskSpec, calls: Mapping[str, int], st
         buckets = label_buckets(spec, label, count, ctx.spec.seed, starts[label])
         items += [(bucket, starts[label] + j) for j, bucket in enumerate(buckets)]
         starts[label] += count
+    real = curation.guide_inputs(ctx.spec.inputs, [row.input for row in ctx.spec.test_set], ctx.spec.seed)
     written = answer_each(ctx, items, [f"topup{round_no}:write:{i}:{bucket_id(b)}" for i, (b, _) in enumerate(items)],
-                          lambda t, item: generate_one(t, spec, item[0], seeds, item[1]))
+                          lambda t, item: generate_one(t, spec, item[0], seeds, item[1], real))
     rows = [{"input": text, "bucket": bucket_id(bucket), "intended_label": bucket.get("label"), "kind": None,
              "top_up": round_no}
             for (bucket, _), result in zip(items, written.results, strict=True)
@@ -290,6 +305,8 @@ def tool_coverage_warnings(dataset: list[dict[str, Any]], spec: TaskSpec) -> lis
 
 def _dataset_row(row: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
     out = {"input": row["input"], "output": row["output"], "split": row["split"], "bucket": row.get("bucket")}
+    if row.get("source"):
+        out["source"] = row["source"]
     if spec.task_type == TaskType.CLASSIFICATION:
         out["label_probs"] = row["label_probs"]
     return out

@@ -1,6 +1,7 @@
-"""label: the teacher answers each generated input under the task spec (see `workers.labelling`
-for how each task type is asked and constrained). Answers are kept as they arrive, so a retried
-or resumed run asks only for the inputs not answered yet.
+"""label: the teacher answers each generated input, and each of the person's imported real inputs
+(`source: imported`), under the task spec (see `workers.labelling` for how each task type is
+asked and constrained). Answers are kept as they arrive, so a retried or resumed run asks only
+for the inputs not answered yet.
 
 For open-book QA the teacher then judges each answer against its passage (`supported`); curate
 drops the unsupported ones. A refusal needs no judge: curate keeps it only for an input written
@@ -13,6 +14,7 @@ from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
 from app.specs import QA_REFUSAL, TaskSpec, TaskType, votes_for
+from workers.curation import IMPORTED, imported_rows
 from workers.labelling import answer_by_vote, passage_supports
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
@@ -25,7 +27,8 @@ class LabelStage:
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         spec = ctx.task_spec()
-        rows = list(read_jsonl(ctx, GENERATED_ARTIFACT))
+        imported, repeats = imported_rows(ctx.spec.inputs)
+        rows = list(read_jsonl(ctx, GENERATED_ARTIFACT)) + imported
         texts = [r["input"] for r in rows]
         judged = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
         votes = votes_for(ctx.spec.curation, spec.task_type)
@@ -33,27 +36,32 @@ class LabelStage:
         keys = [answer_key(i, text) + (f":votes={votes}" if votes > 1 else "") for i, text in enumerate(texts)]
         answers = answer_each(ctx, texts, keys, lambda t, text: answer_and_judge(t, spec, text, votes) if judged
                               else answer_by_vote(t, spec, text, votes), committee=votes > 1)
-        labeled, malformed, agree = [], 0, 0
+        labeled, malformed, agree, intended = [], 0, 0, 0
         for row, result in zip(rows, answers.results, strict=True):
             if isinstance(result, BaseException):
                 malformed += 1
                 continue
             labeled.append({**row, **result})
+            intended += row.get("intended_label") is not None
             agree += row.get("intended_label") == result["output"]
         artifact = write_jsonl(ctx, LABELED_ARTIFACT, labeled)
         metrics: dict[str, Any] = {"labeled": len(labeled), "malformed_answers": malformed, "votes": votes,
                                    "answers_restored": answers.restored, "teacher_usage": answers.usage,
                                    "artifact": artifact}
+        if imported:
+            # The person's real inputs, labelled like the generated ones (repeats asked once).
+            metrics["imported"] = sum(r.get("source") == IMPORTED for r in labeled)
+            metrics["imported_repeats"] = repeats
         if votes > 1 and labeled:
             # How often the teacher's phrasings agree: its own uncertainty about this data.
             metrics["mean_agreement"] = round(sum(r["agreement"] for r in labeled) / len(labeled), 4)
             metrics["unanimous"] = sum(r["agreement"] >= 1.0 for r in labeled)
             if any("voter_agreed" in r for r in labeled):
                 metrics["teacher_agreement"] = teacher_agreement(labeled)
-        if spec.task_type == TaskType.CLASSIFICATION and labeled:
+        if spec.task_type == TaskType.CLASSIFICATION and intended:
             # How often the teacher's label matches the label the input was written for:
             # a cheap signal of how well the teacher understands its own labels.
-            metrics["intent_agreement"] = round(agree / len(labeled), 4)
+            metrics["intent_agreement"] = round(agree / intended, 4)
         return metrics
 
 
