@@ -1,5 +1,6 @@
 // Example rows: CSV with an `input,output` header (RFC 4180: quoted fields may hold commas, quotes and
-// newlines), or JSON Lines / a JSON list of {input, output} objects.
+// newlines), or JSON Lines / a JSON list of {input, output} objects; and unlabeled real inputs
+// (`parseInputs`).
 
 export class CsvError extends Error {}
 
@@ -72,5 +73,46 @@ export function parseExamples(text) {
   return rows.slice(1).map((row, i) => {
     if (row.length <= Math.max(inputAt, outputAt)) throw new CsvError(`line ${i + 2} has ${row.length} column(s); expected input and output`);
     return { input: row[inputAt], output: row[outputAt].trim() };
+  });
+}
+
+// Unlabeled real inputs as a list of texts (blank ones skipped): a .txt file with one input a line,
+// JSON Lines or a JSON list of {input} objects or of strings, or CSV whose header names an `input`
+// column (other columns ignored). `name` is the file's name, which decides for .txt and .json files.
+export function parseInputs(text, name = '') {
+  text = text.replace(/^\uFEFF/, '');
+  const lower = name.toLowerCase();
+  let inputs;
+  if (/\.(txt|log)$/.test(lower)) {
+    inputs = text.split(/\r?\n/);
+  } else if (/^\s*[[{"]/.test(text) || /\.(jsonl|json|ndjson)$/.test(lower)) {
+    inputs = parseJsonInputs(text);
+  } else {
+    const rows = parseCsv(text);
+    const at = (rows[0] || []).map((h) => h.trim().toLowerCase()).indexOf('input');
+    if (at < 0) throw new CsvError('the first line must be a header naming an "input" column (or use a .txt file with one input a line)');
+    inputs = rows.slice(1).map((row) => row[at] ?? '');
+  }
+  inputs = inputs.map((value) => value.trim()).filter(Boolean);
+  if (!inputs.length) throw new CsvError('the file holds no inputs');
+  return inputs;
+}
+
+function parseJsonInputs(text) {
+  let items;
+  if (text.trim().startsWith('[')) {
+    try { items = JSON.parse(text); } catch (err) { throw new CsvError(`not valid JSON: ${err.message}`); }
+    items = items.map((item, i) => [`item ${i + 1}`, item]);
+  } else {
+    items = [];
+    text.split(/\r?\n/).forEach((line, i) => {
+      if (!line.trim()) return;
+      try { items.push([`line ${i + 1}`, JSON.parse(line)]); } catch (err) { throw new CsvError(`line ${i + 1} is not valid JSON: ${err.message}`); }
+    });
+  }
+  return items.map(([where, item]) => {
+    const value = item && typeof item === 'object' && !Array.isArray(item) ? item.input : item;
+    if (typeof value !== 'string') throw new CsvError(`${where}: expected a text or an object with the key "input"`);
+    return value;
   });
 }

@@ -1,7 +1,9 @@
 // The new-task form. The API validates; its field errors are shown next to the fields.
 import { api, ApiError } from '../api.js';
 import { fill, h } from '../dom.js';
-import { parseExamples, CsvError } from '../csv.js';
+import { parseExamples, parseInputs, CsvError } from '../csv.js';
+import { apiSchema, jobFields, optionFieldsets, optionValues } from '../job_options.js';
+import { liveEstimate } from '../estimate.js';
 
 const TASK_TYPES = [
   ['', 'Let the teacher decide'],
@@ -9,6 +11,11 @@ const TASK_TYPES = [
   ['extraction', 'Extraction: named fields pulled out of the text, as JSON'],
   ['qa', 'Question answering: a short answer'],
   ['tool_calling', 'Tool calling: a call to one of your functions, or none'],
+];
+const QA_MODES = [
+  ['', 'Let the teacher decide'],
+  ['open_book', 'Open book: each input holds a passage and its question'],
+  ['closed_book', 'Closed book: a question alone'],
 ];
 const FIELD_TYPES = ['string', 'number', 'integer', 'boolean', 'list'];
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -110,6 +117,46 @@ function editorFields(form) {
   return out;
 }
 
+// Unlabeled real inputs from a file (CSV with an `input` column, JSON Lines, or text with one a line),
+// kept on the box as `inputs`; a file that cannot be read says why under the picker.
+function realInputsField() {
+  const summary = h('span', { id: 'inputs-summary', class: 'small muted', role: 'status' }, 'none chosen');
+  const picker = h('input', { type: 'file', id: 'f-inputs', accept: '.csv,.jsonl,.json,.txt,text/csv,text/plain,application/json',
+    'aria-describedby': 'inputs-summary e-inputs' });
+  const clear = h('button', { type: 'button', class: 'secondary', id: 'clear-inputs', hidden: true }, 'Clear');
+  const box = h('div', { class: 'field', 'data-field': 'inputs' },
+    h('label', { for: 'f-inputs' }, 'Real inputs', h('span', { class: 'hint' },
+      ' — optional; unlabeled inputs from production (CSV with an input column, JSON Lines, or a .txt file with one a line): the teacher labels them for training and writes new inputs like them')),
+    h('div', { class: 'actions' }, picker, summary, clear),
+    h('div', { class: 'field-error', id: 'e-inputs', role: 'alert', hidden: true }));
+  const use = (inputs, text) => {
+    box.inputs = inputs;
+    summary.textContent = text;
+    clear.hidden = !inputs.length;
+    box.dispatchEvent(new Event('change', { bubbles: true }));  // the estimate follows
+  };
+  picker.addEventListener('change', async () => {
+    clearFieldError(box);
+    const file = picker.files[0];
+    if (!file) return;
+    try {
+      const inputs = parseInputs(await file.text(), file.name);
+      use(inputs, `${inputs.length} input${inputs.length === 1 ? '' : 's'} from ${file.name}`);
+    } catch (err) {
+      if (!(err instanceof CsvError)) throw err;
+      picker.value = '';
+      use([], 'none chosen');
+      const el = box.querySelector('.field-error');
+      el.textContent = `${file.name}: ${err.message}`;
+      el.hidden = false;
+      picker.setAttribute('aria-invalid', 'true');
+    }
+  });
+  clear.addEventListener('click', () => { picker.value = ''; clearFieldError(box); use([], 'none chosen'); picker.focus(); });
+  box.inputs = [];
+  return box;
+}
+
 // Pasted or uploaded tools: a JSON list of OpenAI function tools, {"tools": [...]}, or one tool.
 export function readTools(text) {
   let value;
@@ -148,6 +195,13 @@ export function newTaskView(root) {
     'Tools sent with each request (the student reads them from its prompt)'));
   const examplesBox = csvField('examples', 'Seed examples', 'optional; they guide the teacher');
   const testBox = csvField('test_set', 'Test set', 'optional; held out, the models are scored on it');
+  const qaModeBox = field('qa_mode', 'Question answering mode', h('select', { id: 'f-qa_mode', name: 'qa_mode', 'aria-describedby': 'e-qa_mode' },
+    QA_MODES.map(([value, text]) => h('option', { value }, text))), 'where the answers come from');
+  const inputsBox = realInputsField();
+  const numExamples = h('input', { type: 'number', id: 'f-num_examples', name: 'num_examples', min: 1, step: 1,
+    'aria-describedby': 'e-num_examples' });
+  const advanced = h('div', { id: 'advanced-options' }, h('p', { class: 'muted small' }, 'Loading the options…'));
+  const estimateEl = h('span', { id: 'estimate', class: 'muted small', role: 'status', 'aria-live': 'polite', hidden: true });
 
   const form = h('form', { class: 'card', novalidate: true },
     banner,
@@ -155,29 +209,25 @@ export function newTaskView(root) {
       placeholder: 'Sort support tickets into billing, shipping and technical', 'aria-describedby': 'e-task' }),
       'what the model should do, in plain words'),
     field('task_type', 'Task type', taskType, 'what kind of answer the student learns to give'),
-    labelsBox, fieldsBox, toolsBox,
+    qaModeBox, labelsBox, fieldsBox, toolsBox,
     h('div', { class: 'row' }, examplesBox, testBox),
+    inputsBox,
     h('div', { class: 'row' },
       field('teacher', 'Teacher', teacher),
       field('student', 'Student', h('div', {}, student, students)),
-      field('num_examples', 'Training examples', h('input', { type: 'number', id: 'f-num_examples', name: 'num_examples',
-        value: 200, min: 1, step: 1, 'aria-describedby': 'e-num_examples' }), 'how many the teacher makes')),
-    h('details', { class: 'field' }, h('summary', {}, 'Training options'),
-      h('div', { class: 'row' },
-        field('training.method', 'Method', h('select', { id: 'f-training.method', name: 'training.method' },
-          h('option', { value: '' }, 'automatic (full up to 500M parameters, else LoRA)'), h('option', { value: 'full' }, 'full fine-tuning'), h('option', { value: 'lora' }, 'LoRA'))),
-        field('training.epochs', 'Epochs', h('input', { type: 'number', id: 'f-training.epochs', name: 'training.epochs', min: 0, step: 'any', placeholder: 'automatic' })),
-        field('training.learning_rate', 'Learning rate', h('input', { type: 'number', id: 'f-training.learning_rate', name: 'training.learning_rate', min: 0, step: 'any', placeholder: 'automatic' })),
-        field('training.soft_label_weight', 'Soft-label weight', h('input', { type: 'number', id: 'f-training.soft_label_weight', name: 'training.soft_label_weight', min: 0, max: 1, step: 'any', placeholder: '0.5' })))),
+      field('num_examples', 'Training examples', numExamples, 'how many the teacher makes')),
+    h('details', { class: 'field advanced', id: 'advanced' },
+      h('summary', {}, 'Advanced: training and curation options'), advanced),
     h('div', { class: 'field' }, h('label', { class: 'checkbox' },
       h('input', { type: 'checkbox', name: 'until', value: 'data', id: 'f-until' }),
       'Stop after the data, so I can review it before training')),
-    h('div', { class: 'actions' }, submit));
+    h('div', { class: 'actions' }, submit, estimateEl));
 
   // Only the inputs of the chosen task type are shown (and sent).
   const applyType = () => {
     const type = taskType.value;
     labelsBox.hidden = !(type === '' || type === 'classification');
+    qaModeBox.hidden = type !== 'qa';
     fieldsBox.hidden = type !== 'extraction';
     toolsBox.hidden = type !== 'tool_calling';
     for (const box of [examplesBox, testBox]) box.querySelector('textarea').placeholder = EXAMPLE_PLACEHOLDER[type];
@@ -208,6 +258,26 @@ export function newTaskView(root) {
     student.placeholder = `${models.students[0]} (default), or a local folder or hub id`;
   }).catch((err) => showBanner(banner, `Could not load the model list: ${err.message}`));
 
+  // Every option, its default and help, from the API's own schema; the estimate follows each change.
+  const estimate = liveEstimate(estimateEl, () => {
+    try {
+      const body = requestBody(new FormData(form), form);
+      return body.task && body.task.trim() ? body : null;
+    } catch (err) {
+      if (err instanceof FieldError) return null;
+      throw err;
+    }
+  });
+  form.addEventListener('input', estimate.schedule);
+  form.addEventListener('change', estimate.schedule);
+  apiSchema().then((doc) => {
+    const count = jobFields(doc).num_examples;
+    numExamples.placeholder = String(count.default);
+    if (!numExamples.value) numExamples.value = String(count.default);
+    fill(advanced, ...optionFieldsets(doc));
+    estimate.schedule();
+  }).catch((err) => fill(advanced, h('p', { class: 'banner error' }, `Could not load the options: ${err.message}`)));
+
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form, banner);
@@ -233,7 +303,7 @@ export function newTaskView(root) {
       if (placed.length < errors.length || !errors.length) showBanner(banner, err.message);
     }
   });
-  return () => {};
+  return () => estimate.stop();
 }
 
 class FieldError extends Error {
@@ -252,6 +322,7 @@ function requestBody(data, form) {
     const fields = editorFields(form);
     if (fields.length) body.fields = fields;
   }
+  if (type === 'qa' && data.get('qa_mode')) body.qa_mode = data.get('qa_mode');
   if (type === 'tool_calling') {
     const text = data.get('tools');
     if (!text.trim()) throw new FieldError('tools', 'paste or upload the tools the student may call (a JSON list)');
@@ -268,18 +339,14 @@ function requestBody(data, form) {
       throw err;
     }
   }
+  const inputs = form.querySelector('[data-field="inputs"]').inputs || [];
+  if (inputs.length) body.inputs = inputs;
   if (data.get('teacher')) body.teacher = data.get('teacher');
   if (data.get('student').trim()) body.student = data.get('student').trim();
   const count = data.get('num_examples');
   if (count !== '') body.num_examples = Number(count);
   if (data.get('until') === 'data') body.until = 'data';
-  const training = {};
-  for (const key of ['method', 'epochs', 'learning_rate', 'soft_label_weight']) {
-    const value = data.get(`training.${key}`);
-    if (value) training[key] = key === 'method' ? value : Number(value);
-  }
-  if (Object.keys(training).length) body.training = training;
-  return body;
+  return { ...body, ...optionValues(form) };
 }
 
 // The API's field errors, placed where the form can show them:
