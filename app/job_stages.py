@@ -7,10 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from app.models import Job, JobStage, StageStatus
 from app.stage_plan import MODEL_STAGES
+
+#: The key of a running stage's metrics that holds its items finished per minute in this run.
+ITEMS_PER_MIN = "items_per_min"
 
 
 def pending_stages(session: Session, job_id: uuid.UUID) -> list[JobStage]:
@@ -49,11 +53,26 @@ def start_stage(session: Session, job_id: uuid.UUID, name: str, job_progress: fl
     _update_job(session, job_id, stage=name, progress=job_progress)
 
 
-def record_progress(session: Session, job_id: uuid.UUID, name: str, done: int, total: int, job_progress: float) -> None:
-    """Store `done` of `total` items for the stage and the job's overall progress."""
-    fraction = min(1.0, done / total) if total > 0 else 0.0
-    _update_stage(session, job_id, name, done=done, total=total, progress=fraction)
+def record_progress(session: Session, job_id: uuid.UUID, name: str, done: int, total: int, job_progress: float,
+                    fraction: float | None = None, items_per_min: float | None = None) -> None:
+    """Store `done` of `total` items for the stage (its progress is `fraction` when given, e.g.
+    with answers in flight counted in part), its items per minute, and the job's overall progress."""
+    if fraction is None:
+        fraction = min(1.0, done / total) if total > 0 else 0.0
+    values: dict[str, Any] = {"done": done, "total": total, "progress": min(1.0, max(0.0, fraction))}
+    if items_per_min is not None:
+        values["metrics"] = JobStage.metrics.op("||", return_type=JSONB)(
+            func.jsonb_build_object(ITEMS_PER_MIN, items_per_min))
+    _update_stage(session, job_id, name, **values)
     _update_job(session, job_id, progress=job_progress)
+
+
+def items_per_min(status: str, metrics: dict[str, Any] | None) -> float | None:
+    """A running stage's items finished per minute in this run, as its last progress report had it."""
+    if status != StageStatus.RUNNING.value or not metrics:
+        return None
+    value = metrics.get(ITEMS_PER_MIN)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def record_live_metrics(session: Session, job_id: uuid.UUID, name: str, metrics: dict[str, Any]) -> None:

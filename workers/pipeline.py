@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from app.stage_plan import MODEL_STAGES
 from app.storage import get_storage
 from workers.monitor import JobCanceled, LeaseLost, RunMonitor
 from workers.outages import describe, is_outage
+from workers.progress import ItemRate
 from workers.stages import REGISTRY, Stage, StageContext, StageError
 
 log = logging.getLogger(__name__)
@@ -50,28 +51,36 @@ class Outcome(str, enum.Enum):
 
 @dataclass
 class _Progress:
-    """Turns a stage's `progress(done, total)` into stage and job progress rows."""
+    """Turns a stage's `progress(done, total)` into stage and job progress rows, with the
+    stage's items per minute in this run."""
 
     job_id: uuid.UUID
     stage: str
     index: int
     count: int
     monitor: RunMonitor
+    rate: ItemRate = field(default_factory=ItemRate)
+    items_per_min: float | None = None
 
     def job_fraction(self, stage_fraction: float) -> float:
         return min(1.0, (self.index + stage_fraction) / self.count)
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int, fraction: float | None = None) -> None:
         self.monitor.check()
-        fraction = min(1.0, done / total) if total > 0 else 0.0
+        if fraction is None:
+            fraction = min(1.0, done / total) if total > 0 else 0.0
+        self.items_per_min = self.rate.update(done) or self.items_per_min
         with _unless_outage("progress"), session_scope() as session:
-            job_stages.record_progress(session, self.job_id, self.stage, done, total, self.job_fraction(fraction))
+            job_stages.record_progress(session, self.job_id, self.stage, done, total, self.job_fraction(fraction),
+                                       fraction=fraction, items_per_min=self.items_per_min)
 
     def check_canceled(self) -> None:
         self.monitor.check()
 
     def live_metrics(self, metrics: dict[str, Any]) -> None:
         self.monitor.check()
+        if self.items_per_min is not None:  # live metrics replace the stage's metrics, the rate with them
+            metrics = {**metrics, job_stages.ITEMS_PER_MIN: self.items_per_min}
         with _unless_outage("live metrics"), session_scope() as session:
             job_stages.record_live_metrics(session, self.job_id, self.stage, metrics)
 

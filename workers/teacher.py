@@ -11,6 +11,10 @@ Each request carries a vLLM `priority` (lower is scheduled sooner; the server ru
 generating and labelling, and within bulk work a client's priority grows by one with each wave
 of `concurrency` requests it has sent, so a job deep into a long stage yields to one that has
 just started. An endpoint that refuses the field is used without it.
+
+While `map` runs, each item's calls count their streamed tokens into the item's `TokenCount`
+(`workers.answer_progress`), so a stage's progress moves as the answers arrive, not only as
+they finish.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import openai
 from openai import AsyncOpenAI
 
+from workers.answer_progress import AnswerMeter, TokenCount
 from workers.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,9 @@ TeacherKind = Literal["interactive", "bulk"]
 
 #: The one place request priorities are set: vLLM schedules lower values first.
 TEACHER_PRIORITY: dict[TeacherKind, int] = {"interactive": 0, "bulk": 1}
+
+#: The tokens of the item whose calls run in this task (set per item by `Teacher.map`).
+_ITEM_TOKENS: ContextVar[TokenCount | None] = ContextVar("teacher_item_tokens", default=None)
 
 _RETRYABLE = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
 
@@ -134,6 +143,9 @@ class Teacher:
         elif self.guided and json_schema:
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "answer", "schema": json_schema}}
+        tokens = _ITEM_TOKENS.get()
+        if tokens is not None:
+            tokens.budget += max_tokens
         async with self._slots:
             if self.send_priority:
                 extra["priority"] = request_priority(self.config.kind, self._sent, self.config.concurrency)
@@ -200,20 +212,30 @@ class Teacher:
         parts: list[str] = []
         tops: list[dict[str, float]] = []
         prompt_tokens = completion_tokens = 0
-        async with stream:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    prompt_tokens = chunk.usage.prompt_tokens or 0
-                    completion_tokens = chunk.usage.completion_tokens or 0
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    if choice.delta is not None and choice.delta.content:
-                        parts.append(choice.delta.content)
-                    if choice.logprobs is not None and choice.logprobs.content:
-                        # vLLM sends the top alternatives with each chunk's tokens.
-                        for token in choice.logprobs.content:
-                            tops.append({alt.token: alt.logprob for alt in (token.top_logprobs or [])})
+        counter, counted = _ITEM_TOKENS.get() or TokenCount(), 0
+        try:
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        prompt_tokens = chunk.usage.prompt_tokens or 0
+                        completion_tokens = chunk.usage.completion_tokens or 0
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue
+                        arrived = 0
+                        if choice.delta is not None and choice.delta.content:
+                            parts.append(choice.delta.content)
+                            arrived = 1
+                        if choice.logprobs is not None and choice.logprobs.content:
+                            # vLLM sends the top alternatives with each chunk's tokens.
+                            arrived = len(choice.logprobs.content)
+                            for token in choice.logprobs.content:
+                                tops.append({alt.token: alt.logprob for alt in (token.top_logprobs or [])})
+                        counter.received += arrived
+                        counted += arrived
+        except BaseException:
+            counter.received -= counted  # a retry streams the answer again from its start
+            raise
         return Answer(text="".join(parts), top_logprobs=tops, prompt_tokens=prompt_tokens,
                       completion_tokens=completion_tokens)
 
@@ -223,12 +245,14 @@ class Teacher:
         call: Callable[[T], Awaitable[R]],
         on_done: Callable[[int, int], None] | None = None,
         on_result: Callable[[int, R | BaseException], None] | None = None,
+        meter: AnswerMeter | None = None,
     ) -> list[R | BaseException]:
         """Run `call` on every item with the teacher's concurrency; results keep the input order.
 
         A failing item yields its exception in place of a result, except `StageError`s
         (teacher unreachable, cancel), which stop the whole map. As each item finishes,
-        `on_result(index, result)` gets it (to keep it) and then `on_done(done, total)` the count.
+        `on_result(index, result)` gets it (to keep it), then the `meter` (which counted the
+        item's streamed tokens while it ran) and `on_done(done, total)` the count.
         """
         todo = list(items)
         results: list[R | BaseException] = [None] * len(todo)  # type: ignore[list-item]
@@ -236,6 +260,8 @@ class Teacher:
 
         async def one(index: int, item: T) -> None:
             nonlocal done
+            tokens = meter.start() if meter is not None else None
+            _ITEM_TOKENS.set(tokens)  # each item runs in a task of its own: only its calls see this
             try:
                 results[index] = await call(item)
             except StageError:
@@ -244,6 +270,8 @@ class Teacher:
                 results[index] = exc
             if on_result is not None:
                 on_result(index, results[index])
+            if meter is not None and tokens is not None:
+                meter.finish(tokens)
             done += 1
             if on_done is not None:
                 on_done(done, len(todo))

@@ -39,9 +39,11 @@ class Progress:
 
     def __init__(self) -> None:
         self.reports: list[tuple[float, int, int]] = []
+        self.fractions: list[float | None] = []
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int, fraction: float | None = None) -> None:
         self.reports.append((time.monotonic(), done, total))
+        self.fractions.append(fraction)
 
     def check_canceled(self) -> None:
         pass
@@ -106,8 +108,12 @@ def test_a_slow_teacher_that_keeps_streaming_is_waited_for(teacher_url, settings
     assert metrics["labeled"] == 4 and metrics["teacher_usage"]["retries"] == 0
     assert min(proxy.durations) > SILENCE, "each answer took longer than the timeout (a total-time limit fails)"
     assert proxy.longest_silence < SILENCE and proxy.max_in_flight == 2
-    assert [(done, total) for _, done, total in sink.reports] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    counts = [(done, total) for _, done, total in sink.reports]
+    assert counts[0] == (0, 4) and counts[-1] == (4, 4) and counts == sorted(counts)
+    shares = [f for f in sink.fractions[1:] if f is not None]
+    assert shares == sorted(shares) and shares[-1] == 1.0, "the share done never goes back"
     assert sink.reports[1][0] < ended - TRICKLE, "progress moved while the stage ran"
+    assert any(done == 0 for _, done, _ in sink.reports[1:]), "tokens of answers in flight count before one ends"
 
 
 def test_two_stages_at_once_on_a_slow_teacher_both_finish(teacher_url, settings_env):

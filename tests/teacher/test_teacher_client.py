@@ -2,13 +2,19 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 
+from app.config import get_settings
 from app.specs import JobSpec, TaskSpec
+from app.storage import get_storage
+from tests.support.factories import make_job
 from tests.support.faulty_proxy import Faults, FaultyProxy
 from workers import prompts
 from workers.bundled_models import TEACHER
+from workers.stages.base import StageContext
+from workers.stages.generate import GenerateStage
 from workers.teacher import Teacher, TeacherConfig, TeacherUnavailable, label_distribution
 
 SPAM_SPEC = {
@@ -86,3 +92,49 @@ def test_a_teacher_silent_longer_than_the_timeout_is_retried_then_unavailable(te
         with pytest.raises(TeacherUnavailable) as info:
             run(with_teacher(proxy.url, work, silence_timeout=1, max_retries=1, backoff=0.05))
     assert "APITimeoutError" in info.value.message and proxy.requests == 2
+
+
+class TimedProgress:
+    """A progress sink that notes when each report came and the share done it gave."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[float, int, float | None]] = []
+
+    def progress(self, done: int, total: int, fraction: float | None = None) -> None:
+        self.reports.append((time.monotonic(), done, fraction))
+
+    def check_canceled(self) -> None:
+        pass
+
+    def live_metrics(self, metrics) -> None:
+        pass
+
+
+def longest_gap(times: list[float]) -> float:
+    """The longest time between two consecutive moments."""
+    return max((later - earlier for earlier, later in zip(times, times[1:], strict=False)), default=0.0)
+
+
+def test_generate_progress_moves_at_least_every_10_seconds(teacher_url, settings_env):
+    """Issue 15: one wave of generate calls (all in flight at once, ending together) still moves
+    the stage's progress every few seconds: answers in flight count by their streamed tokens."""
+    settings_env(TEACHER_URL=teacher_url)
+    job_id = make_job(task=SPAM_SPEC["task"], labels=["spam", "ham"])
+    spec = JobSpec(task=SPAM_SPEC["task"], labels=["spam", "ham"], teacher=get_settings().teacher_model,
+                   student=get_settings().student_model, num_examples=12)  # 4 calls of 5 inputs
+    work = get_settings().work_dir / str(job_id) / "generate"
+    work.mkdir(parents=True, exist_ok=True)
+    sink = TimedProgress()
+    plan = {**SPAM_SPEC, "topics": ["prizes", "family plans"], "styles": ["casual"], "lengths": ["short"]}
+    ctx = StageContext(job_id=job_id, spec=spec, work_dir=work, storage=get_storage(), sink=sink,
+                       results={"plan": {"task_spec": plan}})
+    started = time.monotonic()
+    metrics = GenerateStage().run(ctx)
+    ended = time.monotonic()
+    assert metrics["generated"] > 0
+    times = [started, *(at for at, _, _ in sink.reports), ended]
+    assert longest_gap(times) < 10, f"progress stood still for {longest_gap(times):.1f} s"
+    assert any(done == 0 and (share or 0) > 0 for _, done, share in sink.reports), \
+        "answers in flight moved the progress before the first one finished"
+    shares = [share for _, _, share in sink.reports if share is not None]
+    assert shares == sorted(shares) and shares[-1] == 1.0

@@ -26,10 +26,15 @@ class StageContext:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     sink: ProgressSink | None = None
 
-    def progress(self, done: int, total: int) -> None:
-        """Report `done` of `total` items; raises if the job was canceled meanwhile."""
-        if self.sink is not None:
+    def progress(self, done: int, total: int, fraction: float | None = None) -> None:
+        """Report `done` of `total` items (`fraction`: the share done, when finer than that);
+        raises if the job was canceled meanwhile."""
+        if self.sink is None:
+            return
+        if fraction is None:
             self.sink.progress(done, total)
+        else:
+            self.sink.progress(done, total, fraction)
 
     def check_canceled(self) -> None:
         """Raise `JobCanceled` if the job was canceled (cheap: reads a flag)."""

@@ -18,6 +18,7 @@ from typing import IO, Any, TypeVar
 from app.artifacts import artifact_key, save_artifact
 from app.config import get_settings
 from app.db import session_scope
+from workers.answer_progress import AnswerMeter
 from workers.checkpoint_store import mirrors
 from workers.stages.base import StageContext, StageError
 from workers.teacher import Teacher, TeacherConfig, TeacherKind
@@ -58,12 +59,14 @@ def committee_for(ctx: StageContext, kind: TeacherKind = "bulk") -> list[Teacher
 
 def with_teacher(
     ctx: StageContext, work: Callable[[Teacher], Awaitable[T]], kind: TeacherKind = "bulk", committee: bool = False,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[T, dict[str, int]]:
     """Run `work` with a fresh teacher client on a private event loop; returns its result and usage
     (summed over the committee: with `committee`, the extra teachers ride along as `teacher.committee`).
 
     The job's cancel flag is polled while requests are in flight, so a cancel aborts them at once
-    instead of waiting for slow answers.
+    instead of waiting for slow answers; `tick` is called at each poll too (to report progress
+    made of tokens, which arrive with no item finishing).
     """
 
     async def run() -> tuple[T, dict[str, int]]:
@@ -75,6 +78,8 @@ def with_teacher(
                 await asyncio.wait({task}, timeout=CANCEL_POLL_SECONDS)
                 if not task.done():
                     ctx.check_canceled()
+                    if tick is not None:
+                        tick()
             usage = dict(teacher.usage)
             for member in teacher.committee:
                 for key, value in member.usage.items():
@@ -217,7 +222,8 @@ def answer_each(
     """`call` the teacher on each item not answered yet, keeping every answer as it arrives.
 
     Answers (JSON values) are appended to the stage's partial file keyed by `keys`, so a retried or
-    resumed stage asks only for the missing ones; progress counts kept and new answers alike. When
+    resumed stage asks only for the missing ones; progress counts kept and new answers alike, and
+    the answers in flight by their streamed tokens (`AnswerMeter`, at most a report a second). When
     the teacher stays unavailable, the error says how many answers are kept. With a store other
     machines read, the file goes there too (`StoredPartial`), so a worker on another machine
     resumes from it.
@@ -237,12 +243,14 @@ def answer_each(
             partial.add(keys[todo[j]], result)
             stored.answered()
 
+        meter = AnswerMeter(total, restored, lambda done, _, share: ctx.progress(done, total, fraction=share))
+
         async def work(teacher: Teacher) -> None:
             await teacher.map([items[i] for i in todo], lambda item: call(teacher, item),
-                              on_done=lambda done, _: ctx.progress(restored + done, total), on_result=on_result)
+                              on_result=on_result, meter=meter)
 
         try:
-            _, usage = with_teacher(ctx, work, committee=committee)
+            _, usage = with_teacher(ctx, work, committee=committee, tick=meter.tick)
         except StageError as exc:
             if exc.code != "teacher_unavailable":
                 raise
