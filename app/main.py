@@ -14,7 +14,21 @@ from starlette.types import Scope
 from app.api.deps import limit_blocking_calls
 from app.api.limits import RequestSizeLimit
 from app.api.openai import router as openai_api
-from app.api.routes import artifacts, bundle, data, events, health, jobs, keys, models, reports, session
+from app.api.routes import (
+    artifacts,
+    bundle,
+    compare,
+    data,
+    data_edits,
+    estimate,
+    events,
+    health,
+    jobs,
+    keys,
+    models,
+    reports,
+    session,
+)
 from app.api.security import install_security
 from app.errors import install_error_handlers
 
@@ -54,7 +68,10 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit)  # MAX_REQUEST_BYTES: 413 before an oversized body is read
     install_security(app)
-    for module in (jobs, events, artifacts, bundle, reports, data, models, keys, session, openai_api, health):
+    # `estimate` ahead of `jobs`, whose /api/jobs/{job_id} routes its path fits too.
+    routers = (estimate, jobs, events, artifacts, bundle, reports, data, data_edits, compare, models, keys, session,
+               openai_api, health)
+    for module in routers:
         app.include_router(module.router)
     if FRONTEND_DIR.is_dir():
         app.router.routes.append(DashboardMount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="dashboard"))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -46,6 +47,9 @@ def storable_text(value: str) -> str:
     return value
 
 
+#: What a body with `from_job` may give: the rest is the source job's.
+RETRAIN_FIELDS = frozenset({"from_job", "student", "teacher", "training", "until"})
+
 #: At most this many rows' problems are listed in one answer (a wrong column can spoil them all).
 MAX_ROW_ERRORS = 20
 
@@ -73,6 +77,19 @@ def _storable_input(value: object) -> object:
 
 #: Every text field of a request: a string Postgres can store (checked first, so the message is ours).
 Text = Annotated[str, BeforeValidator(_storable_input)]
+
+
+def _input_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    limit = get_settings().max_row_chars
+    if len(value) > limit:
+        raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+#: One imported real input: storable, not blank, at most MAX_ROW_CHARS long (like an example's input).
+InputText = Annotated[Text, AfterValidator(_input_text)]
 
 
 def _looks_local(value: str) -> bool:
@@ -155,9 +172,15 @@ class TrainingRequest(TrainingOptions):
 class JobCreate(Strict):
     """What a person asks for: a task in plain words, plus optional guidance."""
 
-    task: Text = Field(
-        description="The task in plain words, e.g. 'sort support tickets into billing, shipping, technical'."
+    task: Text | None = Field(
+        None, description="The task in plain words, e.g. 'sort support tickets into billing, shipping, technical'. "
+        "Required, except with `from_job`."
     )
+    from_job: Text | None = Field(
+        None, description="Train on another job's data: the id of a job whose data stages have all succeeded. Its "
+        "data set (as edited so far), task and test set are copied, no teacher is asked for data, and the new job "
+        "trains, evaluates and packages. Only `student`, `teacher`, `training` and `until` may be given with it; "
+        "`training` options given replace that job's, the others are kept.")
     task_type: TaskType | None = Field(None, description="Inferred by the teacher when not given.")
     labels: list[Text] | None = Field(None, description="Allowed outputs for a classification task.")
     fields: list[FieldSpec] | None = Field(
@@ -186,6 +209,12 @@ class JobCreate(Strict):
     test_set: list[Example] = Field(
         default_factory=list, description="Held-out examples the models are scored on; never trained on."
     )
+    inputs: list[InputText] = Field(
+        default_factory=list,
+        description="Real unlabeled inputs (e.g. production logs), as text: the teacher labels them like generated "
+        "inputs (same votes and checks), curation keeps the ones it trusts in the train split (never validation; one "
+        "equal to a test row is dropped, `input_in_test_set`), and generation shows a few as examples of real "
+        "inputs. At most MAX_ROWS of them.")
     teacher: Text | None = Field(
         None, description="Teacher model name (see GET /api/models); the default when omitted."
     )
@@ -205,7 +234,9 @@ class JobCreate(Strict):
 
     @field_validator("task")
     @classmethod
-    def _task_text(cls, value: str) -> str:
+    def _task_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
@@ -268,6 +299,14 @@ class JobCreate(Strict):
             return validate_tools(value)
         except ToolsError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: list[str]) -> list[str]:
+        limit = get_settings().max_rows
+        if len(value) > limit:
+            raise ValueError(f"{len(value)} inputs given; the limit is {limit}")
+        return value
 
     @field_validator("examples", "test_set")
     @classmethod
@@ -380,7 +419,32 @@ class JobCreate(Strict):
         return None if value is None else model_source(value)
 
     @model_validator(mode="after")
+    def _task_or_source(self) -> JobCreate:
+        if self.from_job is None:
+            if self.task is None:
+                raise row_errors([(("task",), "Field required: the task in plain words (or `from_job` to train on "
+                                              "another job's data)")])
+            return self
+        fixed = sorted(self.model_fields_set - RETRAIN_FIELDS)
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} cannot be given with `from_job`: the job's data, task and test set "
+                             f"are copied as they are (only {', '.join(sorted(RETRAIN_FIELDS - {'from_job'}))} may "
+                             "change)")
+        return self
+
+    def retrain_spec(self, source: dict[str, Any], revision: int) -> JobSpec:
+        """The spec of a job trained on `source`'s data (`from_job`): the source's spec with this
+        body's student, teacher, `until` and the training options it gives."""
+        training = {**source.get("training", {}), **self.training.model_dump(mode="json", exclude_unset=True)}
+        return JobSpec.model_validate({
+            **source, "training": training, "until": self.until, "from_job": self.from_job,
+            "data_revision": revision, "student": self.student or source["student"],
+            "teacher": self.teacher or source["teacher"]})
+
+    @model_validator(mode="after")
     def _spec_size(self) -> JobCreate:
+        if self.from_job is not None:
+            return self
         # Checked on the spec as stored: a huge spec makes every read of the job slow.
         size = len(self.to_spec().model_dump_json().encode())
         limit = get_settings().max_spec_bytes
@@ -429,6 +493,10 @@ class StagePublic(BaseModel):
     finished_at: datetime | None = None
     eta_seconds: float | None = Field(
         None, description="For a running stage: seconds left if it goes on at the pace it has had so far."
+    )
+    items_per_min: float | None = Field(
+        None, description="For a running stage: items finished per minute in this run (answers, training steps), "
+        "not counting answers kept from an earlier run; null until one has finished."
     )
 
 
@@ -506,7 +574,8 @@ class ReportPublic(BaseModel):
 
 class ExamplesPage(BaseModel):
     items: list[dict[str, Any]] = Field(
-        description="Rows: index, input, output, split, bucket, label_probs (classification)."
+        description="Rows: index, input, output, split, deleted, bucket, label_probs (classification); rows a "
+                    "person changed have `edited` and the `teacher_output`, added ones `source: person`."
     )
     total: int = Field(description="Rows that match the filter.")
     label_counts: dict[str, int] = Field(
@@ -515,6 +584,9 @@ class ExamplesPage(BaseModel):
     split_counts: dict[str, int]
     dropped: dict[str, int] = Field(description="Rows curation removed, by reason.")
     input_rows: int | None = Field(None, description="Labeled rows curation started from.")
+    revision: int = Field(0, description="The data set's revision: 0 as curated, one more per saved edit.")
+    editable: bool = Field(False, description="Whether a person may edit the data set now (POST .../data/edits).")
+    not_editable_reason: str | None = Field(None, description="Why not, when not.")
 
 
 class PredictionsPage(BaseModel):

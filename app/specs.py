@@ -213,12 +213,19 @@ class JobSpec(BaseModel):
     qa_mode: QAMode | None = None
     examples: list[Row] = Field(default_factory=list)
     test_set: list[Row] = Field(default_factory=list)
+    #: Real unlabeled inputs the person imported (e.g. production logs): labelled by the teacher
+    #: into the train split, and shown to generation as examples of real inputs.
+    inputs: list[str] = Field(default_factory=list)
     teacher: str
     student: str
     num_examples: int = 200
     until: Literal["data", "model"] = "model"
     training: TrainingOptions = Field(default_factory=TrainingOptions)
     curation: CurationOptions = Field(default_factory=CurationOptions)
+    #: Set on a job that trains on another job's data (`from_job`): that job, and its data set's
+    #: revision when it was copied.
+    from_job: str | None = None
+    data_revision: int | None = None
 
     @property
     def seed(self) -> int:

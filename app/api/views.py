@@ -9,7 +9,7 @@ from sqlalchemy.orm import object_session
 
 from app import slots
 from app.config import get_settings
-from app.job_stages import stage_eta
+from app.job_stages import ITEMS_PER_MIN, items_per_min, stage_eta
 from app.models import Artifact, Job, JobStage, JobStatus
 from app.schemas import ArtifactPublic, JobError, JobPublic, JobSummary, StagePublic
 
@@ -25,10 +25,12 @@ def job_summary(job: Job) -> JobSummary:
 
 def stage_public(stage: JobStage, now: datetime | None = None) -> StagePublic:
     now = now or datetime.now(UTC)
+    metrics = {key: value for key, value in (stage.metrics or {}).items() if key != ITEMS_PER_MIN}
     return StagePublic(
         name=stage.name, status=stage.status, progress=stage.progress, done=stage.done, total=stage.total,
-        metrics=stage.metrics or {}, error=stage.error_message, started_at=stage.started_at,
+        metrics=metrics, error=stage.error_message, started_at=stage.started_at,
         finished_at=stage.finished_at, eta_seconds=stage_eta(stage.status, stage.progress, stage.started_at, now),
+        items_per_min=items_per_min(stage.status, stage.metrics),
     )
 
 

@@ -156,6 +156,10 @@ class VibetuneClient:
         """Submit a job; returns it (queued)."""
         return self._request("POST", "/api/jobs", json=body)
 
+    def estimate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What a job of this body would take, per stage and in all, without submitting it."""
+        return self._request("POST", "/api/jobs/estimate", json=body)
+
     def list_jobs(self, limit: int = 20) -> dict[str, Any]:
         """`{"items": [job summary, ...], "total": n}`, newest first."""
         return self._request("GET", "/api/jobs", params={"limit": limit})
@@ -167,6 +171,26 @@ class VibetuneClient:
     def report(self, job_id: str) -> dict[str, Any]:
         """The job's scores so far and its verdict."""
         return self._request("GET", f"/api/jobs/{job_id}/report")
+
+    def compare(self, job_ids: Iterable[str], rows: int = 10) -> dict[str, Any]:
+        """Finished jobs side by side on their common test rows, with the first `rows` rows where
+        their students differ."""
+        return self._request("GET", "/api/compare", params={"jobs": ",".join(job_ids), "limit": rows})
+
+    def examples(self, job_id: str, limit: int = 50, offset: int = 0, deleted: bool | None = None) -> dict[str, Any]:
+        """A page of the job's data set (`items`, `total`, `revision`, `editable`)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if deleted is not None:
+            params["deleted"] = str(deleted).lower()
+        return self._request("GET", f"/api/jobs/{job_id}/examples", params=params)
+
+    def import_data(self, job_id: str, rows: list[dict[str, Any]], dry_run: bool = False) -> dict[str, Any]:
+        """Make the job's data set equal an edited export; the changes and the new revision."""
+        return self._request("POST", f"/api/jobs/{job_id}/data/import", json={"rows": rows, "dry_run": dry_run})
+
+    def data_revisions(self, job_id: str) -> dict[str, Any]:
+        """`{"current": n, "items": [revision, ...]}`, newest first."""
+        return self._request("GET", f"/api/jobs/{job_id}/data/revisions")
 
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's files: name, size, sha256, url."""

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.client import ClientError, VibetuneClient, api_key, server_url
+from app.cli.compare_output import compare_text
+from app.cli.job_options import option_bodies
 from app.cli.output import (
     LineProgress,
     LiveProgress,
     download_line,
     download_summary,
     error_text,
+    estimate_text,
     has_scores,
     jobs_table,
     keys_table,
@@ -31,7 +34,7 @@ class UsageError(Exception):
     """Local input the command cannot use (e.g. a malformed CSV file); exit status 2."""
 
 
-def _read_text(path: str, what: str) -> str:
+def read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -48,7 +51,7 @@ def _json_error(path: str, exc: json.JSONDecodeError) -> UsageError:
 
 def read_json_file(path: str, what: str) -> Any:
     """The JSON value in a file; a missing file or bad JSON is a UsageError naming it."""
-    text = _read_text(path, what)
+    text = read_text(path, what)
     if not text.strip():
         raise UsageError(f"{path} is empty; expected {what}")
     try:
@@ -57,7 +60,7 @@ def read_json_file(path: str, what: str) -> Any:
         raise _json_error(path, exc) from None
 
 
-def _output_text(value: Any) -> str:
+def output_text(value: Any) -> str:
     # An extraction's object or a tool call as JSON text; null (no call) as "".
     if value is None:
         return ""
@@ -66,34 +69,38 @@ def _output_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _json_rows(path: str, text: str) -> list[dict[str, Any]]:
-    """Rows of a JSON Lines file (one `{"input", "output"}` object a line) or of a JSON list of them.
-    An `output` that is an object (an extraction, a tool call) is sent as its JSON text."""
+def _json_items(path: str, text: str) -> tuple[list[tuple[int, Any]], str]:
+    """The values of a JSON Lines file (one a line) or of one JSON list, each with its number, and
+    what the numbers count (`line` or `item`)."""
     stripped = text.strip()
     if stripped.startswith("["):
         try:
             items = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise _json_error(path, exc) from None
-        numbered = list(enumerate(items, 1))
-        where = "item"
-    else:
-        numbered = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
-        where = "line"
+        return list(enumerate(items, 1)), "item"
+    numbered = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            numbered.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+    return numbered, "line"
+
+
+def _json_rows(path: str, text: str) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file (one `{"input", "output"}` object a line) or of a JSON list of them.
+    An `output` that is an object (an extraction, a tool call) is sent as its JSON text."""
+    numbered, where = _json_items(path, text)
     rows = []
     for number, item in numbered:
         if not isinstance(item, dict) or "input" not in item:
             raise UsageError(f"{path} {where} {number}: expected an object with the keys input and output")
         if not isinstance(item["input"], str):
             raise UsageError(f"{path} {where} {number}: input must be text")
-        row: dict[str, Any] = {"input": item["input"], "output": _output_text(item.get("output"))}
+        row: dict[str, Any] = {"input": item["input"], "output": output_text(item.get("output"))}
         if item.get("tools") is not None:  # the tools offered with the row (tools_in_prompt jobs)
             row["tools"] = item["tools"]
         rows.append(row)
@@ -105,7 +112,7 @@ def read_examples(path: str) -> list[dict[str, Any]]:
     Lines file (or JSON list) of `{"input", "output"}` objects (and the `tools` offered with each,
     for a job with tools in the prompt); outputs are sent as text."""
     expected = "expected a header row with the columns input,output (or JSON Lines of {\"input\", \"output\"})"
-    text = _read_text(path, "examples")
+    text = read_text(path, "examples")
     if text.lstrip().startswith(("{", "[")) or path.endswith((".jsonl", ".json", ".ndjson")):
         rows = _json_rows(path, text)
         if not rows:
@@ -129,6 +136,43 @@ def read_examples(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise UsageError(f"{path} has a header but no rows")
     return rows
+
+
+def read_inputs(path: str) -> list[str]:
+    """Unlabeled real inputs (`--inputs FILE`): a `.txt` file with one input a line, JSON Lines (or
+    a JSON list) of `{"input": ...}` objects or of plain strings, or a CSV file whose header names
+    an `input` column (other columns, an `output` too, are ignored). Blank inputs are skipped."""
+    text = read_text(path, "inputs")
+    if path.lower().endswith((".txt", ".log")):
+        inputs = [line.strip() for line in text.splitlines()]
+    elif text.lstrip().startswith(("{", "[", '"')) or path.lower().endswith((".jsonl", ".json", ".ndjson")):
+        numbered, where = _json_items(path, text)
+        inputs = []
+        for number, item in numbered:
+            value = item.get("input") if isinstance(item, dict) else item
+            if not isinstance(value, str):
+                raise UsageError(f"{path} {where} {number}: expected a text or an object with the key input")
+            inputs.append(value)
+    else:
+        inputs = _csv_column(path, text, "input")
+    inputs = [value for value in inputs if value.strip()]
+    if not inputs:
+        raise UsageError(f"{path} holds no inputs")
+    return inputs
+
+
+def _csv_column(path: str, text: str, column: str) -> list[str]:
+    """The cells of one named column of a CSV file with a header row."""
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = [name.strip().lower() for name in next(reader, [])]
+        if column not in header:
+            raise UsageError(f"{path} has no {column} column; expected a CSV header naming it, JSON Lines of "
+                             f'{{"{column}": ...}}, or a .txt file with one {column} a line')
+        at = header.index(column)
+        return [row[at] for row in reader if at < len(row)]
+    except csv.Error as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
 
 
 def read_tools(path: str) -> list[Any]:
@@ -182,15 +226,22 @@ def job_body(args: argparse.Namespace) -> dict[str, Any]:
         body["examples"] = read_examples(args.examples)
     if args.test:
         body["test_set"] = read_examples(args.test)
-    for option in ("num_examples", "until", "teacher", "student"):
-        if getattr(args, option) is not None:
+    if getattr(args, "inputs", None):
+        body["inputs"] = read_inputs(args.inputs)
+    for option in ("qa_mode", "num_examples", "until", "teacher", "student"):
+        if getattr(args, option, None) is not None:
             body[option] = getattr(args, option)
-    return body
+    return {**body, **option_bodies(args)}
 
 
 def tune(client: VibetuneClient, args: argparse.Namespace) -> int:
-    """Submit a job, then follow it to the end (unless --detach)."""
-    job = client.create_job(job_body(args))
+    """Submit a job, then follow it to the end (unless --detach); with --dry-run, print what it
+    would take (the server's upfront estimate) and submit nothing."""
+    body = job_body(args)
+    if getattr(args, "dry_run", False):
+        print(estimate_text(client.estimate(body)))
+        return 0
+    job = client.create_job(body)
     print(f"submitted job {job['id']}")
     if args.detach:
         print(f"see it with: vibetune status {job['id']}")
@@ -305,9 +356,17 @@ def follow_job(client: VibetuneClient, job_id: str, out: str | None) -> int:
     return download_all(client, job_id, out)
 
 
+def compare(client: VibetuneClient, args: argparse.Namespace) -> int:
+    """Finished jobs side by side, and the first `--rows` rows where their students differ."""
+    if len(args.ids) < 2:
+        raise UsageError("compare needs at least two job ids")
+    print(compare_text(client.compare(args.ids, rows=args.rows)))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[VibetuneClient, argparse.Namespace], int]] = {
     "tune": tune, "jobs": jobs, "status": status, "download": download, "cancel": cancel, "resume": resume,
-    "keys": keys, "whoami": whoami,
+    "keys": keys, "whoami": whoami, "compare": compare,
 }
 
 
@@ -317,7 +376,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress must show up promptly in pipes and logs
     try:
         with VibetuneClient(server_url(args.url), api_key=api_key(getattr(args, "api_key", None))) as client:
-            return COMMANDS[args.command](client, args)
+            # Imported here: the data commands build on this module's readers and follow_job.
+            from app.cli.data_commands import data, retrain
+
+            return {**COMMANDS, "data": data, "retrain": retrain}[args.command](client, args)
     except UsageError as exc:
         print(f"vibetune: {exc}", file=sys.stderr)
         return 2

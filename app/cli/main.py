@@ -1,5 +1,5 @@
 """The `vibetune` command: server commands (`up`, `worker`, `migrate`, `admin-key`) and client
-commands (`tune`, `jobs`, `status`, `download`, `cancel`, `resume`, `keys`, `whoami`) that talk
+commands (`tune`, `jobs`, `status`, `download`, `cancel`, `resume`, `keys`, `whoami`, `compare`, ...) that talk
 to the REST API with an API key (`--api-key` / VIBETUNE_API_KEY)."""
 
 from __future__ import annotations
@@ -7,7 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-CLIENT_COMMANDS = ("tune", "jobs", "status", "download", "cancel", "resume", "keys", "whoami")
+from app.cli import data_parsers
+from app.cli.job_options import QA_MODES, add_option_arguments, body_default, options_epilog
+
+CLIENT_COMMANDS = ("tune", "jobs", "status", "download", "cancel", "resume", "keys", "whoami", "data", "retrain",
+                   "compare")
 
 
 def _positive(text: str) -> int:
@@ -27,6 +31,13 @@ def _task_type(text: str) -> str:
     return value
 
 
+def _row_count(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 500:
+        raise argparse.ArgumentTypeError(f"must be 0 to 500, not {value}")
+    return value
+
+
 def _client_commands(commands: argparse._SubParsersAction) -> None:
     # SUPPRESS keeps a subcommand from overwriting a --url given before it with its own default.
     remote = argparse.ArgumentParser(add_help=False)
@@ -35,7 +46,8 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
     remote.add_argument("--api-key", default=argparse.SUPPRESS, metavar="KEY",
                         help="API key (default: $VIBETUNE_API_KEY)")
 
-    tune = commands.add_parser("tune", parents=[remote], help="submit a task and follow the job to its model")
+    tune = commands.add_parser("tune", parents=[remote], help="submit a task and follow the job to its model",
+                               epilog=options_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     tune.add_argument("task", help="the task in plain words")
     tune.add_argument("--task-type", type=_task_type, metavar="TYPE",
                       help=f"{', '.join(TASK_TYPES)} (default: the teacher infers it; --fields and --tools imply it)")
@@ -53,10 +65,21 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
                       help="seed examples: a CSV file with columns input,output, or JSON Lines of {input, output}")
     tune.add_argument("--test", metavar="FILE",
                       help="held-out test set: a CSV file with columns input,output, or JSON Lines of {input, output}")
-    tune.add_argument("--num-examples", type=_positive, metavar="N", help="training examples the teacher makes")
+    tune.add_argument("--inputs", metavar="FILE",
+                      help="real unlabeled inputs (e.g. production logs) the teacher labels for the train split and "
+                           "generation imitates: a .txt file with one a line, JSON Lines of {input} or of strings, or "
+                           "a CSV file with an input column")
+    tune.add_argument("--qa-mode", choices=QA_MODES,
+                      help="qa tasks: open_book (a passage and its question) or closed_book (default: asked of the "
+                           "teacher)")
+    tune.add_argument("--num-examples", type=_positive, metavar="N",
+                      help=f"training examples the teacher makes (default: {body_default('num_examples')})")
     tune.add_argument("--until", choices=["data", "model"], help="stop after the data (default: model)")
     tune.add_argument("--teacher", metavar="NAME", help="teacher model (see GET /api/models)")
     tune.add_argument("--student", metavar="NAME", help="student model: a name, local path or hub id")
+    add_option_arguments(tune)
+    tune.add_argument("--dry-run", action="store_true",
+                      help="print the upfront estimate of each stage's time and submit nothing")
     tune.add_argument("--out", metavar="DIR", help="where to download the artifacts (default ./vibetune-<id>)")
     tune.add_argument("--detach", action="store_true", help="print the job id and return without following")
 
@@ -84,6 +107,11 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
     revoke = key_commands.add_parser("revoke", parents=[remote], help="revoke a key by its id")
     revoke.add_argument("id", type=int)
     commands.add_parser("whoami", parents=[remote], help="who your API key acts for")
+    compare = commands.add_parser("compare", parents=[remote], help="finished jobs side by side on their test rows")
+    compare.add_argument("ids", nargs="+", metavar="ID", help="2 to 8 finished (evaluated) jobs")
+    compare.add_argument("--rows", type=_row_count, default=10, metavar="N",
+                         help="rows where the students differ to show (default 10, at most 500; 0 for none)")
+    data_parsers.add_parsers(commands, remote)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,32 @@ def duration(seconds: float | None) -> str:
     return f"{total // 3600}h {total % 3600 // 60:02d}m"
 
 
+def rough_duration(seconds: float) -> str:
+    """A time estimate in round figures: `40 s`, `14 min`, `2 h 5 min`."""
+    total = max(0, int(round(seconds)))
+    if total < 60:
+        return f"{max(1, total)} s"
+    minutes = int(round(total / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+
+
+def estimate_text(estimate: dict[str, Any]) -> str:
+    """`vibetune tune --dry-run`: the upfront estimate (POST /api/jobs/estimate) in one line, e.g.
+    `about 14 min: generate 3 min, label 4 min, ...`, then each stage with what it is based on."""
+    stages = estimate.get("stages") or []
+    parts = ", ".join(f"{s['name']} {rough_duration(s.get('seconds') or 0)}" for s in stages)
+    lines = [f"about {rough_duration(estimate.get('total_seconds') or 0)}" + (f": {parts}" if parts else "")]
+    if stages:
+        rows = [[s["name"], rough_duration(s.get("seconds") or 0), str(s.get("basis") or "-")] for s in stages]
+        lines += ["", table(["STAGE", "TIME", "BASED ON"], rows)]
+    if estimate.get("basis"):
+        lines += ["", f"based on: {estimate['basis']}"]
+    lines.append("(dry run: nothing was submitted)")
+    return "\n".join(lines)
+
+
 def percent(fraction: float | None) -> str:
     """0..1 as a whole percentage."""
     return "-" if fraction is None else f"{int(fraction * 100)}%"
@@ -112,6 +138,14 @@ def stage_counts(stage: dict[str, Any]) -> str:
     return f"{done}/{total}" if done is not None and total else ""
 
 
+def item_rate(stage: dict[str, Any]) -> str:
+    """`12/min` (`0.5/min` below ten) when a running stage reports its items per minute, else nothing."""
+    rate = stage.get("items_per_min")
+    if rate is None or stage.get("status") != "running":
+        return ""
+    return f"{rate:.0f}/min" if rate >= 10 else f"{rate:.1f}/min"
+
+
 def stage_line(stage: dict[str, Any], name_width: int = 13) -> str:
     """One stage with a progress bar, its status or progress, item counts and ETA when known."""
     status, fraction = stage["status"], stage.get("progress") or 0.0
@@ -120,6 +154,8 @@ def stage_line(stage: dict[str, Any], name_width: int = 13) -> str:
     counts = stage_counts(stage)
     if counts and status == "running":
         parts.append(counts)
+    if item_rate(stage):
+        parts.append(item_rate(stage))
     if status == "running" and stage.get("eta_seconds") is not None:
         parts.append(f"eta {duration(stage['eta_seconds'])}")
     if stage.get("error"):
@@ -128,8 +164,8 @@ def stage_line(stage: dict[str, Any], name_width: int = 13) -> str:
 
 
 def stage_progress(stage: dict[str, Any]) -> str:
-    """`generate: 50% (100/200, eta 1m 05s)`: a running stage in one log line."""
-    details = [part for part in (stage_counts(stage), stage.get("eta_seconds") is not None
+    """`generate: 50% (100/200, 12/min, eta 1m 05s)`: a running stage in one log line."""
+    details = [part for part in (stage_counts(stage), item_rate(stage), stage.get("eta_seconds") is not None
                                  and f"eta {duration(stage['eta_seconds'])}") if part]
     return f"{stage['name']}: {percent(stage.get('progress'))}" + (f" ({', '.join(details)})" if details else "")
 

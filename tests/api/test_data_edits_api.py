@@ -152,4 +152,4 @@ def test_from_job_bad_bodies_are_clear(client, stopped_job):
     no_data = client.post("/api/jobs", json={"from_job": str(make_job())})
     assert no_data.status_code == 409 and no_data.json()["error"]["code"] == "no_data"
     no_task = client.post("/api/jobs", json={"labels": ["a", "b"]})
-    assert no_task.status_code == 422 and "`task` is required" in no_task.text
+    assert no_task.status_code == 422 and "Field required" in no_task.text

@@ -38,6 +38,10 @@ def call(client: TestClient, method: str, template: str, job_id: str, headers: d
         body = {"model": job_id, "messages": QUESTION, "max_tokens": 1}
     elif path == "/api/jobs" and method == "POST":
         body = {"task": "is this spam?", "labels": ["spam", "ham"]}
+    elif path.endswith("/data/edits"):
+        body = {"edits": [{"op": "delete", "index": 0}]}
+    elif path.endswith("/data/import"):
+        body = {"rows": []}
     elif path == "/api/keys" and method == "POST":
         body = {"owner": "mallory", "admin": True}
     if "events" in path:  # (only finished jobs' streams are read whole here: they end)

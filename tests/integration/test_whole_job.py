@@ -113,6 +113,45 @@ def test_cli_tunes_a_data_job_on_the_bundled_teacher(client, live_service, data_
           f"stage seconds {[(s['name'], s['started_at'], s['finished_at']) for s in job['stages']]}")
 
 
+def test_cli_edits_the_data_and_copies_it_for_another_job(client, live_service, data_job, tmp_path):
+    """`vibetune data export`, three outputs changed and a row deleted in the file, `vibetune data
+    import` saves them as one revision; `vibetune retrain --until data` copies that revision to a
+    new job with no teacher call."""
+    if "id" not in data_job:
+        pytest.skip("the data job did not finish")
+    job_id = data_job["id"]
+    exported = vibetune(live_service, "data", "export", job_id, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [r["index"] for r in rows] == list(range(len(rows))) and rows[0]["output"] in ("spam", "ham")
+    flip = {"spam": "ham", "ham": "spam"}
+    for row in rows[:3]:
+        row["output"] = flip[row["output"]]
+    deleted = rows.pop()
+    edited = tmp_path / "rows.jsonl"
+    edited.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dry = vibetune(live_service, "data", "import", job_id, str(edited), "--dry-run", cwd=tmp_path)
+    assert "would change (dry run): 3 updated, 1 deleted" in dry.stdout, (dry.stdout, dry.stderr)
+    imported = vibetune(live_service, "data", "import", job_id, str(edited), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert f"revision 1: 3 updated, 1 deleted, 0 restored, 0 added; {len(rows)} rows" in imported.stdout
+    history = vibetune(live_service, "data", "history", job_id, cwd=tmp_path)
+    assert "revision 1 is the newest" in history.stdout and "3 updated, 1 deleted" in history.stdout
+    page = client.get(f"/api/jobs/{job_id}/examples", params={"limit": 500}).json()
+    assert page["revision"] == 1 and page["items"][deleted["index"]]["deleted"] is True
+    assert [page["items"][i]["output"] for i in range(3)] == [r["output"] for r in rows[:3]]
+
+    copied = vibetune(live_service, "retrain", job_id, "--until", "data", "--detach", cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    copy_id = re.search(r"submitted job ([0-9a-f-]{36})", copied.stdout).group(1)
+    assert f"on the data of job {job_id} (revision 1)" in copied.stdout
+    copy = http.wait_for_job(client, copy_id, timeout=120)
+    assert copy["status"] == "succeeded" and copy["spec"]["from_job"] == job_id
+    assert all(s["metrics"]["copied_from"] == job_id for s in copy["stages"])
+    assert client.get(f"/api/jobs/{copy_id}/dataset").text == client.get(f"/api/jobs/{job_id}/dataset").text
+    data_job["cli_revision"] = 1
+
+
 MODEL_ARTIFACTS = {"model/config.json", "model/model.safetensors", "model/tokenizer.json", "student.gguf",
                    "Modelfile", "README.md", "report.json", "reports/predictions.jsonl", "dataset.jsonl"}
 
@@ -127,8 +166,10 @@ def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, d
         page.goto(f"{base}/#/jobs/{job_id}/data")
         stays_on_same_document(page)
         check_data_view(page, base, job_id)
+        revision = edit_three_rows(page, base, job_id, data_job.get("cli_revision", 0))
+        expect(page.locator("#resume")).to_contain_text(f"revision {revision}")
 
-        page.click("#resume")  # "Train the student"
+        page.click("#resume")  # "Train on this data (revision N)"
         expect(page.locator("#job-status .badge")).to_have_text(re.compile("queued|running"))
         page.click("#tab-training")
         page.keyboard.press("ArrowRight")  # the tab list is keyboard driven
@@ -141,6 +182,8 @@ def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, d
         job = http.get(f"{base}/api/jobs/{job_id}").json()
         assert job["status"] == "succeeded", (job, live_service.output())
         data_job["model_ok"] = True
+        train = next(s for s in job["stages"] if s["name"] == "train")["metrics"]
+        assert train["data_revision"] == revision, "the model records the revision it learned from"
 
         check_report_view(page, base, job_id)
         check_bundle_download(page, base, job_id, tmp_path / "bundle.tar")
@@ -151,6 +194,69 @@ def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, d
         assert_not_reloaded(page)
         errors.assert_none()
     print(f"\nloss curve first seen while train was {train_state}")
+
+
+def edit_three_rows(page, base: str, job_id: str, revision: int) -> int:
+    """Change three rows' labels in place from the keyboard; each save is a revision the page shows
+    and the API stores. Returns the revision reached."""
+    flip = {"spam": "ham", "ham": "spam"}
+    for index in (3, 4, 5):
+        before = http.get(f"{base}/api/jobs/{job_id}/examples", params={"offset": index, "limit": 1}).json()
+        output = before["items"][0]["output"]
+        page.click(f'#examples tbody tr[data-row-index="{index}"] td[data-output]')
+        page.fill(".output-editor", flip[output])
+        page.keyboard.press("Enter")
+        revision += 1
+        expect(page.locator("#data-revision")).to_have_attribute("data-revision", str(revision))
+        expect(page.locator("#data-save-status")).to_contain_text("Saved")
+        after = http.get(f"{base}/api/jobs/{job_id}/examples", params={"offset": index, "limit": 1}).json()
+        assert after["items"][0]["output"] == flip[output] and after["items"][0]["edited"] is True
+    page.click('#examples tbody tr[data-row-index="6"] td[data-output]')
+    page.fill(".output-editor", "maybe")
+    page.keyboard.press("Enter")
+    expect(page.locator("#row-error-6")).to_contain_text("not one of the labels")
+    page.keyboard.press("Escape")
+    assert http.get(f"{base}/api/jobs/{job_id}/examples").json()["revision"] == revision
+    return revision
+
+
+def test_dashboard_trains_another_student_on_the_same_data_and_compares(live_service, data_job):
+    """From the trained job's page, "Train another student" (other options) makes a job on the
+    same data with no teacher call; once trained, the compare view puts the two side by side."""
+    if not data_job.get("model_ok"):
+        pytest.skip("the whole job did not finish")
+    job_id, base = data_job["id"], live_service.url
+    with browser_page() as (page, errors):
+        page.goto(f"{base}/#/jobs/{job_id}")
+        page.click("#train-another")
+        page.fill("#rt-epochs", "1")
+        page.click("#retrain-submit")
+        expect(page.locator("#source-job")).to_be_visible(timeout=30_000)
+        other = page.locator("#source-job").get_attribute("data-source-job")
+        assert other == job_id
+        new_id = re.search(r"#/jobs/([0-9a-f-]{36})", page.url).group(1)
+        expect(page.locator("#job-status .badge")).to_have_text(
+            re.compile("succeeded|failed"), timeout=WHOLE_JOB_SECONDS * 1000)
+        job = http.get(f"{base}/api/jobs/{new_id}").json()
+        assert job["status"] == "succeeded", (job, live_service.output())
+        assert job["spec"]["from_job"] == job_id and job["spec"]["training"]["epochs"] == 1
+        assert all(s["metrics"].get("copied_from") == job_id for s in job["stages"][:5])
+        data_job["retrained"] = new_id
+
+        page.goto(f"{base}/#/jobs")
+        page.check(f'input[data-compare="{job_id}"]')
+        page.check(f'input[data-compare="{new_id}"]')
+        page.click("#compare-selected")
+        expect(page.locator("#compare-table")).to_be_visible(timeout=30_000)
+        comparison = http.get(f"{base}/api/compare", params={"jobs": f"{job_id},{new_id}"}).json()
+        expect(page.locator("#compare-rows-note")).to_have_attribute("data-same-rows", "true")
+        for item in comparison["jobs"]:
+            accuracy = item["scores"]["accuracy"]
+            expect(page.locator(f'#compare-table td[data-job="{item["id"]}"]').first).to_be_visible()
+            expect(page.locator("#compare-table")).to_contain_text(f"{accuracy * 100:.1f}%")
+        expect(page.locator("#compare-differing-count")).to_have_attribute(
+            "data-total", str(comparison["differing_total"]))
+        errors.assert_none()
 
 
 def check_data_view(page, base: str, job_id: str) -> None:
@@ -286,6 +392,11 @@ def test_cli_shows_the_report_and_downloads_the_checked_model(client, live_servi
     if not data_job.get("model_ok"):
         pytest.skip("the whole job did not finish")
     job_id = data_job["id"]
+    if "retrained" in data_job:
+        compared = vibetune(live_service, "compare", job_id, data_job["retrained"], cwd=tmp_path)
+        assert compared.returncode == 0, compared.stderr
+        assert job_id[:8] in compared.stdout and data_job["retrained"][:8] in compared.stdout
+        assert "epochs" in compared.stdout, "the differing training option is shown"
     report = client.get(f"/api/jobs/{job_id}/report").json()
     status = vibetune(live_service, "status", job_id, cwd=tmp_path)
     assert status.returncode == 0, status.stderr

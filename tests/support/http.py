@@ -32,3 +32,15 @@ def stream(method: str, url: str, **kwargs: Any) -> Any:
 def async_client(**kwargs: Any) -> httpx.AsyncClient:
     """An httpx.AsyncClient that sends the admin key."""
     return httpx.AsyncClient(**_signed(kwargs))
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
+    """The job once it has finished (succeeded, failed or canceled), polled through `client`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "canceled") or time.monotonic() > deadline:
+            return job
+        time.sleep(1)

@@ -19,6 +19,7 @@ from app.cli.output import (
     progress_bar,
     report_table,
     stage_line,
+    stage_progress,
     status_text,
     truncate,
 )
@@ -85,6 +86,15 @@ def test_stage_line_shows_counts_and_eta_while_running():
     line = stage_line(stage("generate", "running", 0.5, done=100, total=200, eta_seconds=65))
     assert line.split() == ["generate", "[" + "#" * 12 + "-" * 12 + "]", "50%", "100/200", "eta", "1m", "05s"]
     assert stage_line(stage("plan", "failed", 0.2, error="teacher down")).endswith("failed  (teacher down)")
+
+
+def test_a_running_stage_shows_its_items_per_minute():
+    running = stage("label", "running", 0.5, done=100, total=200, eta_seconds=65, items_per_min=12.4)
+    assert "100/200  12/min  eta 1m 05s" in stage_line(running)
+    assert stage_progress(running) == "label: 50% (100/200, 12/min, eta 1m 05s)"
+    assert "0.5/min" in stage_line({**running, "items_per_min": 0.54})
+    assert "/min" not in stage_line({**running, "status": "succeeded", "progress": 1.0})
+    assert "/min" not in stage_line({**running, "items_per_min": None})
 
 
 def test_line_progress_prints_start_each_quarter_and_the_end():

@@ -59,7 +59,7 @@ def _apply(session: Session, job: Job, current: int, caller: Caller, edits: list
                       rows=len(live_rows(applied.rows)), dry_run=dry_run)
 
 
-@router.post("/edits", response_model=EditResult, responses=errors(404, 409, 422))
+@router.post("/edits", response_model=EditResult, responses=errors(400, 404, 409, 413, 422))
 def edit_data(job_id: str, body: EditBatch, caller: CallerDep) -> EditResult:
     """Change outputs, delete, restore or add rows of a stopped job's data set, all or none, as one
     new revision. Only before its student is trained on the data (409 `data_not_editable`)."""
@@ -69,7 +69,7 @@ def edit_data(job_id: str, body: EditBatch, caller: CallerDep) -> EditResult:
         return _apply(session, job, current, caller, edits)
 
 
-@router.post("/import", response_model=EditResult, responses=errors(404, 409, 422))
+@router.post("/import", response_model=EditResult, responses=errors(400, 404, 409, 413, 422))
 def import_data(job_id: str, body: ImportBody, caller: CallerDep) -> EditResult:
     """Make the data set equal an edited export (`vibetune data export`): rows with an `index` keep
     that row (output changed or restored), rows without one are added, rows left out are deleted.

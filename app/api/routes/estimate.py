@@ -37,7 +37,7 @@ class EstimatePublic(BaseModel):
                                    "`default`.")
 
 
-@router.post("/estimate", response_model=EstimatePublic, responses=errors(404, 409, 413, 422))
+@router.post("/estimate", response_model=EstimatePublic, responses=errors(400, 404, 409, 413, 422))
 def estimate_job(body: JobCreate, caller: CallerDep) -> EstimatePublic:
     """How long the job this body describes would take, per stage and in all, from the measured
     speed of this installation's teacher and trainer (a default for a fresh install). Takes the

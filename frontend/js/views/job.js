@@ -2,6 +2,8 @@
 import { api, watch } from '../api.js';
 import { fill, h, ago, badge, duration, progressBar, table } from '../dom.js';
 import { dataTab } from './data_tab.js';
+import { currentRevision } from './data_history.js';
+import { dataSource, retrainAction } from './retrain.js';
 import { trainingTab } from './training_tab.js';
 import { reportTab } from './report_tab.js';
 import { artifactsTab } from './artifacts_tab.js';
@@ -30,7 +32,15 @@ export function jobView(root, jobId, initialTab) {
   const progressTitle = h('span', { class: 'small muted' });
   const progress = h('details', { class: 'card', id: 'progress', open: true },
     h('summary', {}, h('h2', { style: { display: 'inline', margin: 0 } }, 'Progress'), ' ', progressTitle), stages, live);
-  root.append(header, progress, tabBar, panel);
+  state.retrain = retrainAction(jobId);
+  root.append(header, state.retrain.box, progress, tabBar, panel);
+  // "Train on this data (revision N)" follows the data tab's edits.
+  state.dataRevision = null;
+  state.onRevision = (revision) => {
+    if (revision === state.dataRevision) return;
+    state.dataRevision = revision;
+    if (state.snapshot) renderHeader(header, state, { cancel, resume });
+  };
 
   let tabCleanup = null;
   const showTab = (name, focus = false) => {
@@ -100,6 +110,7 @@ export function jobView(root, jobId, initialTab) {
     state.job = job;
     onSnapshot(job);
     follow();
+    if (job.spec?.until === 'data') currentRevision(jobId).then(state.onRevision);
   }).catch((err) => {
     fill(root, h('h1', {}, 'Job not found'), h('div', { class: 'banner error', role: 'alert' }, err.message),
       h('a', { href: '#/jobs' }, 'All jobs'));
@@ -114,7 +125,9 @@ export function jobView(root, jobId, initialTab) {
 function resumable(state) {
   const { snapshot, job } = state;
   if (snapshot.status === 'failed' || snapshot.status === 'canceled') return 'Resume';
-  if (snapshot.status === 'succeeded' && job?.spec?.until === 'data') return 'Train the student';
+  if (snapshot.status === 'succeeded' && job?.spec?.until === 'data') {
+    return state.dataRevision === null ? 'Train on this data' : `Train on this data (revision ${state.dataRevision})`;
+  }
   return null;
 }
 
@@ -130,7 +143,9 @@ function renderHeader(header, state, { cancel, resume }) {
         h('code', { title: 'Job id: also the model name for /v1/chat/completions' }, job.id)),
       h('span', { style: { flex: 1 } }),
       active ? h('button', { type: 'button', class: 'danger', id: 'cancel', onclick: cancel }, 'Cancel') : null,
-      resumeLabel ? h('button', { type: 'button', id: 'resume', onclick: resume }, resumeLabel) : null),
+      resumeLabel ? h('button', { type: 'button', id: 'resume', onclick: resume }, resumeLabel) : null,
+      state.retrain?.button(state)),
+    dataSource(state.job),
     job.status === 'queued' && job.queue_position ? h('p', { class: 'small muted', id: 'queue-place' },
       queuePlace(job.queue_position, job.expected_start_at)) : null,
     job.error ? h('div', { class: 'banner error', role: 'alert', id: 'job-error' }, h('strong', {}, job.error.code), ': ', job.error.message) : null,
@@ -152,6 +167,13 @@ function progressSummary(job) {
   return `— ${done} of ${job.stages.length} stages done${job.status === 'succeeded' ? ended : ''}`;
 }
 
+// A running stage's items finished per minute (answers, training steps), e.g. ` · 12/min`.
+function itemRate(stage) {
+  const rate = stage.status === 'running' ? stage.items_per_min : null;
+  if (rate === null || rate === undefined) return '';
+  return ` · ${rate >= 10 ? Math.round(rate) : rate.toFixed(1)}/min`;
+}
+
 function showError(header, err) {
   header.querySelector('.error-slot').replaceChildren(h('div', { class: 'banner error', role: 'alert' }, err.message));
 }
@@ -165,7 +187,7 @@ function renderStages(list, job) {
       h('div', {}, h('strong', {}, stage.name), h('div', { class: 'small muted hide-sm' }, STAGE_TEXT[stage.name] || '')),
       h('div', {}, badge(stage.status)),
       h('div', {}, progressBar(stage.progress, `${stage.name} progress`),
-        h('div', { class: 'small muted' }, stage.total ? `${stage.done} of ${stage.total}` : '', stage.error ? ` · ${stage.error}` : '')),
+        h('div', { class: 'small muted' }, stage.total ? `${stage.done} of ${stage.total}` : '', itemRate(stage), stage.error ? ` · ${stage.error}` : '')),
       h('div', { class: 'small' }, pace));
   }));
 }
@@ -186,10 +208,10 @@ function renderTab(panel, name, jobId, state) {
   }
   if (name === 'data') {
     if (!stageDone(state, 'curate')) return void panel.append(waiting('The data set appears here once the curate stage has run.'));
-    return dataTab(panel, jobId);
+    return dataTab(panel, jobId, { onRevision: state.onRevision });
   }
   if (name === 'training') {
-    if (!state.snapshot.stages.some((s) => s.name === 'train')) return void panel.append(waiting('This job stops after its data. Use “Train the student” to go on.'));
+    if (!state.snapshot.stages.some((s) => s.name === 'train')) return void panel.append(waiting('This job stops after its data. Use “Train on this data” to go on.'));
     return trainingTab(panel, state.snapshot);
   }
   if (name === 'report') return reportTab(panel, jobId, state.snapshot);
