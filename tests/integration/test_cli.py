@@ -34,7 +34,7 @@ def test_migrate_creates_and_migrates_a_new_database_and_prints_a_first_admin_ke
         recovery = subprocess.run([BIN, "admin-key"], capture_output=True, text=True, env=env, cwd=tmp_path)
         assert re.fullmatch(r"vt_[A-Za-z0-9_-]{43}\n", recovery.stdout), recovery.stderr
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as conn:
-            assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
             stored = conn.execute("SELECT key_hash FROM api_keys WHERE admin ORDER BY id").fetchall()
         assert [row[0] for row in stored] == [hashlib.sha256(k.encode()).hexdigest()
                                                for k in (keys[0], recovery.stdout.strip())]
