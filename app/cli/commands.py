@@ -69,7 +69,7 @@ def output_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _json_items(path: str, text: str) -> tuple[list[tuple[int, Any]], str]:
+def json_items(path: str, text: str) -> tuple[list[tuple[int, Any]], str]:
     """The values of a JSON Lines file (one a line) or of one JSON list, each with its number, and
     what the numbers count (`line` or `item`)."""
     stripped = text.strip()
@@ -93,7 +93,7 @@ def _json_items(path: str, text: str) -> tuple[list[tuple[int, Any]], str]:
 def _json_rows(path: str, text: str) -> list[dict[str, Any]]:
     """Rows of a JSON Lines file (one `{"input", "output"}` object a line) or of a JSON list of them.
     An `output` that is an object (an extraction, a tool call) is sent as its JSON text."""
-    numbered, where = _json_items(path, text)
+    numbered, where = json_items(path, text)
     rows = []
     for number, item in numbered:
         if not isinstance(item, dict) or "input" not in item:
@@ -146,7 +146,7 @@ def read_inputs(path: str) -> list[str]:
     if path.lower().endswith((".txt", ".log")):
         inputs = [line.strip() for line in text.splitlines()]
     elif text.lstrip().startswith(("{", "[", '"')) or path.lower().endswith((".jsonl", ".json", ".ndjson")):
-        numbered, where = _json_items(path, text)
+        numbered, where = json_items(path, text)
         inputs = []
         for number, item in numbered:
             value = item.get("input") if isinstance(item, dict) else item

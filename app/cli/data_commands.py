@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from app.cli.client import VibetuneClient
-from app.cli.commands import UsageError, follow_job, output_text, read_text
+from app.cli.commands import UsageError, follow_job, json_items, output_text, read_text
 
 #: Rows asked for per page while exporting (the API's largest page).
 EXPORT_PAGE = 500
@@ -71,18 +71,14 @@ def export_lines(client: VibetuneClient, job_id: str) -> list[str]:
 
 
 def read_edited_rows(path: str, text: str) -> list[dict[str, Any]]:
-    """The rows of an edited export: one JSON object a line with `input`, `output` and, for a row
-    of the data set, its `index` (and `split`). An object `output` is sent as its JSON text."""
+    """The rows of an edited export: JSON objects (one a line, or a JSON list) with `input`,
+    `output` and, for a row of the data set, its `index` (and `split`). An object `output` is sent
+    as its JSON text."""
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+    numbered, where = json_items(path, text)
+    for number, item in numbered:
         if not isinstance(item, dict) or not isinstance(item.get("input"), str):
-            raise UsageError(f"{path} line {number}: expected an object with the keys index, input and output")
+            raise UsageError(f"{path} {where} {number}: expected an object with the keys index, input and output")
         row = {"input": item["input"], "output": output_text(item.get("output"))}
         for key in ("index", "split"):
             if item.get(key) is not None:

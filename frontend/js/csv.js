@@ -38,21 +38,26 @@ function outputText(value) {
   return typeof value === 'string' ? value.trim() : JSON.stringify(value);
 }
 
+// The values of a JSON Lines text (one a line) or of one JSON list, each with where it is
+// (`line 3`, `item 2`); `what` names what the list should hold.
+function jsonItems(text, what) {
+  if (text.trim().startsWith('[')) {
+    let items;
+    try { items = JSON.parse(text); } catch (err) { throw new CsvError(`not valid JSON: ${err.message}`); }
+    if (!Array.isArray(items)) throw new CsvError(`expected a JSON list of ${what}`);
+    return items.map((item, i) => [`item ${i + 1}`, item]);
+  }
+  const items = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (!line.trim()) return;
+    try { items.push([`line ${i + 1}`, JSON.parse(line)]); } catch (err) { throw new CsvError(`line ${i + 1} is not valid JSON: ${err.message}`); }
+  });
+  return items;
+}
+
 // JSON Lines (one {input, output} object a line) or one JSON list of them.
 function parseJsonRows(text) {
-  let items;
-  if (text.trim().startsWith('[')) {
-    try { items = JSON.parse(text); } catch (err) { throw new CsvError(`not valid JSON: ${err.message}`); }
-    if (!Array.isArray(items)) throw new CsvError('expected a JSON list of {"input", "output"} objects');
-    items = items.map((item, i) => [`item ${i + 1}`, item]);
-  } else {
-    items = [];
-    text.split(/\r?\n/).forEach((line, i) => {
-      if (!line.trim()) return;
-      try { items.push([`line ${i + 1}`, JSON.parse(line)]); } catch (err) { throw new CsvError(`line ${i + 1} is not valid JSON: ${err.message}`); }
-    });
-  }
-  return items.map(([where, item]) => {
+  return jsonItems(text, '{"input", "output"} objects').map(([where, item]) => {
     if (!item || typeof item !== 'object' || Array.isArray(item) || typeof item.input !== 'string') {
       throw new CsvError(`${where}: expected an object with the keys "input" and "output"`);
     }
@@ -99,18 +104,7 @@ export function parseInputs(text, name = '') {
 }
 
 function parseJsonInputs(text) {
-  let items;
-  if (text.trim().startsWith('[')) {
-    try { items = JSON.parse(text); } catch (err) { throw new CsvError(`not valid JSON: ${err.message}`); }
-    items = items.map((item, i) => [`item ${i + 1}`, item]);
-  } else {
-    items = [];
-    text.split(/\r?\n/).forEach((line, i) => {
-      if (!line.trim()) return;
-      try { items.push([`line ${i + 1}`, JSON.parse(line)]); } catch (err) { throw new CsvError(`line ${i + 1} is not valid JSON: ${err.message}`); }
-    });
-  }
-  return items.map(([where, item]) => {
+  return jsonItems(text, 'texts or {"input"} objects').map(([where, item]) => {
     const value = item && typeof item === 'object' && !Array.isArray(item) ? item.input : item;
     if (typeof value !== 'string') throw new CsvError(`${where}: expected a text or an object with the key "input"`);
     return value;
