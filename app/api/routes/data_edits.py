@@ -43,18 +43,16 @@ def _editable_job(session: Session, job_id: str, caller: Caller, base_revision: 
     return job, current
 
 
-def _apply(session: Session, job: Job, current: int, caller: Caller, edits: list[dict[str, Any]],
-           dry_run: bool = False, where: str = "edits") -> EditResult:
+def _apply(session: Session, job: Job, current: int, caller: Caller, rows: list[dict[str, Any]],
+           edits: list[dict[str, Any]], dry_run: bool = False, where: str = "edits") -> EditResult:
     spec = TaskSpec.model_validate(succeeded_metrics(job)["plan"]["task_spec"])
-    storage = get_storage()
-    rows = dataset_revisions.read_rows(storage, job.id)
     try:
         applied = apply_edits(rows, edits, spec)
     except EditError as exc:
         raise APIError(422, "invalid_edit", f"{where}[{exc.position}]: {exc.message}") from None
     revision = current
     if applied.edits and not dry_run:
-        revision = dataset_revisions.save_revision(session, storage, job.id, _actor(caller), applied)
+        revision = dataset_revisions.save_revision(session, get_storage(), job.id, _actor(caller), applied)
     return EditResult(revision=revision, changes=applied.changes, edits=applied.edits,
                       rows=len(live_rows(applied.rows)), dry_run=dry_run)
 
@@ -65,8 +63,9 @@ def edit_data(job_id: str, body: EditBatch, caller: CallerDep) -> EditResult:
     new revision. Only before its student is trained on the data (409 `data_not_editable`)."""
     with session_scope() as session:
         job, current = _editable_job(session, job_id, caller, body.base_revision)
+        rows = dataset_revisions.read_rows(get_storage(), job.id)
         edits = [edit.model_dump(exclude_none=True) for edit in body.edits]
-        return _apply(session, job, current, caller, edits)
+        return _apply(session, job, current, caller, rows, edits)
 
 
 @router.post("/import", response_model=EditResult, responses=errors(400, 404, 409, 413, 422))
@@ -81,7 +80,7 @@ def import_data(job_id: str, body: ImportBody, caller: CallerDep) -> EditResult:
             edits = edits_from_import(rows, [row.model_dump(exclude_none=True) for row in body.rows])
         except EditError as exc:
             raise APIError(422, "invalid_import", f"rows[{exc.position}]: {exc.message}") from None
-        return _apply(session, job, current, caller, edits, dry_run=body.dry_run, where="changes")
+        return _apply(session, job, current, caller, rows, edits, dry_run=body.dry_run, where="changes")
 
 
 @router.get("/revisions", response_model=RevisionsPublic, responses=errors(404, 422))
