@@ -4,20 +4,26 @@ With `TEACHER_CONCURRENCY` requests in flight, answers tend to finish together, 
 finished items leaves a bar still for as long as one answer takes (half a minute for a generate
 call on the CPU teacher). Here an item in flight counts too, by the tokens it has received so far
 against the tokens an item usually takes: the mean of the items finished in this run, or, before
-any has finished, its calls' `max_tokens`. The progress is reported at most every `every` seconds
-(each report is a database write) and never goes backwards.
+any has finished, its calls' `max_tokens`. An item's share grows with its tokens up to `KNEE`, then
+ever more slowly towards `IN_FLIGHT_CAP`, so an answer longer than usual still moves the bar with
+every token instead of standing at a cap until it ends. The progress is reported at most every
+`every` seconds (each report is a database write) and never goes backwards.
 
 Plain Python: the teacher client counts the tokens (`workers.teacher`), `answer_each` reports.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The most an item still in flight counts for: its length is a guess, its end is not.
-IN_FLIGHT_CAP = 0.9
+IN_FLIGHT_CAP = 0.95
+#: Up to this share an item counts its tokens against the usual length as they are; past it the
+#: share slows down, approaching `IN_FLIGHT_CAP` without reaching it.
+KNEE = 0.7
 #: Seconds between two reports, at the least.
 REPORT_SECONDS = 1.0
 
@@ -85,7 +91,17 @@ class AnswerMeter:
         usual = self._finished_tokens / self._finished_counted if self._finished_counted else count.budget
         if usual <= 0:
             return 0.0
-        return min(IN_FLIGHT_CAP, count.received / usual)
+        return in_flight_share(count.received / usual)
 
     def _whole(self, done: int) -> float:
         return min(1.0, done / self.total) if self.total > 0 else 0.0
+
+
+def in_flight_share(ratio: float) -> float:
+    """The share of an item in flight that has streamed `ratio` times the usual item's tokens:
+    the ratio itself up to `KNEE`, then a curve with the same slope there that rises towards
+    `IN_FLIGHT_CAP` and never reaches it (so every token still moves it a little)."""
+    if ratio <= KNEE:
+        return max(0.0, ratio)
+    room = IN_FLIGHT_CAP - KNEE
+    return KNEE + room * (1 - math.exp(-(ratio - KNEE) / room))

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from workers.answer_progress import IN_FLIGHT_CAP, AnswerMeter
+from workers.answer_progress import IN_FLIGHT_CAP, KNEE, AnswerMeter, in_flight_share
 from workers.progress import ItemRate
 from workers.teacher import Teacher, TeacherConfig
 
@@ -47,7 +47,34 @@ def test_once_items_finish_their_mean_length_is_what_an_item_takes():
     second.budget, second.received = 450, 100
     assert m.fraction() == pytest.approx((1 + 100 / 200) / 4)
     second.received = 400  # longer than usual: still not done
-    assert m.fraction() == pytest.approx((1 + IN_FLIGHT_CAP) / 4)
+    assert (1 + KNEE) / 4 < m.fraction() < (1 + IN_FLIGHT_CAP) / 4
+
+
+def test_an_answer_longer_than_usual_still_moves_the_bar_with_every_report():
+    """The last answer of a wave, streaming alone at three times the usual length, moves the
+    progress at every report and stays short of done until it ends."""
+    m, reports, clock = meter(2)
+    short, long = m.start(), m.start()
+    short.budget = long.budget = 450
+    short.received = 100
+    m.finish(short)
+    for second in range(1, 31):
+        clock.now = float(second)
+        long.received = 100 + 10 * second
+        m.tick()
+    fractions = [fraction for _, _, fraction in reports]
+    assert len(fractions) == 30 and all(b > a for a, b in zip(fractions, fractions[1:], strict=False))
+    assert fractions[-1] < (1 + IN_FLIGHT_CAP) / 2
+    m.finish(long)
+    assert reports[-1] == (2, 2, 1.0)
+
+
+def test_in_flight_share_is_the_ratio_then_bends_towards_the_cap():
+    assert in_flight_share(0.3) == 0.3 and in_flight_share(KNEE) == pytest.approx(KNEE)
+    later = [in_flight_share(r) for r in (0.8, 1.0, 2.0, 5.0)]
+    assert all(KNEE < a < b < IN_FLIGHT_CAP for a, b in zip(later, later[1:], strict=False))
+    slope = (in_flight_share(KNEE + 1e-6) - in_flight_share(KNEE)) / 1e-6
+    assert slope == pytest.approx(1.0, rel=1e-3), "no kink where the curve starts"
 
 
 def test_reports_at_most_once_a_second_but_the_last_at_once():
