@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from app.answer_shapes import FieldSpec, tools_prompt
 
@@ -199,6 +207,22 @@ QAMode = Literal["open_book", "closed_book"]
 QA_REFUSAL: Final = "The passage does not answer this question."
 
 
+#: A GGUF file the package stage makes: `f16` (half precision, the file every other one is
+#: quantized from), `q8_0` (8-bit), `q5_k_m` and `q4_k_m` (5- and 4-bit k-quants).
+ExportFormat = Literal["f16", "q8_0", "q5_k_m", "q4_k_m"]
+#: Every export format, in the order they are made and listed (largest first).
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("f16", "q8_0", "q5_k_m", "q4_k_m")
+#: The exports of a job that names none.
+DEFAULT_EXPORTS: tuple[ExportFormat, ...] = ("f16", "q8_0")
+
+
+def normalise_exports(values: Sequence[str]) -> list[ExportFormat]:
+    """`values` as a job's exports: each once, `f16` always (the others are quantized from it),
+    in the order of EXPORT_FORMATS."""
+    chosen = {"f16", *values}
+    return [name for name in EXPORT_FORMATS if name in chosen]
+
+
 class JobSpec(BaseModel):
     """What a person asked for, with the service's defaults filled in: the job row's `spec`."""
 
@@ -222,10 +246,17 @@ class JobSpec(BaseModel):
     until: Literal["data", "model"] = "model"
     training: TrainingOptions = Field(default_factory=TrainingOptions)
     curation: CurationOptions = Field(default_factory=CurationOptions)
+    #: The GGUF files the package stage makes (normalised: see `normalise_exports`).
+    exports: list[ExportFormat] = Field(default_factory=lambda: list(DEFAULT_EXPORTS))
     #: Set on a job that trains on another job's data (`from_job`): that job, and its data set's
     #: revision when it was copied.
     from_job: str | None = None
     data_revision: int | None = None
+
+    @field_validator("exports")
+    @classmethod
+    def _exports(cls, value: list[ExportFormat]) -> list[ExportFormat]:
+        return normalise_exports(value)
 
     @property
     def seed(self) -> int:

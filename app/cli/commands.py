@@ -228,7 +228,7 @@ def job_body(args: argparse.Namespace) -> dict[str, Any]:
         body["test_set"] = read_examples(args.test)
     if getattr(args, "inputs", None):
         body["inputs"] = read_inputs(args.inputs)
-    for option in ("qa_mode", "num_examples", "until", "teacher", "student"):
+    for option in ("qa_mode", "num_examples", "until", "teacher", "student", "exports"):
         if getattr(args, option, None) is not None:
             body[option] = getattr(args, option)
     return {**body, **option_bodies(args)}

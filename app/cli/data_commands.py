@@ -37,8 +37,8 @@ def key_values(items: list[str], flag: str) -> dict[str, Any]:
 def retrain_body(args: argparse.Namespace) -> dict[str, Any]:
     """The POST /api/jobs body of `vibetune retrain`."""
     body: dict[str, Any] = {"from_job": args.id}
-    for option in ("student", "teacher", "until"):
-        if getattr(args, option) is not None:
+    for option in ("student", "teacher", "until", "exports"):
+        if getattr(args, option, None) is not None:
             body[option] = getattr(args, option)
     training = key_values(args.training, "--training")
     if training:

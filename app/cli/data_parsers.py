@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from app.cli.job_options import add_exports_argument
+
 
 def add_parsers(commands: argparse._SubParsersAction, remote: argparse.ArgumentParser) -> None:
     """The `data` and `retrain` subcommands."""
@@ -30,6 +32,7 @@ def add_parsers(commands: argparse._SubParsersAction, remote: argparse.ArgumentP
     retrain.add_argument("--training", action="append", default=[], metavar="KEY=VALUE",
                          help="a training option that replaces the job's (repeatable; VALUE is JSON or text), "
                               "e.g. --training epochs=3 --training lora_rank=16")
+    add_exports_argument(retrain, default="the job's")
     retrain.add_argument("--until", choices=["data", "model"],
                          help="`data`: stop after copying, to edit the copy's data before training")
     retrain.add_argument("--out", metavar="DIR", help="where to download the artifacts (default ./vibetune-<id>)")

@@ -14,7 +14,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from app.specs import CurationOptions, JobSpec, QAMode, TrainingOptions
+from app.specs import DEFAULT_EXPORTS, EXPORT_FORMATS, CurationOptions, JobSpec, QAMode, TrainingOptions
 
 #: The body's option groups and the models that define them.
 GROUPS: dict[str, type[BaseModel]] = {"training": TrainingOptions, "curation": CurationOptions}
@@ -58,6 +58,25 @@ def _schema(model: type[BaseModel], key: str) -> dict[str, Any]:
 
 #: The QA modes a job body may name.
 QA_MODES: tuple[str, ...] = get_args(QAMode)
+
+
+def export_list(text: str) -> list[str]:
+    """`--exports f16,q8_0,q4_k_m` as the body's `exports` list (blank items skipped: `""` asks
+    for f16 alone); a name not in EXPORT_FORMATS is a usage error."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in EXPORT_FORMATS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown export {', '.join(map(repr, unknown))}; "
+                                         f"choose from {', '.join(EXPORT_FORMATS)}")
+    return names
+
+
+def add_exports_argument(parser: argparse.ArgumentParser, default: str = ",".join(DEFAULT_EXPORTS)) -> None:
+    """The `--exports LIST` flag of `tune` and `retrain` (`default`: what leaving it out gives, in words)."""
+    parser.add_argument("--exports", type=export_list, metavar="LIST",
+                        help=f"comma-separated GGUF files to make: {', '.join(EXPORT_FORMATS)} (f16 half precision, "
+                             "q8_0 8-bit, q5_k_m/q4_k_m 5-/4-bit k-quants); f16 is always made, and each file is "
+                             f"scored again in llama.cpp (default: {default})")
 
 
 def body_default(name: str) -> str:

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from app.cli import data_parsers
-from app.cli.job_options import QA_MODES, add_option_arguments, body_default, options_epilog
+from app.cli.job_options import QA_MODES, add_exports_argument, add_option_arguments, body_default, options_epilog
 
 CLIENT_COMMANDS = ("tune", "jobs", "status", "download", "cancel", "resume", "keys", "whoami", "data", "retrain",
                    "compare")
@@ -78,6 +78,7 @@ def _client_commands(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--teacher", metavar="NAME", help="teacher model (see GET /api/models)")
     tune.add_argument("--student", metavar="NAME", help="student model: a name, local path or hub id")
     add_option_arguments(tune)
+    add_exports_argument(tune)
     tune.add_argument("--dry-run", action="store_true",
                       help="print the upfront estimate of each stage's time and submit nothing")
     tune.add_argument("--out", metavar="DIR", help="where to download the artifacts (default ./vibetune-<id>)")

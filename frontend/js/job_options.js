@@ -113,3 +113,34 @@ export function optionValues(form) {
   }
   return out;
 }
+
+// What each GGUF export is, beside its checkbox (the formats themselves come from the schema).
+const EXPORT_TEXT = {
+  f16: 'half precision (always made: the others are quantized from it)',
+  q8_0: '8-bit',
+  q5_k_m: '5-bit k-quant',
+  q4_k_m: '4-bit k-quant',
+};
+
+// The `exports` checkboxes, one per format the API takes: f16 checked and fixed, the others
+// checked as in `chosen` (the API's default when not given).
+export function exportsFieldset(doc, chosen) {
+  const prop = jobFields(doc).exports;
+  const picked = new Set(chosen || prop.default || []);
+  const box = (name) => h('label', { class: 'checkbox', for: `f-exports-${name}` },
+    h('input', { type: 'checkbox', id: `f-exports-${name}`, 'data-export': name, 'aria-describedby': 'h-exports e-exports',
+      checked: name === 'f16' || picked.has(name), disabled: name === 'f16' }),
+    h('code', {}, name), ` ${EXPORT_TEXT[name] || ''}`);
+  return h('fieldset', { class: 'field options', id: 'exports-options', 'data-field': 'exports' },
+    h('legend', {}, 'Exports'),
+    h('p', { class: 'hint', id: 'h-exports' }, 'The GGUF files the model comes as, each made with llama.cpp’s quantizer '
+      + 'and scored again in llama.cpp; the report and model card recommend the smallest that scores within the margin of f16.'),
+    h('div', { class: 'field-error', id: 'e-exports', role: 'alert', hidden: true }),
+    h('div', { class: 'options-grid' }, prop.items.enum.map(box)));
+}
+
+// The body's `exports`: every checked format; nothing while the checkboxes are not drawn yet.
+export function exportValues(form) {
+  const boxes = [...form.querySelectorAll('[data-export]')];
+  return boxes.length ? { exports: boxes.filter((b) => b.checked).map((b) => b.dataset.export) } : {};
+}

@@ -2,7 +2,7 @@
 import { api, ApiError } from '../api.js';
 import { fill, h } from '../dom.js';
 import { parseExamples, parseInputs, CsvError } from '../csv.js';
-import { apiSchema, jobFields, optionFieldsets, optionValues } from '../job_options.js';
+import { apiSchema, exportsFieldset, exportValues, jobFields, optionFieldsets, optionValues } from '../job_options.js';
 import { liveEstimate } from '../estimate.js';
 
 const TASK_TYPES = [
@@ -217,7 +217,7 @@ export function newTaskView(root) {
       field('student', 'Student', h('div', {}, student, students)),
       field('num_examples', 'Training examples', numExamples, 'how many the teacher makes')),
     h('details', { class: 'field advanced', id: 'advanced' },
-      h('summary', {}, 'Advanced: training and curation options'), advanced),
+      h('summary', {}, 'Advanced: training, curation and export options'), advanced),
     h('div', { class: 'field' }, h('label', { class: 'checkbox' },
       h('input', { type: 'checkbox', name: 'until', value: 'data', id: 'f-until' }),
       'Stop after the data, so I can review it before training')),
@@ -274,7 +274,7 @@ export function newTaskView(root) {
     const count = jobFields(doc).num_examples;
     numExamples.placeholder = String(count.default);
     if (!numExamples.value) numExamples.value = String(count.default);
-    fill(advanced, ...optionFieldsets(doc));
+    fill(advanced, ...optionFieldsets(doc), exportsFieldset(doc));
     estimate.schedule();
   }).catch((err) => fill(advanced, h('p', { class: 'banner error' }, `Could not load the options: ${err.message}`)));
 
@@ -346,7 +346,7 @@ function requestBody(data, form) {
   const count = data.get('num_examples');
   if (count !== '') body.num_examples = Number(count);
   if (data.get('until') === 'data') body.until = 'data';
-  return { ...body, ...optionValues(form) };
+  return { ...body, ...optionValues(form), ...exportValues(form) };
 }
 
 // The API's field errors, placed where the form can show them:

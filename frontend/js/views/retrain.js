@@ -1,7 +1,8 @@
 // Training another student on a finished job's curated data (`from_job`: no teacher calls), and,
 // on a job made that way, where its data came from.
 import { api } from '../api.js';
-import { h } from '../dom.js';
+import { fill, h } from '../dom.js';
+import { apiSchema, exportsFieldset, exportValues } from '../job_options.js';
 
 const FINISHED = ['succeeded', 'failed', 'canceled'];
 // The form's controls and the training option each one sets (an API error on the option lands on it).
@@ -42,7 +43,7 @@ function requestBody(jobId, form, training) {
   if (options.distillation !== 'on_policy') delete options.teacher_weights;
   const body = { from_job: jobId, training: Object.fromEntries(Object.entries(options).filter(([, v]) => v !== null && v !== undefined)) };
   if (value('student')) body.student = value('student');
-  return body;
+  return { ...body, ...exportValues(form) };
 }
 
 function retrainForm(jobId, job, close) {
@@ -57,6 +58,7 @@ function retrainForm(jobId, job, close) {
     option('on_policy', 'on-policy: needs the teacher’s weights and vocabulary', training.distillation));
   const error = h('div', { class: 'banner error', id: 'retrain-error', role: 'alert', tabindex: -1, hidden: true });
   const submit = h('button', { type: 'submit', id: 'retrain-submit' }, 'Start training');
+  const exportsBox = h('div', { id: 'rt-exports' });
   const form = h('form', { class: 'card', id: 'retrain-form', novalidate: true, 'aria-labelledby': 'retrain-title' },
     h('h2', { id: 'retrain-title', style: { marginTop: 0 } }, 'Train another student on this data'),
     h('p', { class: 'small muted' }, 'A new job trains, evaluates and packages on a copy of this job’s curated data: no teacher calls. Training options this form leaves out stay as in this job.'),
@@ -71,11 +73,15 @@ function retrainForm(jobId, job, close) {
       labelled('rt-batch-size', 'Batch size', h('input', { type: 'number', id: 'rt-batch-size', name: 'batch_size', min: 1,
         max: 1024, step: 1, value: training.batch_size ?? 8 }), 'default 8'),
       labelled('rt-distillation', 'Distillation', distillation, 'default: soft labels')),
+    exportsBox,
     h('div', { class: 'actions' }, submit,
       h('button', { type: 'button', class: 'secondary', id: 'retrain-cancel', onclick: close }, 'Cancel')));
   const lora = () => { rank.disabled = method.value === 'full'; };
   method.addEventListener('change', lora);
   lora();
+
+  // This job's exports, checked; left out of the body (so kept as they are) if the schema does not load.
+  apiSchema().then((doc) => fill(exportsBox, exportsFieldset(doc, job.spec.exports))).catch(() => {});
 
   api('/api/models').then((models) => {
     const others = models.students.filter((name) => name !== job.spec.student);
