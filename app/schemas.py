@@ -31,7 +31,16 @@ from app.answer_shapes import (
 )
 from app.auth import OWNER_PATTERN
 from app.config import get_settings
-from app.specs import CurationOptions, JobSpec, QAMode, Strict, TaskType, TrainingOptions
+from app.specs import (
+    DEFAULT_EXPORTS,
+    CurationOptions,
+    ExportFormat,
+    JobSpec,
+    QAMode,
+    Strict,
+    TaskType,
+    TrainingOptions,
+)
 
 
 def storable_text(value: str) -> str:
@@ -48,7 +57,7 @@ def storable_text(value: str) -> str:
 
 
 #: What a body with `from_job` may give: the rest is the source job's.
-RETRAIN_FIELDS = frozenset({"from_job", "student", "teacher", "training", "until"})
+RETRAIN_FIELDS = frozenset({"exports", "from_job", "student", "teacher", "training", "until"})
 
 #: At most this many rows' problems are listed in one answer (a wrong column can spoil them all).
 MAX_ROW_ERRORS = 20
@@ -179,8 +188,8 @@ class JobCreate(Strict):
     from_job: Text | None = Field(
         None, description="Train on another job's data: the id of a job whose data stages have all succeeded. Its "
         "data set (as edited so far), task and test set are copied, no teacher is asked for data, and the new job "
-        "trains, evaluates and packages. Only `student`, `teacher`, `training` and `until` may be given with it; "
-        "`training` options given replace that job's, the others are kept.")
+        "trains, evaluates and packages. Only `student`, `teacher`, `training`, `until` and `exports` may be given "
+        "with it; `training` options given replace that job's, the others are kept.")
     task_type: TaskType | None = Field(None, description="Inferred by the teacher when not given.")
     labels: list[Text] | None = Field(None, description="Allowed outputs for a classification task.")
     fields: list[FieldSpec] | None = Field(
@@ -231,6 +240,13 @@ class JobCreate(Strict):
         default_factory=CurationOptions,
         description="How the teacher's data is checked before training (self-consistency votes, the intent check, "
                     "per-label plans, top-up rounds, the share every label needs, seed examples as data).")
+    exports: list[ExportFormat] = Field(
+        list(DEFAULT_EXPORTS),
+        description="The GGUF files the package stage makes, each with llama.cpp's quantizer: `f16` (half "
+        "precision), `q8_0` (8-bit), `q5_k_m` and `q4_k_m` (5- and 4-bit k-quants). `f16` is always made (the others "
+        "are quantized from it); duplicates are dropped and the files come in that order. Each file is scored again "
+        "in llama.cpp on the rows the student was evaluated on, and the report and model card recommend the smallest "
+        "whose score is within the margin of f16's. With `from_job`: the source job's exports when left out.")
 
     @field_validator("task")
     @classmethod
@@ -434,12 +450,13 @@ class JobCreate(Strict):
 
     def retrain_spec(self, source: dict[str, Any], revision: int) -> JobSpec:
         """The spec of a job trained on `source`'s data (`from_job`): the source's spec with this
-        body's student, teacher, `until` and the training options it gives."""
+        body's student, teacher, `until`, the training options it gives and its exports if given."""
         training = {**source.get("training", {}), **self.training.model_dump(mode="json", exclude_unset=True)}
+        exports = {"exports": self.exports} if "exports" in self.model_fields_set else {}
         return JobSpec.model_validate({
             **source, "training": training, "until": self.until, "from_job": self.from_job,
             "data_revision": revision, "student": self.student or source["student"],
-            "teacher": self.teacher or source["teacher"]})
+            "teacher": self.teacher or source["teacher"], **exports})
 
     @model_validator(mode="after")
     def _spec_size(self) -> JobCreate:
@@ -569,6 +586,21 @@ class ReportPublic(BaseModel):
         "student beat its teacher); null when the teacher is not ahead of the untuned student.")
     ratio: float | None = Field(None, description="Tuned student's accuracy over the teacher's.")
     reference: str | None = Field(None, description="What the models were scored on: `test_set` or `validation`.")
+    exports: list[dict[str, Any]] | None = Field(
+        None, description="Once packaged: each exported GGUF file run in llama.cpp on the same rows by the same rule: "
+        "name, export (f16, q8_0, ...), accuracy with `accuracy_ci95`, `change` against the tuned student's free "
+        "answers in transformers, `same_answers` (share of identical answers), `tokens_per_second`, `latency_ms`, "
+        "`size_bytes`, and `flagged` when it scores more than EXPORT_SCORE_MARGIN below the f16 file.")
+    recommended_export: str | None = Field(
+        None, description="The smallest exported file within the margin of the f16 file's score (the Modelfile "
+        "loads it).")
+    chat_format_check: dict[str, Any] | None = Field(
+        None, description="The prompt llama.cpp builds from the GGUF's chat template and Ollama's from the Modelfile, "
+        "each against the tokenizer's for the same messages (how many equal, where the first differs), the GGUF's "
+        "token ids, whether the stop strings end an answer, and `ok`.")
+    costs: dict[str, Any] | None = Field(
+        None, description="Cost per million requests of the teacher, the tuned student and each export, from their "
+        "measured median latency (one request at a time) and the device-hour price settings, with sizes in GB.")
     warnings: list[dict[str, str]] = Field(default_factory=list)
 
 
