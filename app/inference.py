@@ -109,6 +109,22 @@ def answer_budget(tokenizer: Any, answers: Sequence[str], most: int = 256) -> in
     return min(most, longest + max(4, longest // 4))
 
 
+#: New tokens of a free answer to a classification input (a label and the end of turn).
+FREE_ANSWER_TOKENS = 16
+
+
+def task_answer_budget(tokenizer: Any, task_type: str, answers: Sequence[str]) -> int:
+    """The new tokens a student's answer gets when it is scored (evaluate, the export check): a
+    classification answer `FREE_ANSWER_TOKENS`; an extraction's or a tool call's twice
+    `answer_budget` (at most 256: its JSON values may be longer than the expected ones, a date
+    written out, and cut off the object would not parse), else `answer_budget`."""
+    kind = getattr(task_type, "value", task_type)
+    if kind == "classification":
+        return FREE_ANSWER_TOKENS
+    budget = answer_budget(tokenizer, answers)
+    return min(256, 2 * budget) if kind in ("extraction", "tool_calling") else budget
+
+
 class _TextWatch:
     """Called by `generate` after every new token (as a stopping criterion): decodes the answer
     so far, ends it at the first stop string, and hands on the text that can no longer change."""

@@ -15,9 +15,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
-from app.artifacts import artifact_key, save_artifact
+from app.artifacts import DATASET_ARTIFACT, artifact_key, save_artifact
 from app.config import get_settings
+from app.dataset_edits import live_rows
 from app.db import session_scope
+from app.specs import Row
 from workers.answer_progress import AnswerMeter
 from workers.checkpoint_store import mirrors
 from workers.stages.base import StageContext, StageError
@@ -277,3 +279,12 @@ def read_jsonl(ctx: StageContext, name: str) -> Iterator[dict[str, Any]]:
         for line in lines:
             if line.strip():
                 yield json.loads(line)
+
+
+def reference_rows(ctx: StageContext) -> tuple[list[Row], str]:
+    """The rows models are scored on, and which they are: the person's `test_set`, else the live
+    validation rows of the data set (`validation`)."""
+    if ctx.spec.test_set:
+        return list(ctx.spec.test_set), "test_set"
+    return [Row(input=r["input"], output=r["output"]) for r in live_rows(read_jsonl(ctx, DATASET_ARTIFACT))
+            if r.get("split") == "validation"], "validation"

@@ -16,15 +16,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.artifacts import (
-    DATASET_ARTIFACT,
     MODEL_FOLDER,
     PREDICTIONS_ARTIFACT,
     TEACHER_PREDICTIONS_ARTIFACT,
     artifact_key,
     folder_path,
 )
-from app.dataset_edits import live_rows
-from app.inference import Messages, answer_budget, generate
+from app.inference import FREE_ANSWER_TOKENS, Messages, generate, task_answer_budget
 from app.specs import Row, TaskSpec, TaskType
 from workers import bundled_models, prompts
 from workers.labelling import (
@@ -38,15 +36,13 @@ from workers.labelling import (
 from workers.score_intervals import score_intervals
 from workers.scoring import normalize_answer, percentiles, rows_correct, score_answers
 from workers.stages.base import StageContext, StageError
-from workers.stages.common import read_jsonl, with_teacher, write_jsonl
+from workers.stages.common import read_jsonl, reference_rows, with_teacher, write_jsonl
 from workers.statistics import decide
 from workers.teacher import Teacher
 from workers.training.student import folder_size, student_source
 
 #: Teacher requests timed one at a time for its latency (the CPU teacher is slow; a sample is enough).
 TEACHER_LATENCY_SAMPLE = 8
-#: New tokens of the tuned student's free answer to a classification input (a label and the end of turn).
-FREE_ANSWER_TOKENS = 16
 
 Chat = Callable[[Row], list[dict[str, str]]]
 
@@ -57,7 +53,7 @@ class EvaluateStage:
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         spec = ctx.task_spec()
-        rows, reference = _reference_rows(ctx)
+        rows, reference = reference_rows(ctx)
         if not rows:
             raise StageError("no_evaluation_data", "no test set and no validation rows to evaluate on")
         expected = [row.output for row in rows]
@@ -124,13 +120,6 @@ def normalize(answer: str, spec: TaskSpec) -> str:
     return normalize_answer(answer, spec.task_type)
 
 
-def _reference_rows(ctx: StageContext) -> tuple[list[Row], str]:
-    if ctx.spec.test_set:
-        return list(ctx.spec.test_set), "test_set"
-    return [Row(input=r["input"], output=r["output"]) for r in live_rows(read_jsonl(ctx, DATASET_ARTIFACT))
-            if r.get("split") == "validation"], "validation"
-
-
 def _teacher(ctx: StageContext, spec: TaskSpec, rows: list[Row], reference: str
              ) -> tuple[list[str | None], dict[str, Any]]:
     """The teacher's answers (reused from teacher_check when it scored the same test set),
@@ -187,11 +176,7 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
     if labels:
         decide = LabelChooser(student, labels).choose
     else:
-        budget = answer_budget(student.tokenizer, [row.output for row in rows])
-        if spec.task_type in (TaskType.EXTRACTION, TaskType.TOOL_CALLING):
-            # A JSON answer's values may be longer than the expected ones (a date written out):
-            # cut off, the object would not parse and a right answer would score as malformed.
-            budget = min(256, 2 * budget)
+        budget = task_answer_budget(student.tokenizer, spec.task_type, [row.output for row in rows])
 
         def generate_answer(chat: Messages) -> str:
             return generate(student, chat, max_tokens=budget).text
