@@ -116,6 +116,21 @@ class Settings(BaseSettings):
         "by default, so a page on another site cannot change jobs).",
     )
 
+    export_score_margin: float = Field(
+        0.05, ge=0, le=1,
+        description="How far below the f16 GGUF's accuracy (in llama.cpp) an exported file may score before the "
+        "report and model card flag it; the card recommends the smallest file within this margin.",
+    )
+    price_cpu_core_hour: float = Field(
+        0.045, ge=0, description="Price of one CPU core for an hour (US$; an on-demand cloud vCPU, 2026), for the "
+        "report's cost per million requests when a model ran on CPU.")
+    price_l4_hour: float = Field(0.70, ge=0, description="Price of an NVIDIA L4 for an hour (US$, on demand, 2026).")
+    price_h100_hour: float = Field(
+        3.00, ge=0, description="Price of an NVIDIA H100 for an hour (US$, on demand, 2026).")
+    teacher_device: str = Field(
+        "cpu", description="What the teacher's vLLM runs on, for its cost per million requests: `cpu` (the bundled "
+        "CPU teacher, priced per core of this machine), `l4` or `h100`.")
+
     serve_max_models: int = Field(
         2, ge=1, le=64,
         description="Finished students kept loaded for /v1/chat/completions; "

@@ -5,8 +5,8 @@ import json
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from tests.support.ollama_template import render_prompt
 from workers.packaging.card import PackageInfo, model_card, modelfile, report_json, results_table
+from workers.packaging.chat_check import render_ollama_prompt
 from workers.packaging.template import CHATML_TEMPLATE, ChatFormat, ollama_chat_format, read_chat_template
 
 SMOLLM = (
@@ -44,9 +44,9 @@ def test_chatml_student_format_is_derived_from_its_template():
     assert chat is not None and chat.derived and chat.stop == ("<|im_end|>",)
     assert chat.template.endswith("{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n{{ .Response }}<|im_end|>\n")
     bare = [{"role": "user", "content": "WIN a prize"}]
-    assert render_prompt(chat.template, "WIN a prize") == jinja(SMOLLM, bare)
+    assert render_ollama_prompt(chat.template, "", "WIN a prize") == jinja(SMOLLM, bare)
     with_system = [{"role": "system", "content": "Be brief."}, *bare]
-    assert render_prompt(chat.template, "WIN a prize", "Be brief.") == jinja(SMOLLM, with_system)
+    assert render_ollama_prompt(chat.template, "Be brief.", "WIN a prize") == jinja(SMOLLM, with_system)
 
 
 @pytest.mark.parametrize("adds_bos", [True, False])
@@ -54,14 +54,15 @@ def test_a_leading_bos_is_left_to_the_runtime_that_adds_one(adds_bos):
     chat = ollama_chat_format(LLAMA3, LLAMA3_CONFIG, adds_bos=adds_bos)
     assert chat is not None and chat.stop == ("<|eot_id|>",)
     expected = jinja(LLAMA3, [{"role": "user", "content": "hi"}], bos_token="<|begin_of_text|>")
-    rendered = render_prompt(chat.template, "hi")
+    rendered = render_ollama_prompt(chat.template, "", "hi")
     assert rendered == (expected.removeprefix("<|begin_of_text|>") if adds_bos else expected)
 
 
 def test_a_template_without_a_system_role_gets_no_system_branch():
     chat = ollama_chat_format(NO_SYSTEM, {"bos_token": "<bos>", "eos_token": "<eos>"}, adds_bos=True)
     assert chat is not None and ".System" not in chat.template
-    assert render_prompt(chat.template, "hi") == "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+    expected = "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+    assert render_ollama_prompt(chat.template, "", "hi") == expected
     assert chat.stop == ("<end_of_turn>", "<eos>")
 
 
@@ -71,7 +72,7 @@ def test_template_braces_in_text_are_escaped():
                 "{% if add_generation_prompt %}=>{% endif %}")
     chat = ollama_chat_format(template, {})
     assert chat is not None
-    assert render_prompt(chat.template, "x") == "{{x}}\n=>"
+    assert render_ollama_prompt(chat.template, "", "x") == "{{x}}\n=>"
 
 
 def test_fallbacks():

@@ -1,5 +1,6 @@
 """The package stage on a real job: the bundled student (standing in for a tuned one) becomes a
-GGUF file that reads back as the same model, plus Modelfile, model card and report.json."""
+GGUF file that reads back as the same model and a q8_0 file, each run in llama.cpp on the test rows
+(the f16 file answering as transformers does), plus Modelfile, model card and report.json."""
 
 import hashlib
 import json
@@ -12,14 +13,15 @@ from gguf import GGUFReader
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
-from app.artifacts import find_artifact
+from app.artifacts import PREDICTIONS_ARTIFACT, find_artifact, save_artifact
 from app.db import session_scope
-from app.specs import JobSpec
+from app.inference import FREE_ANSWER_TOKENS, generate, load_student
+from app.specs import JobSpec, Row
 from app.storage import get_storage
 from tests.support.factories import make_finished_job
-from tests.support.ollama_template import render_prompt
 from workers.bundled_models import STUDENT, is_prepared, model_dir
 from workers.monitor import JobCanceled
+from workers.packaging.chat_check import render_ollama_prompt
 from workers.stages.base import StageContext, StageError
 from workers.stages.package import PackageStage
 
@@ -45,7 +47,22 @@ METRICS: dict[str, dict[str, Any]] = {
         "verdict": "deploy", "reference": "test_set", "ratio": 0.963,
     },
 }
-OUTPUTS = {"student.gguf", "Modelfile", "README.md", "report.json"}
+OUTPUTS = {"student.gguf", "student.q8_0.gguf", "Modelfile", "README.md", "report.json"}
+TEST_ROWS = [Row(input=text, output=label) for text, label in (
+    ("WINNER!! You have won a 1000 cash prize. Call 09061701461 to claim now", "spam"),
+    ("Are you coming to dinner tonight? Mum is making lasagne", "ham"),
+    ("URGENT: your mobile number has been awarded a free holiday, text YES to 80082", "spam"),
+    ("ok see you at the station at 5", "ham"),
+    ("Free entry in a weekly competition to win FA Cup final tickets. Text FA to 87121", "spam"),
+)]
+
+
+def transformers_answers() -> list[str]:
+    """The bundled student's greedy free answers to the test rows in transformers (what evaluate
+    stores as `student_text`): what the GGUF files must reproduce in llama.cpp."""
+    student = load_student(str(STUDENT_DIR))
+    return [generate(student, [{"role": "user", "content": row.input}], max_tokens=FREE_ANSWER_TOKENS).text.strip()
+            for row in TEST_ROWS]
 
 
 class Recorder:
@@ -75,10 +92,11 @@ def model_copy(folder: Path) -> Path:
     return folder
 
 
-def context(job_id, work_dir: Path, sink=None) -> StageContext:
+def context(job_id, work_dir: Path, sink=None, metrics=METRICS) -> StageContext:
     return StageContext(job_id=job_id, spec=JobSpec(task=SPEC["task"], teacher="qwen2.5-coder-1.5b-instruct",
-                                                    student=STUDENT.name),
-                        work_dir=work_dir, storage=get_storage(), results=METRICS, sink=sink)
+                                                    student=STUDENT.name, test_set=TEST_ROWS,
+                                                    exports=["f16", "q8_0"]),
+                        work_dir=work_dir, storage=get_storage(), results=metrics, sink=sink)
 
 
 def stored(job_id, name: str) -> Path:
@@ -91,14 +109,22 @@ def packaged(test_database, tmp_path_factory):
     assert is_prepared(STUDENT), "the bundled student is not prepared: run `make models` (make test does)"
     job_id = make_finished_job(model_dir=model_copy(tmp_path_factory.mktemp("student") / "model"),
                                metrics=METRICS, labels=["spam", "ham"])
+    texts = transformers_answers()
+    predictions = "".join(json.dumps({"input": row.input, "expected": row.output, "student": row.output,
+                                      "student_text": text}) + "\n" for row, text in zip(TEST_ROWS, texts, strict=True))
+    with session_scope() as session:
+        save_artifact(session, get_storage(), job_id, PREDICTIONS_ARTIFACT, predictions.encode())
+    right = sum(text.strip().lower() == row.output for row, text in zip(TEST_ROWS, texts, strict=True))
+    results = {**METRICS, "evaluate": {**METRICS["evaluate"], "student": {
+        **METRICS["evaluate"]["student"], "free_generation": {"accuracy": right / len(TEST_ROWS)}}}}
     sink = Recorder()
     work_dir = tmp_path_factory.mktemp("work")
-    metrics = PackageStage().run(context(job_id, work_dir, sink))
-    return job_id, metrics, sink, work_dir
+    metrics = PackageStage().run(context(job_id, work_dir, sink, results))
+    return job_id, metrics, sink, work_dir, texts
 
 
 def test_outputs_are_artifacts_with_matching_checksums(packaged):
-    job_id, metrics, _, work_dir = packaged
+    job_id, metrics, _, work_dir, _ = packaged
     assert {a["name"] for a in metrics["artifacts"]} == OUTPUTS
     with session_scope() as session:
         for item in metrics["artifacts"]:
@@ -110,7 +136,7 @@ def test_outputs_are_artifacts_with_matching_checksums(packaged):
 
 
 def test_gguf_reads_back_as_the_same_model(packaged):
-    job_id, metrics, _, _ = packaged
+    job_id, metrics, _, _, _ = packaged
     reader = GGUFReader(stored(job_id, "student.gguf"))
     with safe_open(STUDENT_DIR / "model.safetensors", "np") as weights:
         names = list(weights.keys())
@@ -136,13 +162,13 @@ def test_gguf_reads_back_as_the_same_model(packaged):
 
 
 def test_modelfile_uses_the_students_chat_format(packaged):
-    job_id, metrics, _, _ = packaged
+    job_id, metrics, _, _, _ = packaged
     text = stored(job_id, "Modelfile").read_text()
     comments, rest = text.split("\nFROM ", 1)
     assert all(line.startswith("# ") or not line for line in comments.splitlines())
     how_to_call = " ".join(line[2:] for line in comments.splitlines() if line)
     assert "as the user message" in how_to_call and how_to_call.endswith("It answers with the label.")
-    assert rest.startswith("./student.gguf\n")
+    assert rest.startswith(f"./{metrics['recommended_export']}\n"), "the Modelfile loads the recommended file"
     assert 'PARAMETER stop "<|im_end|>"' in text and "PARAMETER temperature 0" in text
     template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
     tokenizer = AutoTokenizer.from_pretrained(STUDENT_DIR)
@@ -150,12 +176,12 @@ def test_modelfile_uses_the_students_chat_format(packaged):
                      [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "see you at 5"}]):
         trained = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         system = messages[0]["content"] if len(messages) == 2 else ""
-        assert render_prompt(template, messages[-1]["content"], system) == trained
+        assert render_ollama_prompt(template, system, messages[-1]["content"]) == trained
     assert metrics["chat_template"] == "derived"
 
 
 def test_model_card_and_report(packaged):
-    job_id, _, _, _ = packaged
+    job_id, metrics, _, _, _ = packaged
     card = stored(job_id, "README.md").read_text()
     assert SPEC["task"] in card and "`spam`" in card and "unsolicited advertising" in card
     assert "**Verdict: deploy**" in card
@@ -167,13 +193,55 @@ def test_model_card_and_report(packaged):
         assert usage in card
 
     report = json.loads(stored(job_id, "report.json").read_text())
-    assert report["evaluate"] == METRICS["evaluate"] and report["train"] == METRICS["train"]
+    assert report["evaluate"]["teacher"] == METRICS["evaluate"]["teacher"] and report["train"] == METRICS["train"]
+    assert report["exports"] == metrics["exports"] and report["costs"] == metrics["costs"]
     assert report["task_spec"] == SPEC and report["gguf"]["tensor_count"] == 272
 
 
+def test_every_export_runs_in_llama_cpp_and_the_f16_file_answers_as_transformers(packaged):
+    job_id, metrics, _, _, texts = packaged
+    exports = {e["name"]: e for e in metrics["exports"]}
+    assert list(exports) == ["student.gguf", "student.q8_0.gguf"]
+    for name, export in exports.items():
+        assert export["runtime"] == "llama.cpp" and export["n"] == len(TEST_ROWS)
+        assert export["accuracy"] is not None and len(export["accuracy_ci95"]) == 2
+        assert export["tokens_per_second"] > 0 and export["latency_ms"]["n"] == len(TEST_ROWS)
+        assert export["size_bytes"] == stored(job_id, name).stat().st_size
+        assert isinstance(export["flagged"], bool)
+    assert exports["student.gguf"]["same_answers"] == 1.0, f"llama.cpp's f16 answers differ from {texts}"
+    assert exports["student.gguf"]["change"] == 0.0
+    assert exports["student.q8_0.gguf"]["size_bytes"] < 0.6 * exports["student.gguf"]["size_bytes"]
+    assert GGUFReader(stored(job_id, "student.q8_0.gguf")).get_field("general.file_type").contents() == 7  # Q8_0
+    assert metrics["recommended_export"] in exports and not exports[metrics["recommended_export"]]["flagged"]
+    card = stored(job_id, "README.md").read_text()
+    assert "## Exported files, each run in llama.cpp" in card
+    assert all(f"| `{name}` |" in card for name in exports) and "**recommended**" in card
+
+
+def test_the_chat_format_is_checked_byte_for_byte_in_llama_cpp_and_ollama(packaged):
+    _, metrics, _, _, _ = packaged
+    check = metrics["chat_format_check"]
+    n = len(TEST_ROWS)
+    assert check["conversations"] == n and check["ok"] is True, check
+    assert check["llama_cpp"]["equal"] == check["ollama"]["equal"] == check["token_ids_equal"] == n
+    assert check["stop"]["ends_answer"] and "<|im_end|>" in check["stop"]["stops"]
+
+
+def test_cost_per_million_requests_from_the_measured_latencies(packaged):
+    job_id, metrics, _, _, _ = packaged
+    rows = {row["model"]: row for row in metrics["costs"]["rows"]}
+    assert list(rows) == ["qwen2.5-coder-1.5b-instruct", "student (model/)", "student.gguf", "student.q8_0.gguf"]
+    teacher = rows["qwen2.5-coder-1.5b-instruct"]
+    assert teacher["runtime"] == "vLLM" and teacher["size_gb"] == 3.087
+    assert teacher["cost_per_million"] == pytest.approx(0.81234 * 1e6 / 3600 * teacher["price_per_hour"], abs=0.01)
+    assert all(row["cost_per_million"] > 0 for row in rows.values())
+    assert metrics["costs"]["teacher_over_cheapest_student"] > 1
+    assert "## Cost per million requests" in stored(job_id, "README.md").read_text()
+
+
 def test_progress_is_reported_to_the_end(packaged):
-    _, _, sink, _ = packaged
-    assert sink.reports[0] == (0, 4) and sink.reports[-1] == (4, 4)
+    _, _, sink, _, _ = packaged
+    assert sink.reports[0] == (0, 7) and sink.reports[-1] == (7, 7)
     assert [done for done, _ in sink.reports] == sorted(done for done, _ in sink.reports)
     assert sink.checks > len(sink.reports)  # the conversion polls for cancel while it runs
 

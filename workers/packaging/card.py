@@ -12,6 +12,7 @@ from typing import Any
 from app.answer_shapes import TOOLS_PROMPT_FOOTER, TOOLS_PROMPT_HEADER
 from app.artifacts import GGUF_ARTIFACT
 from app.specs import QA_REFUSAL
+from workers.packaging.card_exports import costs_section, exports_section
 from workers.packaging.template import ChatFormat
 
 GGUF_NAME = GGUF_ARTIFACT
@@ -31,6 +32,11 @@ class PackageInfo:
     student: str | None = None  # the base model the student was trained from
     teacher: str | None = None
     has_adapter: bool = False
+    exports: list[dict[str, Any]] = field(default_factory=list)  # each GGUF re-scored in llama.cpp
+    recommended: str | None = None  # the smallest export within `margin` of the f16 file's score
+    margin: float = 0.05
+    chat_check: dict[str, Any] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def short_name(self) -> str:
@@ -70,12 +76,12 @@ def _field_names(spec: dict[str, Any]) -> list[str]:
         [str(name) for name in spec.get("output_fields") or []]
 
 
-def modelfile(chat: ChatFormat | None, spec: dict[str, Any] | None = None) -> str:
-    """An Ollama Modelfile for `student.gguf` next to it: greedy answers, stopping at the end of
-    the answer, with how to call the student as a comment. Without a chat format Ollama falls
-    back to the template stored in the GGUF."""
+def modelfile(chat: ChatFormat | None, spec: dict[str, Any] | None = None, gguf_name: str = GGUF_NAME) -> str:
+    """An Ollama Modelfile for the GGUF file `gguf_name` next to it: greedy answers, stopping at the
+    end of the answer, with how to call the student as a comment. Without a chat format Ollama
+    falls back to the template stored in the GGUF."""
     lines = [f"# {line}" for line in textwrap.wrap(answer_shape(spec), 100)] + [""] if spec else []
-    lines += [f"FROM ./{GGUF_NAME}", ""]
+    lines += [f"FROM ./{gguf_name}", ""]
     if chat is not None:
         lines += [f'TEMPLATE """{chat.template}"""', ""]
         lines += [f'PARAMETER stop "{_quote(stop)}"' for stop in chat.stop]
@@ -88,9 +94,11 @@ def _quote(text: str) -> str:
 
 
 def report(info: PackageInfo) -> dict[str, Any]:
-    """`report.json`: the task, how the student was trained, every score and the GGUF's facts."""
+    """`report.json`: the task, how the student was trained, every score, the GGUF's facts, each
+    export's score in llama.cpp, the chat-format check and the cost table."""
     return {"job_id": info.job_id, "task_spec": info.task_spec, "student": info.student, "teacher": info.teacher,
-            "train": info.train, "evaluate": info.evaluate, "gguf": info.gguf}
+            "train": info.train, "evaluate": info.evaluate, "gguf": info.gguf, "exports": info.exports,
+            "recommended_export": info.recommended, "chat_format_check": info.chat_check, "costs": info.costs}
 
 
 def report_json(info: PackageInfo) -> bytes:
@@ -226,6 +234,8 @@ def _files_section(info: PackageInfo) -> list[str]:
                                              _size(gguf.get("size_bytes"))) if part)
     lines = ["## Files", "", "| file | what it is |", "| --- | --- |",
              f"| `{GGUF_NAME}` | the model as one GGUF file ({facts}) for llama.cpp and Ollama |",
+             *(f"| `{e['name']}` | the same model quantized to {e['export']} ({_size(e.get('size_bytes'))}) |"
+               for e in info.exports if e["name"] != GGUF_NAME),
              "| `Modelfile` | Ollama's recipe: the chat format, greedy answers |",
              "| `model/` | the merged Hugging Face folder, for transformers and vLLM |"]
     if info.has_adapter:
@@ -258,10 +268,16 @@ def _usage_section(info: PackageInfo) -> list[str]:
         f"  -d '{{\"model\": \"{name}\", \"temperature\": 0, "
         f"\"messages\": [{{\"role\": \"user\", \"content\": \"your input here\"}}]}}'",
         "```", "",
-        "Ollama (from the folder holding `student.gguf` and `Modelfile`):", "",
+        "Ollama (from the folder holding the GGUF file and `Modelfile`):", "",
         "```bash",
         f"ollama create {name} -f Modelfile",
         f"ollama run {name} \"your input here\"",
+        "```", "",
+        "llama.cpp (the server the exports were checked with; its chat endpoint uses the GGUF's own template):", "",
+        "```bash",
+        "llama-server -m student.gguf --jinja --port 8080",
+        "curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \\",
+        "  -d '{\"temperature\": 0, \"messages\": [{\"role\": \"user\", \"content\": \"your input here\"}]}'",
         "```", "",
         "The vibetune service that trained it (the job id is the model name):", "",
         "```bash",
@@ -287,8 +303,10 @@ def model_card(info: PackageInfo) -> str:
     task = _cell(info.task_spec.get("task") or "a vibetune student")
     title = f"# {info.short_name}: {task if len(task) <= TITLE_CHARS else task[:TITLE_CHARS - 1] + '…'}"
     sections = [_task_section(info.task_spec), _training_section(info), _results_section(info),
-                _files_section(info), _usage_section(info)]
+                exports_section(info.exports, info.recommended, info.margin, info.chat_check),
+                costs_section(info.costs), _files_section(info), _usage_section(info)]
     body = [*front, "", title, "", f"Fine-tuned by vibetune (job `{info.job_id}`)."]
     for section in sections:
-        body += ["", *section]
+        if section:
+            body += ["", *section]
     return "\n".join(body) + "\n"

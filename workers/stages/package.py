@@ -1,8 +1,14 @@
-"""The `package` stage: the trained student as files to run anywhere.
+"""The `package` stage: the trained student as files to run anywhere, each proven in its runtime.
 
-Converts the merged `model/` folder to `student.gguf` (f16) and reads it back to check it, then
-writes an Ollama `Modelfile`, the model card `README.md` and `report.json`, each stored as an
-artifact with its size and sha256.
+1. converts the merged `model/` folder to `student.gguf` (f16) and reads it back to check it;
+2. quantizes it to the job's other `exports` (q8_0, q5_k_m, q4_k_m) with llama.cpp's quantizer;
+3. runs every file in llama.cpp (`llama-server`) on the rows evaluate scored, by evaluate's rule,
+   and checks the chat format byte for byte (llama.cpp's prompt from the GGUF's template and
+   Ollama's from the Modelfile against the tokenizer's) on the f16 file;
+4. flags files that score more than `EXPORT_SCORE_MARGIN` below the f16 file, recommends the
+   smallest within it, and prices a million requests on each model;
+5. writes the Ollama `Modelfile` (loading the recommended file), the model card `README.md` and
+   `report.json`; every file is stored as an artifact with its size and sha256.
 """
 
 from __future__ import annotations
@@ -15,17 +21,27 @@ from app.artifacts import (
     MODEL_CARD_ARTIFACT,
     MODEL_FOLDER,
     MODELFILE_ARTIFACT,
+    PREDICTIONS_ARTIFACT,
     REPORT_ARTIFACT,
     folder_path,
     save_artifact,
 )
+from app.config import get_settings
 from app.db import session_scope
+from app.inference import task_answer_budget
+from app.specs import TaskSpec, TaskType
 from workers.packaging.card import GGUF_NAME, PackageInfo, model_card, modelfile, report_json
+from workers.packaging.chat_check import check_chat_format
+from workers.packaging.costs import Prices, cost_table, device_named, this_machine
+from workers.packaging.export_check import Reference, comparable, export_file_name, flag_and_recommend, score_export
 from workers.packaging.gguf_file import ConversionFailed, convert_to_gguf, gguf_facts, safetensors_tensor_count
-from workers.packaging.template import ollama_chat_format, read_chat_template
+from workers.packaging.llama_runtime import LlamaServer, RuntimeFailed, RuntimeMissing, quantize
+from workers.packaging.template import ChatFormat, ollama_chat_format, read_chat_template
 from workers.stages.base import StageContext, StageError
+from workers.stages.common import read_jsonl, reference_rows
 
-STEPS = 4
+#: Chat-format check conversations at most (the first reference rows; each a template render).
+CHAT_CHECK_ROWS = 8
 
 
 class PackageStage:
@@ -37,7 +53,9 @@ class PackageStage:
         if not (model_dir / "config.json").is_file():
             raise StageError("missing_model",
                              "the job has no trained model (`model/` artifacts); run the train stage again")
-        ctx.progress(0, STEPS)
+        exports = list(getattr(ctx.spec, "exports", None) or ["f16"])
+        steps = 3 + 2 * len(exports)
+        ctx.progress(0, steps)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
 
         gguf_path = ctx.work_dir / GGUF_NAME
@@ -46,29 +64,110 @@ class PackageStage:
                             model_name=f"vibetune-{str(ctx.job_id)[:8]}", check_canceled=ctx.check_canceled)
         except ConversionFailed as exc:
             raise StageError("gguf_failed", str(exc)) from exc
-        ctx.progress(1, STEPS)
-
         facts = _checked_facts(gguf_path, model_dir)
-        ctx.progress(2, STEPS)
+        ctx.progress(1, steps)
 
-        info = _package_info(ctx, facts)
         chat_template, tokenizer_config = read_chat_template(model_dir)
         chat = ollama_chat_format(chat_template, tokenizer_config, adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
-        texts = {MODELFILE_ARTIFACT: modelfile(chat, info.task_spec).encode(),
+        files = _quantized(ctx, gguf_path, exports, steps)
+        spec = ctx.task_spec()
+        reference = _reference(ctx, spec, model_dir)
+        scored, chat_check = _rescored(ctx, spec, files, reference, model_dir, chat, steps,
+                                       adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
+        settings = get_settings()
+        recommended = flag_and_recommend(scored, settings.export_score_margin)
+        costs = cost_table(ctx.results.get("evaluate") or {}, scored, _student_device(), device_named(
+            settings.teacher_device), Prices(settings.price_cpu_core_hour, settings.price_l4_hour,
+                                             settings.price_h100_hour))
+
+        info = _package_info(ctx, facts, scored, recommended, chat_check, costs)
+        texts = {MODELFILE_ARTIFACT: modelfile(chat, info.task_spec, recommended or GGUF_NAME).encode(),
                  MODEL_CARD_ARTIFACT: model_card(info).encode(),
                  REPORT_ARTIFACT: report_json(info)}
         ctx.check_canceled()
-
         stored = []
         with session_scope() as session:
-            sources: list[tuple[str, Path | bytes]] = [(GGUF_NAME, gguf_path), *texts.items()]
+            sources: list[tuple[str, Path | bytes]] = [*((name, path) for name, path in files.items()), *texts.items()]
             for name, source in sources:
                 artifact = save_artifact(session, ctx.storage, ctx.job_id, name, source)
                 stored.append({"name": artifact.name, "size": artifact.size, "sha256": artifact.sha256})
-        gguf_path.unlink(missing_ok=True)  # kept as an artifact now; the work folder need not hold it twice
-        ctx.progress(STEPS, STEPS)
-        return {"artifacts": stored, "gguf": facts,
+        for path in files.values():
+            path.unlink(missing_ok=True)  # kept as artifacts now; the work folder need not hold them twice
+        ctx.progress(steps, steps)
+        return {"artifacts": stored, "gguf": facts, "exports": scored, "recommended_export": recommended,
+                "chat_format_check": chat_check, "costs": costs,
                 "chat_template": None if chat is None else ("derived" if chat.derived else "chatml")}
+
+
+def _quantized(ctx: StageContext, f16: Path, exports: list[str], steps: int) -> dict[str, Path]:
+    """The export files by artifact name, f16 first, each other type quantized from it."""
+    files = {export_file_name("f16"): f16}
+    for i, export in enumerate(e for e in exports if e != "f16"):
+        ctx.check_canceled()
+        target = ctx.work_dir / export_file_name(export)
+        try:
+            quantize(f16, target, export, ctx.work_dir / f"quantize-{export}.log")
+        except (RuntimeMissing, RuntimeFailed) as exc:
+            raise StageError("llama_cpp_failed", str(exc)) from exc
+        files[export_file_name(export)] = target
+        ctx.progress(2 + i, steps)
+    return files
+
+
+def _reference(ctx: StageContext, spec: TaskSpec, model_dir: Path) -> Reference:
+    """The rows evaluate scored, with the tuned student's free answers to them in transformers."""
+    from transformers import AutoTokenizer
+
+    rows, _ = reference_rows(ctx)
+    predictions = list(read_jsonl(ctx, PREDICTIONS_ARTIFACT))
+    if not rows or len(predictions) != len(rows):
+        raise StageError("missing_predictions", "evaluate's predictions do not match the evaluation rows; "
+                                                "run the evaluate stage again")
+    classification = spec.task_type == TaskType.CLASSIFICATION and bool(spec.label_names)
+    student = (ctx.results.get("evaluate") or {}).get("student") or {}
+    if classification:
+        answers = [comparable(p.get("student_text") or "", spec) for p in predictions]
+        accuracy = (student.get("free_generation") or {}).get("accuracy")
+    else:
+        answers = [p.get("student") for p in predictions]
+        accuracy = student.get("accuracy")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    budget = task_answer_budget(tokenizer, spec.task_type, [row.output for row in rows])
+    return Reference(rows=rows, messages=lambda row: spec.student_messages(row.input, row.tools),
+                     max_tokens=budget, student_answers=answers, student_accuracy=accuracy)
+
+
+def _rescored(ctx: StageContext, spec: TaskSpec, files: dict[str, Path], reference: Reference, model_dir: Path,
+              chat: ChatFormat | None, steps: int, adds_bos: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each file served by llama.cpp and scored; the chat format checked on the f16 file."""
+    from transformers import AutoTokenizer
+
+    scored: list[dict[str, Any]] = []
+    chat_check: dict[str, Any] = {}
+    done = 1 + len(files)
+    for name, path in files.items():
+        export = "f16" if name == GGUF_NAME else name.split(".")[1]
+        try:
+            with LlamaServer(path, ctx.work_dir / f"llama-server-{export}.log") as server:
+                if export == "f16":
+                    conversations = [reference.messages(row) for row in reference.rows[:CHAT_CHECK_ROWS]]
+                    chat_check = check_chat_format(AutoTokenizer.from_pretrained(str(model_dir)), chat, conversations,
+                                                   server.apply_template, server.tokenize, adds_bos=adds_bos)
+                result = score_export(server, spec, reference, seed=ctx.spec.seed, check=ctx.check_canceled)
+        except (RuntimeMissing, RuntimeFailed) as exc:
+            raise StageError("llama_cpp_failed", str(exc)) from exc
+        scored.append({"name": name, "export": export, "runtime": "llama.cpp", "size_bytes": path.stat().st_size,
+                       **result})
+        done += 1
+        ctx.progress(done, steps)
+    return scored, chat_check
+
+
+def _student_device() -> Any:
+    """The device evaluate timed the student on: this gpu worker's GPU, else its CPU."""
+    import torch
+
+    return this_machine(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 
 def _checked_facts(gguf_path: Path, model_dir: Path) -> dict[str, Any]:
@@ -86,7 +185,8 @@ def _checked_facts(gguf_path: Path, model_dir: Path) -> dict[str, Any]:
     return facts
 
 
-def _package_info(ctx: StageContext, facts: dict[str, Any]) -> PackageInfo:
+def _package_info(ctx: StageContext, facts: dict[str, Any], exports: list[dict[str, Any]], recommended: str | None,
+                  chat_check: dict[str, Any], costs: dict[str, Any]) -> PackageInfo:
     train = ctx.results.get("train") or {}
     return PackageInfo(
         job_id=str(ctx.job_id),
@@ -94,4 +194,6 @@ def _package_info(ctx: StageContext, facts: dict[str, Any]) -> PackageInfo:
         train=train, evaluate=ctx.results.get("evaluate") or {}, gguf=facts,
         student=train.get("student") or ctx.spec.student, teacher=ctx.spec.teacher,
         has_adapter=folder_path(ctx.storage, ctx.job_id, ADAPTER_FOLDER).is_dir(),
+        exports=exports, recommended=recommended, margin=get_settings().export_score_margin,
+        chat_check=chat_check, costs=costs,
     )

@@ -26,6 +26,7 @@ def get_report(job_id: str, caller: CallerDep) -> ReportPublic:
         metrics = succeeded_metrics(job)
         task_type = (job.spec or {}).get("task_type")
     evaluation = metrics.get("evaluate", {})
+    package = metrics.get("package", {})
     planned = metrics.get("plan", {}).get("task_spec", {}).get("task_type")
     return ReportPublic(
         task_type=planned or task_type,
@@ -37,6 +38,10 @@ def get_report(job_id: str, caller: CallerDep) -> ReportPublic:
         closed=evaluation.get("closed"),
         ratio=evaluation.get("ratio"),
         reference=evaluation.get("reference"),
+        exports=package.get("exports"),
+        recommended_export=package.get("recommended_export"),
+        chat_format_check=package.get("chat_format_check"),
+        costs=package.get("costs"),
         warnings=job_warnings(metrics),
     )
 
