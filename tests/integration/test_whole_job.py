@@ -153,7 +153,8 @@ def test_cli_edits_the_data_and_copies_it_for_another_job(client, live_service, 
 
 
 MODEL_ARTIFACTS = {"model/config.json", "model/model.safetensors", "model/tokenizer.json", "student.gguf",
-                   "Modelfile", "README.md", "report.json", "reports/predictions.jsonl", "dataset.jsonl"}
+                   "student.q8_0.gguf", "Modelfile", "README.md", "report.json", "reports/predictions.jsonl",
+                   "dataset.jsonl"}
 
 
 def test_dashboard_reviews_the_data_then_trains_and_reports_live(live_service, data_job, tmp_path):
@@ -292,6 +293,10 @@ def check_report_view(page, base: str, job_id: str) -> None:
     expect(page.locator("#confusion")).to_contain_text("ham")
     wrong = http.get(f"{base}/api/jobs/{job_id}/predictions", params={"wrong": "student"}).json()["total"]
     expect(page.locator("#wrong-examples")).to_contain_text(f"of {wrong} wrong" if wrong else "got every row right")
+    expect(page.locator("#exports")).to_contain_text("student.q8_0.gguf")
+    expect(page.locator("#exports")).to_contain_text(report["recommended_export"])
+    expect(page.locator("#chat-format-check")).to_contain_text("checked byte for byte")
+    expect(page.locator("#costs")).to_contain_text("llama.cpp")
 
 
 def check_bundle_download(page, base: str, job_id: str, bundle: Path) -> None:
@@ -354,6 +359,15 @@ def test_trained_student_is_evaluated_packaged_and_served(client, live_service, 
     assert report["verdict_reason"] == ("reaches_teacher" if reaches else "closed_gap" if report["verdict"] == "deploy"
                                         else "behind_teacher")
 
+    # Issue 16: the default exports (f16, q8_0) each answered the test rows in llama.cpp; the f16
+    # file as the student did in transformers; the chat format equal byte for byte; costs priced.
+    exports = {e["export"]: e for e in report["exports"]}
+    assert set(exports) == {"f16", "q8_0"} and all(e["n"] == len(TEST_SET) for e in exports.values())
+    assert exports["f16"]["same_answers"] >= 0.95, exports["f16"]
+    assert report["recommended_export"] in {e["name"] for e in exports.values()}
+    assert report["chat_format_check"]["ok"], report["chat_format_check"]
+    assert [r["runtime"] for r in report["costs"]["rows"]] == ["vLLM", "transformers", "llama.cpp", "llama.cpp"]
+
     artifacts = {a["name"]: a for a in client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]}
     assert MODEL_ARTIFACTS <= set(artifacts)
     for name in artifacts:
@@ -387,6 +401,7 @@ def test_trained_student_is_evaluated_packaged_and_served(client, live_service, 
     assert labelled >= 18, answers
     print(f"\nteacher {report['teacher']['accuracy']}, untuned {report['base_student']['accuracy']}, "
           f"tuned {report['student']['accuracy']}, verdict {report['verdict']}, served labels {labelled}/20, "
+          f"exports {[(e['name'], e['accuracy'], e['same_answers']) for e in report['exports']]}, "
           f"stages {[(s['name'], s['started_at'], s['finished_at']) for s in job['stages']]}")
 
 

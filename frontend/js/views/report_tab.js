@@ -2,6 +2,7 @@
 import { api } from '../api.js';
 import { fill, h, badge, bytes, percent, score, table } from '../dom.js';
 import { MODEL_NAMES, confusionMatrix, modelComparison } from '../charts.js';
+import { costsCard, exportsCard } from './exports_card.js';
 
 const PAGE = 10;
 
@@ -26,6 +27,7 @@ export function reportTab(panel, jobId, snapshot) {
       kind === 'classification' ? [perLabel(report, models), confusionCard(report, models)] : null,
       kind === 'extraction' ? perField(report, models) : null,
       kind === 'tool_calling' ? mismatchesCard(report, models) : null,
+      exportsCard(report), costsCard(report),
       report.student ? wrongExamples(jobId) : null);
   }).catch((err) => fill(body, h('div', { class: 'banner error' }, err.message)));
   return null;
