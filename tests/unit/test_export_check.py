@@ -25,6 +25,8 @@ def test_the_smallest_file_within_the_margin_of_f16_is_recommended_and_worse_one
     assert flag_and_recommend(files, margin=0.05) == "student.q8_0.gguf"
     assert [f["flagged"] for f in files] == [False, False, True]
     assert flag_and_recommend(files, margin=0.2) == "student.q4_k_m.gguf"
+    with_adapter = [export("student.gguf", "f16", 0.8, 270), export("adapter.gguf", "lora", 0.8, 5)]
+    assert flag_and_recommend(with_adapter, 0.05) == "student.gguf", "an adapter alone does not run"
     unscored = [export("student.gguf", "f16", 0.8, 270), export("student.q8_0.gguf", "q8_0", None, 145)]
     assert flag_and_recommend(unscored, 0.05) == "student.gguf" and unscored[1]["flagged"]
 

@@ -234,8 +234,7 @@ def _files_section(info: PackageInfo) -> list[str]:
                                              _size(gguf.get("size_bytes"))) if part)
     lines = ["## Files", "", "| file | what it is |", "| --- | --- |",
              f"| `{GGUF_NAME}` | the model as one GGUF file ({facts}) for llama.cpp and Ollama |",
-             *(f"| `{e['name']}` | the same model quantized to {e['export']} ({_size(e.get('size_bytes'))}) |"
-               for e in info.exports if e["name"] != GGUF_NAME),
+             *(_export_line(e) for e in info.exports if e["name"] != GGUF_NAME),
              "| `Modelfile` | Ollama's recipe: the chat format, greedy answers |",
              "| `model/` | the merged Hugging Face folder, for transformers and vLLM |"]
     if info.has_adapter:
@@ -243,6 +242,14 @@ def _files_section(info: PackageInfo) -> list[str]:
     lines += ["| `report.json` | every score, the training metrics and the task spec |",
               "| `SHA256SUMS` | in the bundle download: `sha256sum -c SHA256SUMS` checks every file |"]
     return lines
+
+
+def _export_line(export: dict[str, Any]) -> str:
+    size = _size(export.get("size_bytes"))
+    if export.get("export") == "lora":
+        return (f"| `{export['name']}` | the LoRA adapter as a GGUF adapter ({size}): `llama-server -m <base>.gguf "
+                f"--lora {export['name']}` on the base student's GGUF |")
+    return f"| `{export['name']}` | the same model quantized to {export.get('export')} ({size}) |"
 
 
 def _usage_section(info: PackageInfo) -> list[str]:

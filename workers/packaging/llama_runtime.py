@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from workers.packaging.llama_build import bin_dir
+from workers.packaging.llama_build import bin_dir, converters
 
 #: The job body's `exports` names and llama.cpp's quantization type for each.
 QUANT_TYPES = {"f16": "F16", "q8_0": "Q8_0", "q5_k_m": "Q5_K_M", "q4_k_m": "Q4_K_M"}
@@ -41,6 +42,23 @@ def program(name: str) -> Path:
     return path
 
 
+def convert_lora(adapter_dir: Path, base_dir: Path, target: Path, log: Path) -> None:
+    """Write a PEFT LoRA adapter folder as a GGUF adapter (llama.cpp's `convert_lora_to_gguf.py`,
+    with the `conversion` and `gguf` packages of the same tree) for `llama-server --lora`."""
+    configured = os.environ.get("LLAMA_CPP_BIN")
+    folder = Path(configured).parent / "convert" if configured else converters()
+    if not (folder / "convert_lora_to_gguf.py").is_file():
+        folder = converters()
+    # The tree's `gguf` and `conversion` packages first: the converter was written against them.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)}
+    with log.open("w") as out:
+        done = subprocess.run([sys.executable, str(folder / "convert_lora_to_gguf.py"), "--base", str(base_dir),
+                               "--outfile", str(target), "--outtype", "f16", str(adapter_dir)],
+                              stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder)
+    if done.returncode != 0 or not target.is_file():
+        raise RuntimeFailed(f"the LoRA converter exited with {done.returncode}: {_tail(log)}")
+
+
 def quantize(source: Path, target: Path, export: str, log: Path) -> None:
     """Write `source` (an f16 GGUF) as `target` quantized to the `export` type (`QUANT_TYPES`)."""
     with log.open("w") as out:
@@ -61,10 +79,11 @@ class ChatAnswer:
 
 
 class LlamaServer:
-    """`llama-server` serving one GGUF on a free loopback port for as long as the `with` lasts."""
+    """`llama-server` serving one GGUF (with a GGUF LoRA adapter applied, if `lora` is given) on a
+    free loopback port for as long as the `with` lasts."""
 
-    def __init__(self, gguf: Path, log: Path, context: int = 4096) -> None:
-        self.gguf, self.log, self.context = gguf, log, context
+    def __init__(self, gguf: Path, log: Path, context: int = 4096, lora: Path | None = None) -> None:
+        self.gguf, self.log, self.context, self.lora = gguf, log, context, lora
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -73,7 +92,8 @@ class LlamaServer:
     def __enter__(self) -> LlamaServer:
         command = [str(program("llama-server")), "--model", str(self.gguf), "--host", "127.0.0.1",
                    "--port", str(self.port), "--ctx-size", str(self.context), "--parallel", "1",
-                   "--threads", str(_threads()), "--jinja", "--no-webui", "--seed", "0"]
+                   "--threads", str(_threads()), "--jinja", "--no-webui", "--seed", "0",
+                   *(["--lora", str(self.lora)] if self.lora is not None else [])]
         with self.log.open("w") as out:
             self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_SECONDS

@@ -1,7 +1,9 @@
 """The `package` stage: the trained student as files to run anywhere, each proven in its runtime.
 
 1. converts the merged `model/` folder to `student.gguf` (f16) and reads it back to check it;
-2. quantizes it to the job's other `exports` (q8_0, q5_k_m, q4_k_m) with llama.cpp's quantizer;
+2. quantizes it to the job's other `exports` (q8_0, q5_k_m, q4_k_m) with llama.cpp's quantizer,
+   and for a LoRA job converts the adapter to a GGUF adapter (`adapter.gguf`, llama.cpp's LoRA
+   converter), run on the base student's GGUF;
 3. runs every file in llama.cpp (`llama-server`) on the rows evaluate scored, by evaluate's rule,
    and checks the chat format byte for byte (llama.cpp's prompt from the GGUF's template and
    Ollama's from the Modelfile against the tokenizer's) on the f16 file;
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +38,30 @@ from workers.packaging.chat_check import check_chat_format
 from workers.packaging.costs import Prices, cost_table, device_named, this_machine
 from workers.packaging.export_check import Reference, comparable, export_file_name, flag_and_recommend, score_export
 from workers.packaging.gguf_file import ConversionFailed, convert_to_gguf, gguf_facts, safetensors_tensor_count
-from workers.packaging.llama_runtime import LlamaServer, RuntimeFailed, RuntimeMissing, quantize
+from workers.packaging.llama_runtime import LlamaServer, RuntimeFailed, RuntimeMissing, convert_lora, quantize
 from workers.packaging.template import ChatFormat, ollama_chat_format, read_chat_template
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import read_jsonl, reference_rows
 
 #: Chat-format check conversations at most (the first reference rows; each a template render).
 CHAT_CHECK_ROWS = 8
+#: The LoRA adapter as a GGUF adapter, for `llama-server -m <base>.gguf --lora adapter.gguf`.
+LORA_GGUF = "adapter.gguf"
+
+
+@dataclass(frozen=True)
+class Served:
+    """One export as llama.cpp runs it: the model file, and the adapter applied to it (LoRA)."""
+
+    name: str
+    export: str
+    model: Path
+    lora: Path | None = None
+
+    @property
+    def file(self) -> Path:
+        """The exported file itself (the adapter, for a LoRA export)."""
+        return self.lora or self.model
 
 
 class PackageStage:
@@ -53,8 +73,10 @@ class PackageStage:
         if not (model_dir / "config.json").is_file():
             raise StageError("missing_model",
                              "the job has no trained model (`model/` artifacts); run the train stage again")
-        exports = list(getattr(ctx.spec, "exports", None) or ["f16"])
-        steps = 3 + 2 * len(exports)
+        exports = list(ctx.spec.exports or ["f16"])
+        lora = folder_path(ctx.storage, ctx.job_id, ADAPTER_FOLDER)
+        has_lora = (lora / "adapter_config.json").is_file()
+        steps = 3 + 2 * (len(exports) + has_lora)
         ctx.progress(0, steps)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -69,11 +91,14 @@ class PackageStage:
 
         chat_template, tokenizer_config = read_chat_template(model_dir)
         chat = ollama_chat_format(chat_template, tokenizer_config, adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
-        files = _quantized(ctx, gguf_path, exports, steps)
+        served = _quantized(ctx, gguf_path, exports, steps)
+        if has_lora:
+            served += _lora_export(ctx, lora)
         spec = ctx.task_spec()
         reference = _reference(ctx, spec, model_dir)
-        scored, chat_check = _rescored(ctx, spec, files, reference, model_dir, chat, steps,
+        scored, chat_check = _rescored(ctx, spec, served, reference, model_dir, chat, steps,
                                        adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
+        files = {s.name: s.file for s in served}
         settings = get_settings()
         recommended = flag_and_recommend(scored, settings.export_score_margin)
         costs = cost_table(ctx.results.get("evaluate") or {}, scored, _student_device(), device_named(
@@ -91,7 +116,7 @@ class PackageStage:
             for name, source in sources:
                 artifact = save_artifact(session, ctx.storage, ctx.job_id, name, source)
                 stored.append({"name": artifact.name, "size": artifact.size, "sha256": artifact.sha256})
-        for path in files.values():
+        for path in {*files.values(), *(s.model for s in served)}:
             path.unlink(missing_ok=True)  # kept as artifacts now; the work folder need not hold them twice
         ctx.progress(steps, steps)
         return {"artifacts": stored, "gguf": facts, "exports": scored, "recommended_export": recommended,
@@ -99,9 +124,9 @@ class PackageStage:
                 "chat_template": None if chat is None else ("derived" if chat.derived else "chatml")}
 
 
-def _quantized(ctx: StageContext, f16: Path, exports: list[str], steps: int) -> dict[str, Path]:
-    """The export files by artifact name, f16 first, each other type quantized from it."""
-    files = {export_file_name("f16"): f16}
+def _quantized(ctx: StageContext, f16: Path, exports: list[str], steps: int) -> list[Served]:
+    """The export files, f16 first, each other type quantized from it."""
+    served = [Served(export_file_name("f16"), "f16", f16)]
     for i, export in enumerate(e for e in exports if e != "f16"):
         ctx.check_canceled()
         target = ctx.work_dir / export_file_name(export)
@@ -109,9 +134,42 @@ def _quantized(ctx: StageContext, f16: Path, exports: list[str], steps: int) -> 
             quantize(f16, target, export, ctx.work_dir / f"quantize-{export}.log")
         except (RuntimeMissing, RuntimeFailed) as exc:
             raise StageError("llama_cpp_failed", str(exc)) from exc
-        files[export_file_name(export)] = target
+        served.append(Served(export_file_name(export), export, target))
         ctx.progress(2 + i, steps)
-    return files
+    return served
+
+
+def _lora_export(ctx: StageContext, adapter_dir: Path) -> list[Served]:
+    """The adapter as a GGUF adapter, served on the base student's f16 GGUF (made here, not kept:
+    the base model is the person's already); none when the base is not on this machine's disk."""
+    base = _base_folder(str((ctx.results.get("train") or {}).get("student") or ctx.spec.student))
+    if base is None:
+        return []
+    ctx.check_canceled()
+    target, base_gguf = ctx.work_dir / LORA_GGUF, ctx.work_dir / "base.f16.gguf"
+    try:
+        convert_lora(adapter_dir, base, target, ctx.work_dir / "convert-lora.log")
+        convert_to_gguf(base, base_gguf, ctx.work_dir / "convert-base.log", check_canceled=ctx.check_canceled)
+    except RuntimeFailed as exc:
+        raise StageError("llama_cpp_failed", str(exc)) from exc
+    except ConversionFailed as exc:
+        raise StageError("gguf_failed", f"the base student: {exc}") from exc
+    return [Served(LORA_GGUF, "lora", base_gguf, lora=target)]
+
+
+def _base_folder(name: str) -> Path | None:
+    """The base student's folder on this disk: bundled, a local folder, or a hub id in the cache."""
+    from workers.training.student import student_source
+
+    source = Path(student_source(name))
+    if (source / "config.json").is_file():
+        return source
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # not cached: the adapter is still stored, only not re-scored
+        return None
 
 
 def _reference(ctx: StageContext, spec: TaskSpec, model_dir: Path) -> Reference:
@@ -137,18 +195,18 @@ def _reference(ctx: StageContext, spec: TaskSpec, model_dir: Path) -> Reference:
                      max_tokens=budget, student_answers=answers, student_accuracy=accuracy)
 
 
-def _rescored(ctx: StageContext, spec: TaskSpec, files: dict[str, Path], reference: Reference, model_dir: Path,
+def _rescored(ctx: StageContext, spec: TaskSpec, served: list[Served], reference: Reference, model_dir: Path,
               chat: ChatFormat | None, steps: int, adds_bos: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each file served by llama.cpp and scored; the chat format checked on the f16 file."""
     from transformers import AutoTokenizer
 
     scored: list[dict[str, Any]] = []
     chat_check: dict[str, Any] = {}
-    done = 1 + len(files)
-    for name, path in files.items():
-        export = "f16" if name == GGUF_NAME else name.split(".")[1]
+    done = 1 + len(served)
+    for item in served:
+        export = item.export
         try:
-            with LlamaServer(path, ctx.work_dir / f"llama-server-{export}.log") as server:
+            with LlamaServer(item.model, ctx.work_dir / f"llama-server-{export}.log", lora=item.lora) as server:
                 if export == "f16":
                     conversations = [reference.messages(row) for row in reference.rows[:CHAT_CHECK_ROWS]]
                     chat_check = check_chat_format(AutoTokenizer.from_pretrained(str(model_dir)), chat, conversations,
@@ -156,8 +214,8 @@ def _rescored(ctx: StageContext, spec: TaskSpec, files: dict[str, Path], referen
                 result = score_export(server, spec, reference, seed=ctx.spec.seed, check=ctx.check_canceled)
         except (RuntimeMissing, RuntimeFailed) as exc:
             raise StageError("llama_cpp_failed", str(exc)) from exc
-        scored.append({"name": name, "export": export, "runtime": "llama.cpp", "size_bytes": path.stat().st_size,
-                       **result})
+        scored.append({"name": item.name, "export": export, "runtime": "llama.cpp",
+                       "size_bytes": item.file.stat().st_size, **result})
         done += 1
         ctx.progress(done, steps)
     return scored, chat_check
