@@ -6,7 +6,8 @@ A stage's time is its number of units times the seconds a unit takes:
 
 | stage | unit |
 | --- | --- |
-| plan, package | the stage itself (a fixed time) |
+| plan | the stage itself (a fixed time) |
+| package | an exported GGUF file (made, then run in llama.cpp on the evaluation rows) |
 | generate | a generate call (`PER_CALL` inputs; `OVERGENERATE` x the requested examples are asked for) |
 | label | a teacher answer: an input (generated or imported) times its votes |
 | curate | a requested example (the top-up rounds, when a label comes out short, grow with it) |
@@ -62,7 +63,7 @@ FACT_PATHS: dict[str, tuple[str, ...]] = {
     "calls": ("calls",), "answers_restored": ("answers_restored",), "labeled": ("labeled",),
     "malformed_answers": ("malformed_answers",), "votes": ("votes",), "check_rows": ("teacher", "n"),
     "examples": ("examples",), "epochs": ("plan", "epochs"), "resumed_from": ("resumed_from",),
-    "eval_rows": ("student", "n"), "copied_from": ("copied_from",),
+    "eval_rows": ("student", "n"), "copied_from": ("copied_from",), "export_files": ("exports",),
 }
 
 
@@ -149,7 +150,7 @@ def workload(spec: JobSpec, source: SourceData | None = None) -> Workload:
         "plan": 1.0, "generate": float(calls), "label": float((calls * PER_CALL + len(spec.inputs)) * votes),
         "curate": float(spec.num_examples), "teacher_check": float(len(spec.test_set or spec.examples)),
         "train": float(train_rows * math.ceil(epochs)),
-        "evaluate": float(len(spec.test_set) or validation_rows), "package": 1.0,
+        "evaluate": float(len(spec.test_set) or validation_rows), "package": float(len(spec.exports) or 1),
     }
     return Workload(stages=stages, units={name: units[name] for name in stages}, task_type=task_type,
                     teacher=spec.teacher, student=spec.student,
@@ -164,8 +165,11 @@ def sample_units(stage: str, facts: Mapping[str, Any]) -> float | None:
         return None
     restored = _number(facts.get("answers_restored"))
     units: float | None
-    if stage in ("plan", "package"):
+    if stage == "plan":
         units = 1.0
+    elif stage == "package":  # a run from before exports were re-scored made one file
+        files = facts.get("export_files")
+        units = float(len(files)) if isinstance(files, list) and files else 1.0
     elif stage == "generate":
         units = _number(facts.get("calls")) - restored
     elif stage == "label":

@@ -12,12 +12,15 @@ Target: tuned student >= 0.9x teacher and well above the untuned student.
     python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...]
                             [--set sst2,banking77,tweeteval] [--n 60] [--num-examples 150] [--seed 0]
                             [--banking-labels 6] [--irrelevant 0] [--tools-baked-in] [--dry-run]
+                            [--exports f16,q8_0,q5_k_m,q4_k_m] [--results-dir bench/results]
 
 Sets: sst2, banking77, tweeteval (classification), restaurant8k_extraction, wnut17_extraction
 (extraction), pubmedqa (qa), restaurant8k_booking, bfcl_simple_python (tool_calling); `--set all`
 runs every one. `--n` is the number of test rows (default 60; bfcl_simple_python: 20, its cap, one
 question per tool). `--dry-run` builds and validates the job bodies and prints what they hold,
-with no service.
+with no service. `--exports` asks for those GGUF files; each result then holds every file's
+score in llama.cpp (`exports`), the chat-format check and the cost table, and a second Markdown
+table, one row per file, is printed.
 
 Every request is signed with `--api-key` (default: VIBETUNE_API_KEY), e.g. the service's
 VIBETUNE_ADMIN_KEY or a key an admin made with `vibetune keys create`; the jobs are its owner's.
@@ -164,12 +167,12 @@ def git_commit() -> str | None:
 
 
 def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, training_seed: int = 0,
-            curation: dict[str, Any] | None = None) -> dict[str, Any]:
+            curation: dict[str, Any] | None = None, exports: list[str] | None = None) -> dict[str, Any]:
     """Run the set's job (its data made with `training_seed`, with these curation options) and
     gather its results (what goes to quality_<set>[_s<seed>].json)."""
     started = time.monotonic()
     body = {**qs.body, "num_examples": num_examples, "training": {"seed": training_seed},
-            **({"curation": curation} if curation else {})}
+            **({"curation": curation} if curation else {}), **({"exports": exports} if exports else {})}
     job = run_job(client, body)
     result: dict[str, Any] = {
         "set": qs.name, "task_type": qs.task_type, "task": qs.body["task"], "source": qs.source, "notes": qs.notes,
@@ -194,6 +197,8 @@ def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, 
         "verdict_reason": report.get("verdict_reason"), "closed": report.get("closed"),
         "correct": {name: [bool(row["correct"][name]) for row in predictions] for name in MODELS}
         if predictions is not None and all("correct" in row for row in predictions) else None,
+        "exports": report.get("exports"), "recommended_export": report.get("recommended_export"),
+        "chat_format_check": report.get("chat_format_check"), "costs": report.get("costs"),
     })
     if qs.name == "bfcl_simple_python" and predictions is not None:
         result["bfcl_acceptable"] = bfcl_acceptable(qs, predictions)
@@ -229,6 +234,24 @@ def markdown_row(result: dict[str, Any]) -> str:
     ratio = "–" if result.get("ratio") is None else f"{result['ratio']:.2f}"
     return (f"{base} {_acc(models['teacher'])} | {_acc(models['base_student'])} | {_acc(models['student'])} | "
             f"{ratio} | {key} {second} | {result.get('verdict') or '–'} | {result['wall_s'] / 60:.1f} min |")
+
+
+EXPORTS_HEADER = ("| set | file | type | n | accuracy (95% interval) | change vs transformers | same answers | "
+                  "tokens/s | size |\n| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |")
+
+
+def export_rows(result: dict[str, Any]) -> list[str]:
+    """One Markdown row per exported file of a result: its score in llama.cpp and what it costs."""
+    rows = []
+    for e in result.get("exports") or []:
+        ci = e.get("accuracy_ci95")
+        interval = f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
+        mark = " (recommended)" if e["name"] == result.get("recommended_export") else \
+            (" (flagged)" if e.get("flagged") else "")
+        rows.append(f"| {result['set']} | `{e['name']}`{mark} | {e['export']} | {e.get('n')} | "
+                    f"{_num(e.get('accuracy'))}{interval} | {_num(e.get('change'))} | {_num(e.get('same_answers'))} | "
+                    f"{_num(e.get('tokens_per_second'))} | {e['size_bytes'] / 1e6:.1f} MB |")
+    return rows
 
 
 def spread(values: Sequence[float]) -> str:
@@ -291,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--curation", type=json.loads, default=None,
                         help='curation options for every job, as JSON (e.g. \'{"votes": 1}\'; default: the service\'s)')
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--exports", default=None, help="comma separated GGUF exports each job makes and re-scores")
     parser.add_argument("--dry-run", action="store_true", help="build and validate the job bodies; no service")
     args = parser.parse_args(argv)
     names = list(SETS) if args.sets == "all" else [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -316,11 +340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         me.raise_for_status()
         print(TABLE_HEADER, flush=True)
+        all_runs: list[dict[str, Any]] = []
         for qs in sets:
             runs = []
             for training_seed in range(args.seeds):
                 try:
-                    result = measure(client, qs, args.num_examples, args.seed, training_seed, args.curation)
+                    result = measure(client, qs, args.num_examples, args.seed, training_seed, args.curation,
+                                     exports=args.exports.split(",") if args.exports else None)
                 except ValueError as exc:
                     print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
                     break
@@ -331,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(result)
             if len(runs) > 1:
                 print(spread_row(runs), flush=True)
+            all_runs.extend(runs)
+        if any(run.get("exports") for run in all_runs):
+            print("\n" + EXPORTS_HEADER)
+            for run in all_runs:
+                print("\n".join(export_rows(run)), flush=True)
     return 0
 
 

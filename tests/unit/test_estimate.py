@@ -44,7 +44,7 @@ def test_a_from_job_job_runs_only_the_model_stages_on_that_jobs_data():
     work = workload(spec(num_examples=500, training={"epochs": 2}),
                     SourceData(train_rows=40, validation_rows=5, task_type="extraction"))
     assert work.stages == MODEL_STAGES and work.task_type == "extraction"
-    assert work.units == {"train": 80, "evaluate": 5, "package": 1}
+    assert work.units == {"train": 80, "evaluate": 5, "package": 2}, "package: the default f16 and q8_0 files"
     assert workload(spec(until="data"), SourceData(10, 1, None)).stages == ()
 
 
@@ -95,6 +95,7 @@ def test_past_runs_count_only_the_work_they_did():
     assert sample_units("train", {"examples": 135, "epochs": 3.0, "resumed_from": "checkpoint-20"}) is None
     assert sample_units("evaluate", {"eval_rows": 60}) == 60
     assert sample_units("package", {}) == 1
+    assert sample_units("package", {"export_files": [{"name": "student.gguf"}, {"name": "student.q8_0.gguf"}]}) == 2
     assert sample_units("curate", {"copied_from": "a-job"}) is None, "a stage copied from another job ran nowhere"
 
 
