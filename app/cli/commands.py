@@ -14,6 +14,7 @@ from typing import Any
 
 from app.cli.client import ClientError, VibetuneClient, api_key, server_url
 from app.cli.compare_output import compare_text
+from app.cli.exports_output import exports_text
 from app.cli.job_options import option_bodies
 from app.cli.output import (
     LineProgress,
@@ -279,6 +280,9 @@ def status(client: VibetuneClient, args: argparse.Namespace) -> int:
     if has_scores(report):
         print()
         print(report_table(report))
+    if exports := exports_text(report):
+        print()
+        print(exports)
     return 0
 
 
@@ -352,6 +356,9 @@ def follow_job(client: VibetuneClient, job_id: str, out: str | None) -> int:
     if has_scores(report):
         print()
         print(report_table(report))
+    if exports := exports_text(report):
+        print()
+        print(exports)
     print()
     return download_all(client, job_id, out)
 

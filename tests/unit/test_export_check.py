@@ -82,3 +82,24 @@ def test_the_card_sections_show_each_file_and_each_cost():
                            "teacher_over_cheapest_student": 12.5})
     assert "| student | llama.cpp | CPU, 2 cores | 0.100 | 36.0 ms | 1.00 |" in "\n".join(costs)
     assert exports_section([], None, 0.05, {}) == [] and costs_section({}) == []
+
+
+def test_the_cli_prints_each_file_the_check_and_the_costs():
+    from app.cli.exports_output import exports_text
+
+    assert exports_text({}) is None
+    report = {"exports": [{"name": "student.gguf", "export": "f16", "n": 60, "accuracy": 0.85,
+                           "accuracy_ci95": [0.74, 0.92], "change": 0.0, "same_answers": 1.0,
+                           "tokens_per_second": 95.2, "size_bytes": 270_000_000, "flagged": False},
+                          {"name": "student.q4_k_m.gguf", "export": "q4_k_m", "n": 60, "accuracy": 0.7,
+                           "accuracy_ci95": [0.57, 0.8], "change": -0.15, "same_answers": 0.6,
+                           "tokens_per_second": 130.0, "size_bytes": 105_000_000, "flagged": True}],
+              "recommended_export": "student.gguf", "chat_format_check": {"ok": True},
+              "costs": {"rows": [cost_row("student.gguf", "llama.cpp", Device("cpu", 2), {"p50": 36.0}, 270_000_000,
+                                          PRICES)]}}
+    text = exports_text(report)
+    assert text is not None and "same 60 rows" in text
+    lines = text.splitlines()
+    assert any(line.startswith("student.gguf") and "recommended" in line and "+0.000" in line for line in lines)
+    assert any(line.startswith("student.q4_k_m.gguf") and "FLAGGED" in line and "-0.150" in line for line in lines)
+    assert "checked byte for byte" in text and "cost per million requests" in text and "1.00" in text
