@@ -5,7 +5,9 @@ its OpenAI-style chat endpoint (so the prompt comes from the GGUF's own chat tem
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -95,7 +97,7 @@ class LlamaServer:
                    "--threads", str(_threads()), "--jinja", "--no-webui", "--seed", "0",
                    *(["--lora", str(self.lora)] if self.lora is not None else [])]
         with self.log.open("w") as out:
-            self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -147,6 +149,15 @@ class LlamaServer:
             raise RuntimeFailed(f"llama-server {path} answered {response.status_code}: {response.text[:300]}")
         answer: dict[str, Any] = response.json()
         return answer
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it starts: a SIGKILLed worker takes its server with it
+    (Linux's parent-death signal), so no orphan keeps the memory and the port."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _free_port() -> int:
