@@ -76,6 +76,7 @@ bench: install models llama services
 	$(PY) bench/watch_and_download.py
 	$(PY) bench/api_load.py
 	$(PY) bench/fair_share.py
+	$(PY) bench/student_throughput.py
 
 clean:
 	rm -rf $(VENV) $(TEACHER_VENV) var .pytest_cache

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
         description="Finished students kept loaded for /v1/chat/completions; "
         "beyond this the least recently used is unloaded.",
     )
+    serve_max_batch: int = Field(
+        16, ge=1, le=256,
+        description="Most requests to one student decoded together by /v1/chat/completions (dynamic, "
+        "continuous batching); 1 answers them one at a time.",
+    )
+    serve_batch_window_ms: float = Field(
+        5, ge=0, le=1000,
+        description="How long an idle student waits after a request for more to batch with it, in milliseconds.",
+    )
 
     max_task_chars: int = Field(4000, ge=1, description="Longest accepted task description.")
     max_num_examples: int = Field(5000, ge=1, description="Largest accepted `num_examples`.")

@@ -52,6 +52,8 @@ class Student:
     tokenizer: Any
     eos_ids: list[int]
     context: int | None  # most tokens the model attends to, prompt and answer together
+    # Most answers it may decode at once with each one's tokens the same as alone (`app.batch_invariance`).
+    batch_rows: int = 1
 
 
 def compute_dtype() -> Any:
@@ -81,17 +83,36 @@ def load_student(source: str | Path, *, for_training: bool = False) -> Student:
     except Exception as exc:  # corrupt or foreign files fail in many ways
         log.exception("could not load the student %s", source)
         raise StudentUnavailable(f"the model could not be loaded ({type(exc).__name__})", str(exc)) from exc
+    batch_rows = 1
     if not for_training:
         model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         if not tokenizer.chat_template:
             raise StudentUnavailable("the model has no chat template")
+        batch_rows = _batchable(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     eos = model.generation_config.eos_token_id
     eos_ids = [*(eos if isinstance(eos, list) else [eos] if eos is not None else [])]
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids:
         eos_ids.append(tokenizer.eos_token_id)
-    return Student(model, tokenizer, eos_ids, getattr(model.config, "max_position_embeddings", None))
+    return Student(model, tokenizer, eos_ids, getattr(model.config, "max_position_embeddings", None), batch_rows)
+
+
+def _batchable(model: Any) -> int:
+    """Prepare an inference model for batched decoding (`app.batch_invariance`): the most answers
+    it may then decode at once, `SERVE_MAX_BATCH`, or 1 where it cannot be batched invariantly."""
+    from app.batch_invariance import make_batch_invariant
+    from app.config import get_settings
+    from app.decoding import spliceable
+
+    most = get_settings().serve_max_batch
+    if most < 2 or not spliceable(model):
+        return 1
+    group = make_batch_invariant(model, most)
+    if group is None:
+        log.warning("%s cannot attend row by row; its answers are decoded one at a time", type(model).__name__)
+        return 1
+    return most
 
 
 def prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
@@ -126,24 +147,14 @@ def task_answer_budget(tokenizer: Any, task_type: str, answers: Sequence[str]) -
 
 
 class _TextWatch:
-    """Called by `generate` after every new token (as a stopping criterion): decodes the answer
-    so far, ends it at the first stop string, and hands on the text that can no longer change."""
+    """Told the answer's tokens after every new one: decodes the answer so far, ends it at the
+    first stop string, and hands on the text that can no longer change."""
 
-    def __init__(self, tokenizer: Any, prompt_len: int, stop: Sequence[str],
-                 on_text: TextSink | None, cancelled: threading.Event | None) -> None:
-        self.tokenizer, self.prompt_len, self.stop = tokenizer, prompt_len, [s for s in stop if s]
-        self.on_text, self.cancelled = on_text, cancelled
+    def __init__(self, tokenizer: Any, stop: Sequence[str], on_text: TextSink | None) -> None:
+        self.tokenizer, self.stop, self.on_text = tokenizer, [s for s in stop if s], on_text
         self.text = ""
         self.sent = 0
         self.stopped = False  # a stop string was reached
-
-    def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
-        import torch
-
-        if not self.stopped:
-            self.update(input_ids[0, self.prompt_len:].tolist(), final=False)
-        done = self.stopped or (self.cancelled is not None and self.cancelled.is_set())
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
     def update(self, ids: list[int], final: bool) -> None:
         text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -169,34 +180,77 @@ class _TextWatch:
         return held
 
 
+class Answer:
+    """One chat being answered: its prompt and options, the tokens chosen so far, how it ended.
+
+    Made in the caller's thread (so a prompt that does not fit, or a chat template that refuses
+    the messages, fails there); `app.decoding` chooses its tokens, alone or in a batch, and hands
+    each to `add`. `ended` is set once it is complete or failed."""
+
+    def __init__(self, student: Student, messages: Messages, max_tokens: int = 64, temperature: float = 0.0,
+                 top_p: float = 1.0, stop: Sequence[str] = (), on_text: TextSink | None = None,
+                 cancelled: threading.Event | None = None) -> None:
+        self.prompt = prompt_ids(student.tokenizer, messages)
+        if student.context is not None and len(self.prompt) + max_tokens > student.context:
+            raise PromptTooLong(
+                f"the prompt is {len(self.prompt)} tokens and max_tokens is {max_tokens}; "
+                f"together they exceed the model's context of {student.context} tokens"
+            )
+        self.max_tokens, self.temperature, self.top_p = max_tokens, temperature, top_p
+        self.eos = frozenset(student.eos_ids)
+        self.cancelled = cancelled
+        self.watch = _TextWatch(student.tokenizer, stop, on_text)
+        self.ids: list[int] = []
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+
+    def add(self, token: int) -> bool:
+        """Take the next token; True when that ended the answer (end of turn, `max_tokens`, a stop
+        string, cancelled, or `on_text` failed)."""
+        self.ids.append(token)
+        try:
+            if token in self.eos or len(self.ids) >= self.max_tokens:
+                self.watch.update(self.ids, final=True)
+            else:
+                self.watch.update(self.ids, final=False)
+                if not (self.watch.stopped or self.is_cancelled()):
+                    return False
+        except Exception as exc:  # the caller's `on_text`: it fails this answer only
+            self.error = exc
+        self.ended.set()
+        return True
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled is not None and self.cancelled.is_set()
+
+    def end(self) -> None:
+        """End the answer where it is (one cancelled before its first token)."""
+        self.watch.update(self.ids, final=True)
+        self.ended.set()
+
+    def fail(self, error: BaseException) -> None:
+        """End the answer with `error` (raised by `completion`)."""
+        self.error = error
+        self.ended.set()
+
+    def completion(self) -> Completion:
+        """The answer with its token counts (raises its error, if it failed)."""
+        if self.error is not None:
+            raise self.error
+        ids = self.ids
+        ended = self.watch.stopped or (bool(ids) and ids[-1] in self.eos) or len(ids) < self.max_tokens
+        return Completion(self.watch.text, len(self.prompt), len(ids), "stop" if ended else "length")
+
+
 def generate(student: Student, messages: Messages, max_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: Sequence[str] = (), on_text: TextSink | None = None,
              cancelled: threading.Event | None = None) -> Completion:
-    """Answer a chat with a loaded student; the caller makes sure nobody else uses it meanwhile.
-    Greedy when `temperature` is 0. `on_text` gets the answer piece by piece as it is final;
-    setting `cancelled` ends the generation at its next token."""
-    import torch
+    """Answer a chat with a loaded student: `app.decoding`'s loop with a batch of one (what `/v1`
+    runs with several). The caller makes sure nobody else uses the student meanwhile. Greedy when
+    `temperature` is 0, else sampled with `top_p`. `on_text` gets the answer piece by piece as
+    it is final; setting `cancelled` ends the generation at its next token."""
+    from app.decoding import decode
 
-    tokenizer = student.tokenizer
-    input_ids = torch.tensor([prompt_ids(tokenizer, messages)], device=student.model.device)
-    prompt_len = input_ids.shape[1]
-    if student.context is not None and prompt_len + max_tokens > student.context:
-        raise PromptTooLong(
-            f"the prompt is {prompt_len} tokens and max_tokens is {max_tokens}; "
-            f"together they exceed the model's context of {student.context} tokens"
-        )
-    watch = _TextWatch(tokenizer, prompt_len, stop, on_text, cancelled)
-    sampling: dict[str, Any] = (
-        {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0
-        else {"do_sample": False})
-    with torch.inference_mode():
-        output = student.model.generate(
-            input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_tokens,
-            eos_token_id=student.eos_ids, pad_token_id=student.eos_ids[0] if student.eos_ids else None,
-            stopping_criteria=[watch], **sampling,
-        )
-    ids = output[0, prompt_len:].tolist()
-    if not watch.stopped:
-        watch.update(ids, final=True)
-    ended = watch.stopped or (bool(ids) and ids[-1] in student.eos_ids) or len(ids) < max_tokens
-    return Completion(watch.text, prompt_len, len(ids), "stop" if ended else "length")
+    answer = Answer(student, messages, max_tokens, temperature, top_p, stop, on_text, cancelled)
+    decode(student, answer)
+    return answer.completion()

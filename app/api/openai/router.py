@@ -56,9 +56,10 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute,
 
 T = TypeVar("T")
 
-# Completions get threads of their own: requests queued behind a busy model wait in them, and
-# must never use up the pool the job routes run in.
-_GENERATION_THREADS = anyio.CapacityLimiter(8)
+# Completions get threads of their own: each waits there while its student's batcher answers it
+# (a waiting thread costs no CPU), and they must never use up the pool the job routes run in. 64
+# keeps several students' full batches (SERVE_MAX_BATCH) and the requests queued behind them.
+_GENERATION_THREADS = anyio.CapacityLimiter(64)
 
 
 def _served_jobs(session: Session, caller: Caller, job_id: uuid.UUID | None = None) -> list[Job]:
@@ -184,8 +185,8 @@ def _usage(completion: serving.Completion) -> Usage:
 )
 async def chat_completions(body: ChatCompletionRequest, caller: CallerDep) -> ChatCompletion | StreamingResponse:
     """Answer a chat with a finished student (OpenAI's chat completions API). Greedy unless
-    `temperature` > 0; requests to one model are answered one at a time. A tool-calling
-    student's call comes back as `tool_calls`."""
+    `temperature` > 0; concurrent requests to one model are decoded together, each answer the
+    same as alone. A tool-calling student's call comes back as `tool_calls`."""
     served = await run_in_threadpool(_served_model, body.model, caller)
     model_id = served.id
     shape = answer_shape(body, model_id, served.task_spec)

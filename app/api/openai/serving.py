@@ -4,10 +4,9 @@ A finished student is the merged Hugging Face folder its job stored as `model/` 
 model id is the job id. It is loaded on first use (float32 on the CPU, bfloat16 on a GPU that
 supports it) and kept until `SERVE_MAX_MODELS` other students were used more recently.
 
-Requests to one model are queued and run one at a time, in arrival order (a lock per model);
-different models run in parallel. There is no micro-batching: one request at a time keeps a
-greedy answer independent of whatever else arrived at the same moment (left padding changes
-float rounding, and so sometimes the answer).
+Requests to one model are decoded together by its batcher (`batching.py`: dynamic, continuous
+batching of up to `SERVE_MAX_BATCH` answers, each keeping its own options); a greedy answer is
+still the one it would get alone (`app.batch_invariance`). Different models run in parallel.
 
 Plain Python, no FastAPI. Loading and generation are `app.inference`'s, the same code the
 evaluate stage scores a student with; torch and transformers are imported on the first load, so
@@ -20,13 +19,14 @@ import logging
 import queue
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.api.openai.batching import Batcher
 from app.artifacts import MODEL_FOLDER, folder_path
 from app.config import get_settings
 from app.inference import (
@@ -36,7 +36,6 @@ from app.inference import (
     Student,
     StudentUnavailable,
     TextSink,
-    generate,
     load_student,
 )
 from app.storage import get_storage
@@ -67,20 +66,29 @@ def student_folder(model_id: str) -> Path:
 class _Slot:
     model_id: str
     lock: threading.Lock
-    student: Student | None = None
+    batcher: Batcher | None = None
+
+
+def batcher_from_settings(student: Student) -> Batcher:
+    """A batcher for a loaded student, sized by `SERVE_MAX_BATCH` and `SERVE_BATCH_WINDOW_MS`."""
+    settings = get_settings()
+    return Batcher(student, settings.serve_max_batch, settings.serve_batch_window_ms / 1000)
 
 
 class StudentCache:
     """Loaded students, at most `max_models`; using one more unloads the least recently used.
 
-    Each model has a lock: its requests run one at a time, and the first of them loads it while
-    the others wait, so concurrent first requests load it once. A model evicted while answering
-    finishes the requests that hold it; its memory is freed when they end.
+    Each model has a lock, held while it loads: the first request loads it while the others
+    wait, so concurrent first requests load it once. Its requests are then answered by its
+    batcher. A model evicted while answering finishes the requests it holds; its memory is freed
+    when they end.
     """
 
-    def __init__(self, max_models: int, load: Callable[[Path], Student] = load_student) -> None:
+    def __init__(self, max_models: int, load: Callable[[Path], Student] = load_student,
+                 batcher: Callable[[Student], Batcher] = batcher_from_settings) -> None:
         self.max_models = max_models
         self._load = load
+        self._batcher = batcher
         self._lock = threading.Lock()
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
 
@@ -89,8 +97,18 @@ class StudentCache:
         with self._lock:
             return [slot.model_id for slot in self._slots.values()]
 
+    def batch_sizes(self, model_id: str) -> Counter[int]:
+        """How many decoding steps the loaded student `model_id` ran with how many answers."""
+        with self._lock:
+            batchers = [slot.batcher for slot in self._slots.values() if slot.model_id == model_id and slot.batcher]
+        total: Counter[int] = Counter()
+        for batcher in batchers:
+            total.update(batcher.batch_sizes())
+        return total
+
     def complete(self, model_id: str, messages: Messages, **options: Any) -> Completion:
-        """Answer with this student, loading it first if needed; see `generate` for `options`."""
+        """Answer with this student, loading it first if needed; see `app.inference.generate`
+        for `options`."""
         folder = student_folder(model_id)
         model_id = str(uuid.UUID(model_id))
         try:
@@ -101,13 +119,14 @@ class StudentCache:
         key = f"{model_id}@{version}"
         slot = self._slot(key, model_id)
         with slot.lock:
-            if slot.student is None:
+            if slot.batcher is None:
                 try:
-                    slot.student = self._load(folder)
+                    slot.batcher = self._batcher(self._load(folder))
                 except BaseException:
                     self._drop(key, slot)
                     raise
-            return generate(slot.student, messages, **options)
+            batcher = slot.batcher
+        return batcher.complete(messages, **options)
 
     def _slot(self, key: str, model_id: str) -> _Slot:
         with self._lock:

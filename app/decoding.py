@@ -1,0 +1,145 @@
+"""The one loop that runs a student: answers decoded together, step by step, each ending on its own.
+
+Each answer's prompt is prefilled on its own (the same forward call whatever else is decoding),
+its first token chosen, and its KV cache spliced into the batch's: the caches are left padded to
+one length, a 2D attention mask hides the padding and each row gets its own position ids. Every
+step then feeds each row its last token in one forward call, chooses each row's next token with
+that row's own options (greedy, or temperature and top-p sampling), and drops the rows that
+ended, trimming padding no row needs any more. An answer may join between any two steps.
+
+With a student prepared by `app.batch_invariance` a row's logits are bit for bit those it would
+get alone, so a greedy answer does not depend on its batch. Imports torch: import it only with a
+student (`app.inference.generate` and the serving batcher do, on first use).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from app.batch_invariance import ATTENTION
+from app.inference import Answer, Student
+
+
+def spliceable(model: Any) -> bool:
+    """Whether the model's KV cache is plain per-token keys and values (no sliding window, no
+    recurrent state), which rows can be padded, stacked and dropped in."""
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+
+
+class Decoder:
+    """Answers being decoded together by one student, at most `student.batch_rows` of them.
+    Not thread safe: one thread drives it."""
+
+    def __init__(self, student: Student) -> None:
+        self.student = student
+        self.model = student.model
+        self.answers: list[Answer] = []
+        self.starts: list[int] = []  # each row's first cache position that is no padding
+        self.cache: Any = None
+        # Only the row-by-row attention takes the rows' starts; any other attends through the mask.
+        self.row_starts = self.model.config._attn_implementation == ATTENTION
+
+    @torch.inference_mode()
+    def add(self, answer: Answer) -> bool:
+        """Prefill `answer`'s prompt on its own and choose its first token; unless that ended it
+        (True), it joins the batch for the next `step`."""
+        if answer.is_cancelled():
+            answer.end()
+            return True
+        ids = torch.tensor([answer.prompt], device=self.model.device)
+        out = self.model(input_ids=ids, cache=DynamicCache(config=self.model.config), use_cache=True,
+                         logits_to_keep=1)
+        if _choose(out.logits[:, -1], [answer]):
+            return True
+        self._splice(out.cache, len(answer.prompt), answer)
+        return False
+
+    @torch.inference_mode()
+    def step(self) -> list[Answer]:
+        """Decode the next token of every answer in the batch; returns those it ended, which left it."""
+        device = self.model.device
+        length = self.cache.get_seq_length()
+        tokens = torch.tensor([[answer.ids[-1]] for answer in self.answers], device=device)
+        positions = torch.tensor([[length - start] for start in self.starts], device=device)
+        starts = torch.tensor(self.starts, device=device)
+        mask = (torch.arange(length + 1, device=device)[None, :] >= starts[:, None]).long()
+        extra = {"row_starts": self.starts} if self.row_starts else {}
+        out = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, cache=self.cache,
+                         use_cache=True, **extra)
+        ended = _choose(out.logits[:, -1], self.answers)
+        if ended:
+            self._keep([i for i, answer in enumerate(self.answers) if answer not in ended])
+        return ended
+
+    def clear(self) -> list[Answer]:
+        """Drop every answer (after a failed step); returns them."""
+        answers, self.answers, self.starts, self.cache = self.answers, [], [], None
+        return answers
+
+    def _splice(self, cache: Any, length: int, answer: Answer) -> None:
+        """Add a prefilled row: left pad the batch's cache or the row's to the longer of them."""
+        self.answers.append(answer)
+        if self.cache is None:
+            self.cache, self.starts = cache, [0]
+            return
+        old = self.cache.get_seq_length()
+        longest = max(old, length)
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, longest), _pad_left(theirs.keys, longest)])
+            mine.values = torch.cat([_pad_left(mine.values, longest), _pad_left(theirs.values, longest)])
+        self.starts = [start + longest - old for start in self.starts] + [longest - length]
+
+    def _keep(self, rows: list[int]) -> None:
+        """Keep only these rows, and no padding column that every one of them has."""
+        self.answers = [self.answers[i] for i in rows]
+        if not rows:
+            self.cache, self.starts = None, []
+            return
+        trim = min(self.starts[i] for i in rows)
+        self.starts = [self.starts[i] - trim for i in rows]
+        index = torch.tensor(rows, device=self.model.device)
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[:, :, trim:]
+            layer.values = layer.values.index_select(0, index)[:, :, trim:]
+
+
+def decode(student: Student, answer: Answer) -> None:
+    """Decode one answer to its end, alone (a batch of one)."""
+    decoder = Decoder(student)
+    if not decoder.add(answer):
+        while decoder.answers:
+            decoder.step()
+
+
+def _pad_left(states: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - states.shape[-2]
+    return torch.nn.functional.pad(states, (0, 0, missing, 0)) if missing else states
+
+
+def _choose(logits: torch.Tensor, answers: list[Answer]) -> list[Answer]:
+    """Choose each answer's next token from its row of `logits` and hand it on; returns the
+    answers that ended."""
+    logits = logits.float()
+    greedy = logits.argmax(-1).tolist()
+    ended = []
+    for row, answer in enumerate(answers):
+        token = greedy[row] if answer.temperature <= 0 else _sample(logits[row], answer.temperature, answer.top_p)
+        if answer.add(token):
+            ended.append(answer)
+    return ended
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float) -> int:
+    """A token drawn from `logits` at `temperature`, from the smallest set of most likely tokens
+    whose probabilities reach `top_p` (transformers' temperature and top-p warpers)."""
+    scores = logits / temperature
+    if top_p < 1.0:
+        ordered, order = torch.sort(scores)
+        drop = ordered.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[-1] = False  # the most likely token always stays
+        scores = scores.masked_fill(drop.scatter(0, order, drop), float("-inf"))
+    return int(torch.multinomial(scores.softmax(-1), 1))

@@ -1,0 +1,124 @@
+"""The decoding loop and batch invariance on a tiny random Llama (no files): answers decoded in a
+batch, with rows joining late and ending early, get bit for bit the logits they get alone; the
+row-grouped linear layers and the row-by-row attention each give a row the bits it gets alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from app import decoding
+from app.batch_invariance import _row_attention, make_batch_invariant, row_group
+from app.decoding import Decoder, decode
+from app.inference import Answer, Student
+from tests.unit.test_batching import CharTokenizer
+
+PROMPTS = [("a short one", 9), ("a much longer prompt than the others", 4), ("mid length", 12), ("x", 7),
+           ("another prompt here", 10)]
+
+
+def tiny_model(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    return LlamaForCausalLM(config).eval()
+
+
+def student(prepared: bool) -> Student:
+    model = tiny_model()
+    rows = 8 if prepared and make_batch_invariant(model, 8) else 1
+    return Student(model=model, tokenizer=CharTokenizer(), eos_ids=[0], context=256, batch_rows=rows)
+
+
+def answer(s: Student, text: str, tokens: int) -> Answer:
+    return Answer(s, [{"role": "user", "content": text}], max_tokens=tokens)
+
+
+@pytest.fixture
+def logits(monkeypatch) -> dict[tuple[int, ...], list[torch.Tensor]]:
+    seen: dict[tuple[int, ...], list[torch.Tensor]] = {}
+    choose = decoding._choose
+
+    def recording(rows, answers):
+        for row, a in zip(rows, answers, strict=True):
+            seen.setdefault(tuple(a.prompt), []).append(row.clone())
+        return choose(rows, answers)
+
+    monkeypatch.setattr(decoding, "_choose", recording)
+    return seen
+
+
+def batched(s: Student) -> list[Answer]:
+    """Three answers start together, two join two steps later; each ends at its own max_tokens."""
+    answers = [answer(s, text, tokens) for text, tokens in PROMPTS]
+    decoder = Decoder(s)
+    for a in answers[:3]:
+        decoder.add(a)
+    decoder.step()
+    decoder.step()
+    for a in answers[3:]:
+        decoder.add(a)
+    sizes = []
+    while decoder.answers:
+        sizes.append(len(decoder.answers))
+        decoder.step()
+    assert max(sizes) == 5 and sizes[-1] < 5, "all five decoded together, and rows ended on their own"
+    return answers
+
+
+def test_a_batch_gives_each_row_the_logits_it_gets_alone(logits):
+    s = student(prepared=True)
+    assert s.batch_rows == 8
+    alone = []
+    for text, tokens in PROMPTS:
+        a = answer(s, text, tokens)
+        decode(s, a)
+        alone.append(a.completion())
+    alone_logits = dict(logits)
+    logits.clear()
+    together = [a.completion() for a in batched(s)]
+    assert together == alone
+    assert [c.completion_tokens for c in together] == [tokens for _, tokens in PROMPTS]
+    for prompt, rows in alone_logits.items():
+        assert all(a.equal(b) for a, b in zip(rows, logits[prompt], strict=True))
+
+
+def test_without_the_row_attention_a_batch_is_still_right_up_to_rounding(logits):
+    s = student(prepared=False)
+    for text, tokens in PROMPTS:
+        decode(s, answer(s, text, tokens))
+    alone_logits = dict(logits)
+    logits.clear()
+    batched(s)
+    for prompt, rows in alone_logits.items():
+        for a, b in zip(rows, logits[prompt], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_grouped_linear_layers_give_a_row_the_same_bits_at_any_row_count():
+    model = tiny_model()
+    group = make_batch_invariant(model, 16)
+    assert group is not None and group == row_group(tiny_model(), 16)
+    x = torch.randn(16, 64)
+    layer = model.model.layers[0].mlp.up_proj
+    with torch.inference_mode():
+        full = layer(x)
+        assert all(layer(x[:rows]).equal(full[:rows]) for rows in range(1, 17))
+        assert layer(x[None, 3:4]).equal(full[None, 3:4]), "shapes with a batch axis too"
+
+
+def test_row_attention_attends_each_row_over_its_own_keys_as_alone():
+    module = tiny_model().model.layers[0].self_attn
+    lengths = [5, 9, 2]
+    longest = max(lengths)
+    q = torch.randn(3, 4, 1, 16)
+    keys = [torch.randn(1, 2, n, 16) for n in lengths]
+    values = [torch.randn(1, 2, n, 16) for n in lengths]
+    pad = [longest - n for n in lengths]
+    k = torch.cat([torch.nn.functional.pad(t, (0, 0, p, 0)) for t, p in zip(keys, pad, strict=True)])
+    v = torch.cat([torch.nn.functional.pad(t, (0, 0, p, 0)) for t, p in zip(values, pad, strict=True)])
+    together, _ = _row_attention(module, q, k, v, None, row_starts=pad, scaling=0.25)
+    for i in range(3):
+        alone, _ = _row_attention(module, q[i:i + 1], keys[i], values[i], None, row_starts=[0], scaling=0.25)
+        assert together[i:i + 1].equal(alone)
