@@ -65,12 +65,15 @@ def compute_dtype() -> Any:
     return torch.float32
 
 
-def load_student(source: str | Path, *, for_training: bool = False) -> Student:
+def load_student(source: str | Path, *, for_training: bool = False, batched: bool = False) -> Student:
     """Load a causal LM and its tokenizer from a local folder or hub id.
 
     For inference the model goes to the GPU when there is one and is put in eval mode, and it must
-    have a chat template; for training it stays where the trainer will place it. A tokenizer
-    without a pad token gets its end-of-sequence token as one.
+    have a chat template; for training it stays where the trainer will place it. `batched` (the
+    `/v1` server) prepares it to decode up to `SERVE_MAX_BATCH` answers together, each the same as
+    alone (`app.batch_invariance`); that costs a single answer about a third more time on a CPU, so
+    the stages, which answer one row at a time, load without it. A tokenizer without a pad token
+    gets its end-of-sequence token as one.
     """
     try:
         import torch
@@ -88,7 +91,7 @@ def load_student(source: str | Path, *, for_training: bool = False) -> Student:
         model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         if not tokenizer.chat_template:
             raise StudentUnavailable("the model has no chat template")
-        batch_rows = _batchable(model)
+        batch_rows = _batchable(model) if batched else 1
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     eos = model.generation_config.eos_token_id

@@ -33,7 +33,7 @@ def chat(text: str) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def student() -> Student:
-    loaded = load_student(STUDENT_DIR)
+    loaded = load_student(STUDENT_DIR, batched=True)
     assert loaded.batch_rows > 1, "the bundled student is batched"
     return loaded
 

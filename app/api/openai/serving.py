@@ -75,6 +75,11 @@ def batcher_from_settings(student: Student) -> Batcher:
     return Batcher(student, settings.serve_max_batch, settings.serve_batch_window_ms / 1000)
 
 
+def _load_batched(folder: Path) -> Student:
+    """A student ready to answer several requests together (`load_student(..., batched=True)`)."""
+    return load_student(folder, batched=True)
+
+
 class StudentCache:
     """Loaded students, at most `max_models`; using one more unloads the least recently used.
 
@@ -84,7 +89,7 @@ class StudentCache:
     when they end.
     """
 
-    def __init__(self, max_models: int, load: Callable[[Path], Student] = load_student,
+    def __init__(self, max_models: int, load: Callable[[Path], Student] = _load_batched,
                  batcher: Callable[[Student], Batcher] = batcher_from_settings) -> None:
         self.max_models = max_models
         self._load = load
