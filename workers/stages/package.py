@@ -95,8 +95,11 @@ class PackageStage:
         if has_lora:
             served += _lora_export(ctx, lora)
         spec = ctx.task_spec()
-        reference = _reference(ctx, spec, model_dir)
-        scored, chat_check = _rescored(ctx, spec, served, reference, model_dir, chat, steps,
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        reference = _reference(ctx, spec, tokenizer)
+        scored, chat_check = _rescored(ctx, spec, served, reference, tokenizer, chat, steps,
                                        adds_bos=bool(facts["tokenizer"]["add_bos_token"]))
         files = {s.name: s.file for s in served}
         settings = get_settings()
@@ -172,10 +175,8 @@ def _base_folder(name: str) -> Path | None:
         return None
 
 
-def _reference(ctx: StageContext, spec: TaskSpec, model_dir: Path) -> Reference:
+def _reference(ctx: StageContext, spec: TaskSpec, tokenizer: Any) -> Reference:
     """The rows evaluate scored, with the tuned student's free answers to them in transformers."""
-    from transformers import AutoTokenizer
-
     rows, _ = reference_rows(ctx)
     predictions = list(read_jsonl(ctx, PREDICTIONS_ARTIFACT))
     if not rows or len(predictions) != len(rows):
@@ -189,17 +190,14 @@ def _reference(ctx: StageContext, spec: TaskSpec, model_dir: Path) -> Reference:
     else:
         answers = [p.get("student") for p in predictions]
         accuracy = student.get("accuracy")
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     budget = task_answer_budget(tokenizer, spec.task_type, [row.output for row in rows])
     return Reference(rows=rows, messages=lambda row: spec.student_messages(row.input, row.tools),
                      max_tokens=budget, student_answers=answers, student_accuracy=accuracy)
 
 
-def _rescored(ctx: StageContext, spec: TaskSpec, served: list[Served], reference: Reference, model_dir: Path,
+def _rescored(ctx: StageContext, spec: TaskSpec, served: list[Served], reference: Reference, tokenizer: Any,
               chat: ChatFormat | None, steps: int, adds_bos: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each file served by llama.cpp and scored; the chat format checked on the f16 file."""
-    from transformers import AutoTokenizer
-
     scored: list[dict[str, Any]] = []
     chat_check: dict[str, Any] = {}
     done = 1 + len(served)
@@ -209,7 +207,7 @@ def _rescored(ctx: StageContext, spec: TaskSpec, served: list[Served], reference
             with LlamaServer(item.model, ctx.work_dir / f"llama-server-{export}.log", lora=item.lora) as server:
                 if export == "f16":
                     conversations = [reference.messages(row) for row in reference.rows[:CHAT_CHECK_ROWS]]
-                    chat_check = check_chat_format(AutoTokenizer.from_pretrained(str(model_dir)), chat, conversations,
+                    chat_check = check_chat_format(tokenizer, chat, conversations,
                                                    server.apply_template, server.tokenize, adds_bos=adds_bos)
                 result = score_export(server, spec, reference, seed=ctx.spec.seed, check=ctx.check_canceled)
         except (RuntimeMissing, RuntimeFailed) as exc:
