@@ -26,6 +26,8 @@ BODY = {
     "training": {"epochs": 12, "batch_size": 2, "method": "lora"},
     # This test is about machines, not data: eight examples always train, however they balance.
     "curation": {"min_label_share": 0},
+    # One GGUF beside the LoRA adapter's: the quantized files are the whole-job test's business.
+    "exports": ["f16"],
     "test_set": [
         {"input": "Heavy rain and strong winds are expected tonight", "output": "weather"},
         {"input": "It will be sunny and warm all weekend", "output": "weather"},
@@ -75,7 +77,8 @@ def test_a_gpu_worker_on_a_new_disk_resumes_a_killed_run_from_the_store(client, 
     assert _stored_checkpoints(store, job_id) == [], "the finished run left its checkpoints in the store"
 
     artifacts = client.get(f"/api/jobs/{job_id}/artifacts").json()["items"]
-    assert {"model/config.json", "model/model.safetensors", "student.gguf"} <= {a["name"] for a in artifacts}
+    assert {"model/config.json", "model/model.safetensors", "student.gguf", "adapter.gguf"} <= {
+        a["name"] for a in artifacts}
     for artifact in artifacts:
         digest = hashlib.sha256()
         with client.stream("GET", f"/api/jobs/{job_id}/artifacts/{artifact['name']}") as response:
