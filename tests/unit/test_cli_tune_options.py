@@ -19,21 +19,14 @@ from app.cli.main import main
 from app.cli.output import estimate_text, rough_duration
 from app.schemas import JobCreate
 from app.specs import CurationOptions, TrainingOptions
+from tests.support.cli_args import parsed_args
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "js"
 
 
 def parsed(monkeypatch: pytest.MonkeyPatch, *argv: str) -> argparse.Namespace:
     """The arguments `vibetune tune ...` hands its command (nothing is sent)."""
-    seen: list[argparse.Namespace] = []
-
-    def run(args: argparse.Namespace) -> int:
-        seen.append(args)
-        return 0
-
-    monkeypatch.setattr(commands, "run", run)
-    assert main(["tune", *argv]) == 0
-    return seen[0]
+    return parsed_args(monkeypatch, "tune", *argv)
 
 
 def test_flags_and_key_values_build_the_training_and_curation_objects(monkeypatch):

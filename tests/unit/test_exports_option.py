@@ -3,7 +3,6 @@ spec, carried by a retrain, and sent by `vibetune tune --exports` and `vibetune 
 
 from __future__ import annotations
 
-import argparse
 from typing import get_args
 
 import pytest
@@ -15,6 +14,7 @@ from app.cli.data_commands import retrain_body
 from app.cli.main import main
 from app.schemas import RETRAIN_FIELDS, JobCreate
 from app.specs import DEFAULT_EXPORTS, EXPORT_FORMATS, ExportFormat, JobSpec
+from tests.support.cli_args import parsed_args
 
 SPEC = {"task": "spam or ham", "teacher": "t", "student": "s"}
 
@@ -77,17 +77,7 @@ def test_a_retrain_may_choose_other_exports_and_keeps_the_sources_otherwise():
     assert JobCreate(from_job="J").retrain_spec(old_source, revision=0).exports == ["f16", "q8_0"]
 
 
-def parsed(monkeypatch: pytest.MonkeyPatch, *argv: str) -> argparse.Namespace:
-    """The arguments `vibetune ...` hands its command (nothing is sent)."""
-    seen: list[argparse.Namespace] = []
-
-    def run(args: argparse.Namespace) -> int:
-        seen.append(args)
-        return 0
-
-    monkeypatch.setattr(commands, "run", run)
-    assert main(list(argv)) == 0
-    return seen[0]
+parsed = parsed_args
 
 
 def test_tune_and_retrain_send_the_exports_flag(monkeypatch):
