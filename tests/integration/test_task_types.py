@@ -31,6 +31,8 @@ JOB_SECONDS = 2400
 #: 40 optimiser steps): with 3 epochs (8 steps) the student answered none of 8 of its own training
 #: requests with a call in 2 of about 6 runs.
 TRAINING = {"batch_size": 4}
+#: Only the f16 GGUF: the whole-job test (tests/integration/test_whole_job.py) proves the quantized ones.
+EXPORTS = ["f16"]
 DATA_ONLY = {"num_examples": 6, "until": "data"}
 
 BOOK_TABLE = {"type": "function", "function": {
@@ -49,7 +51,7 @@ FIELDS = [{"name": "date", "description": "the day of the booking"},
 BODIES: dict[str, dict[str, Any]] = {
     "tool_calling": {
         "task": "Book tables and tell the opening hours for a restaurant's chat assistant",
-        "tools": [BOOK_TABLE, OPENING_HOURS], "num_examples": 10, "training": TRAINING,
+        "tools": [BOOK_TABLE, OPENING_HOURS], "num_examples": 10, "training": TRAINING, "exports": EXPORTS,
         "test_set": [
             {"input": "Book a table for 3 people on Sunday", "output": json.dumps(
                 {"name": "book_table", "arguments": {"people": 3, "date": "Sunday"}})},
