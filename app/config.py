@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -137,13 +137,19 @@ class Settings(BaseSettings):
         "beyond this the least recently used is unloaded.",
     )
     serve_max_batch: int = Field(
-        16, ge=1, le=256,
+        32, ge=1, le=256,
         description="Most requests to one student decoded together by /v1/chat/completions (dynamic, "
         "continuous batching); 1 answers them one at a time.",
     )
     serve_batch_window_ms: float = Field(
         5, ge=0, le=1000,
         description="How long an idle student waits after a request for more to batch with it, in milliseconds.",
+    )
+    serve_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Precision /v1/chat/completions serves students in. auto: as the evaluate stage scored "
+        "them (bfloat16 on a GPU that supports it, else float32); bfloat16 on a CPU with native bfloat16 "
+        "(AMX, AVX512-BF16) is faster but its answers may differ from the scored ones.",
     )
 
     max_task_chars: int = Field(4000, ge=1, description="Longest accepted task description.")

@@ -1,15 +1,19 @@
 """The one loop that runs a student: answers decoded together, step by step, each ending on its own.
 
-Each answer's prompt is prefilled on its own (the same forward call whatever else is decoding),
-its first token chosen, and its KV cache spliced into the batch's: the caches are left padded to
-one length, a 2D attention mask hides the padding and each row gets its own position ids. Every
+Answers that arrive together have their prompts prefilled in one forward call, packed one after
+another (each with its own positions, attending only to its own tokens: `segments`), at most
+`PREFILL_TOKENS` tokens a call; each one's first token is chosen and its KV cache spliced into the
+batch's: the caches are left padded to one length, a 2D attention mask hides the padding and each
+row gets its own position ids. Every
 step then feeds each row its last token in one forward call, chooses each row's next token with
 that row's own options (greedy, or temperature and top-p sampling), and drops the rows that
 ended, trimming padding no row needs any more. An answer may join between any two steps.
 
 With a student prepared by `app.batch_invariance` a row's logits are bit for bit those it would
-get alone, so a greedy answer does not depend on its batch. Imports torch: import it only with a
-student (`app.inference.generate` and the serving batcher do, on first use).
+get alone (a prompt alone is a pack of one), so a greedy answer does not depend on its batch. A
+student that is not prepared (the stages') prefills each prompt on its own, as a plain forward.
+Imports torch: import it only with a student (`app.inference.generate` and the serving batcher
+do, on first use).
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from app.batch_invariance import ATTENTION
+from app.batch_invariance import ATTENTION, prefilling
 from app.inference import Answer, Student
+
+#: Most prompt tokens prefilled in one forward call; more are split over several.
+PREFILL_TOKENS = 4096
 
 
 def spliceable(model: Any) -> bool:
@@ -42,21 +49,63 @@ class Decoder:
         self.cache: Any = None
         # Only the row-by-row attention takes the rows' starts; any other attends through the mask.
         self.row_starts = self.model.config._attn_implementation == ATTENTION
+        # Prompts are packed into one prefill only where the prepared model found a chunk size that
+        # keeps each the same as alone (`app.batch_invariance`).
+        self.packs = self.row_starts and bool(getattr(self.model, "prefill_rows", None))
+
+    def add(self, answer: Answer) -> bool:
+        """Prefill `answer`'s prompt and choose its first token; unless that ended it (True), it
+        joins the batch for the next `step`."""
+        self.add_all([answer])
+        return answer not in self.answers
 
     @torch.inference_mode()
-    def add(self, answer: Answer) -> bool:
-        """Prefill `answer`'s prompt on its own and choose its first token; unless that ended it
-        (True), it joins the batch for the next `step`."""
-        if answer.is_cancelled():
-            answer.end()
-            return True
-        ids = torch.tensor([answer.prompt], device=self.model.device)
-        out = self.model(input_ids=ids, cache=DynamicCache(config=self.model.config), use_cache=True,
-                         logits_to_keep=1)
-        if _choose(out.logits[:, -1], [answer]):
-            return True
-        self._splice(out.cache, len(answer.prompt), answer)
-        return False
+    def add_all(self, answers: list[Answer]) -> None:
+        """Prefill these answers' prompts and choose each one's first token; those it did not end
+        join the batch for the next `step`. A failed forward call raises before any answer is
+        touched."""
+        waiting = []
+        for answer in answers:
+            if answer.is_cancelled():
+                answer.end()
+            else:
+                waiting.append(answer)
+        if not self.packs:  # each prompt its own forward call
+            for answer in waiting:
+                self._prefill([answer])
+            return
+        pack: list[Answer] = []
+        for answer in waiting:
+            if pack and sum(len(a.prompt) for a in pack) + len(answer.prompt) > PREFILL_TOKENS:
+                self._prefill(pack)
+                pack = []
+            pack.append(answer)
+        if pack:
+            self._prefill(pack)
+
+    def _prefill(self, pack: list[Answer]) -> None:
+        """One forward call over the prompts of `pack`, one after another; each answer's first
+        token chosen and, unless that ended it, its cache spliced in."""
+        device = self.model.device
+        lengths = [len(answer.prompt) for answer in pack]
+        ids = torch.tensor([[token for answer in pack for token in answer.prompt]], device=device)
+        cache = DynamicCache(config=self.model.config)
+        if self.packs:
+            positions = torch.tensor([[p for n in lengths for p in range(n)]], device=device)
+            ends = torch.tensor(lengths, device=device).cumsum(0)
+            with prefilling():
+                out = self.model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True,
+                                 logits_to_keep=ends - 1, segments=lengths)
+        else:
+            out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        ended = _choose(out.logits[0], pack)
+        offset = 0
+        for answer, length in zip(pack, lengths, strict=True):
+            if answer not in ended:
+                rows = [(layer.keys[:, :, offset:offset + length], layer.values[:, :, offset:offset + length])
+                        for layer in out.cache.layers]
+                self._splice(rows, length, answer)
+            offset += length
 
     @torch.inference_mode()
     def step(self) -> list[Answer]:
@@ -80,17 +129,21 @@ class Decoder:
         answers, self.answers, self.starts, self.cache = self.answers, [], [], None
         return answers
 
-    def _splice(self, cache: Any, length: int, answer: Answer) -> None:
-        """Add a prefilled row: left pad the batch's cache or the row's to the longer of them."""
+    def _splice(self, rows: list[tuple[torch.Tensor, torch.Tensor]], length: int, answer: Answer) -> None:
+        """Add a prefilled row (each layer's keys and values): left pad the batch's cache or the
+        row's to the longer of them."""
         self.answers.append(answer)
         if self.cache is None:
-            self.cache, self.starts = cache, [0]
+            self.cache, self.starts = DynamicCache(config=self.model.config), [0]
+            for layer, (keys, values) in zip(self.cache.layers, rows, strict=True):
+                layer.lazy_initialization(keys, values)
+                layer.keys, layer.values = keys.clone(), values.clone()
             return
         old = self.cache.get_seq_length()
         longest = max(old, length)
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([_pad_left(mine.keys, longest), _pad_left(theirs.keys, longest)])
-            mine.values = torch.cat([_pad_left(mine.values, longest), _pad_left(theirs.values, longest)])
+        for mine, (keys, values) in zip(self.cache.layers, rows, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, longest), _pad_left(keys, longest)])
+            mine.values = torch.cat([_pad_left(mine.values, longest), _pad_left(values, longest)])
         self.starts = [start + longest - old for start in self.starts] + [longest - length]
 
     def _keep(self, rows: list[int]) -> None:

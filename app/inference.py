@@ -65,7 +65,8 @@ def compute_dtype() -> Any:
     return torch.float32
 
 
-def load_student(source: str | Path, *, for_training: bool = False, batched: bool = False) -> Student:
+def load_student(source: str | Path, *, for_training: bool = False, batched: bool = False,
+                 dtype: str | None = None) -> Student:
     """Load a causal LM and its tokenizer from a local folder or hub id.
 
     For inference the model goes to the GPU when there is one and is put in eval mode, and it must
@@ -73,7 +74,8 @@ def load_student(source: str | Path, *, for_training: bool = False, batched: boo
     `/v1` server) prepares it to decode up to `SERVE_MAX_BATCH` answers together, each the same as
     alone (`app.batch_invariance`); that costs a single answer about a third more time on a CPU, so
     the stages, which answer one row at a time, load without it. A tokenizer without a pad token
-    gets its end-of-sequence token as one.
+    gets its end-of-sequence token as one. `dtype` ("float32", "bfloat16") overrides the
+    precision `compute_dtype` picks.
     """
     try:
         import torch
@@ -82,7 +84,8 @@ def load_student(source: str | Path, *, for_training: bool = False, batched: boo
         raise StudentUnavailable(f"loading students needs torch and transformers (the `train` extra): {exc}") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=compute_dtype())
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, dtype) if dtype else compute_dtype())
     except Exception as exc:  # corrupt or foreign files fail in many ways
         log.exception("could not load the student %s", source)
         raise StudentUnavailable(f"the model could not be loaded ({type(exc).__name__})", str(exc)) from exc

@@ -11,10 +11,12 @@ tokens/s and latency p50/p99 per level, and the service's throughput as a share 
 (target at 32 clients: at least 0.5). Writes bench/results/student_throughput.json (or `--out`).
 
     .venv/bin/python bench/student_throughput.py [--quick] [--requests 64] [--max-tokens 32] [--skip-vllm]
+        [--service-dtypes auto,bfloat16]
 
 `--quick` sends 16 requests per level of at most 16 tokens. The service runs with its settings
-(SERVE_MAX_BATCH, SERVE_BATCH_WINDOW_MS from the environment, else their defaults); vLLM computes
-in bfloat16 where the CPU does natively, the service in float32 on a CPU (both in the results). Loopback only; every
+(SERVE_MAX_BATCH, SERVE_BATCH_WINDOW_MS from the environment, else their defaults), once per
+`--service-dtypes` value (SERVE_DTYPE; the first is the headline ratio); vLLM computes in bfloat16
+where the CPU does natively, the service by default in float32 on a CPU (all in the results). Loopback only; every
 level is a bounded number of requests.
 """
 
@@ -153,12 +155,13 @@ def service(folder: Path, logs: Path) -> Iterator[tuple[str, str, str]]:
     from app.auth import ensure_admin_key
     from app.cli.supervisor import api_command
     from app.config import get_settings
-    from app.db import session_scope
+    from app.db import reset_engine, session_scope
     from tests.support.database import create_database, drop_database, migrate_to_head
     from tests.support.factories import make_finished_job
     from tests.support.processes import Process, free_port
 
     get_settings.cache_clear()
+    reset_engine()  # a second service run in this process uses its own database
     create_database(ADMIN_URL, db)
     server = None
     try:
@@ -200,6 +203,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--skip-vllm", action="store_true", help="measure the service only")
+    parser.add_argument("--service-dtypes", default="auto",
+                        help="SERVE_DTYPE values to serve the student in, one service run each (e.g. auto,bfloat16)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     requests, max_tokens = (16, 16) if args.quick else (args.requests, args.max_tokens)
@@ -211,23 +216,31 @@ def main() -> None:
 
     folder, logs = model_dir(STUDENT), Path(tempfile.mkdtemp(prefix="vibetune-bench-logs-"))
     print(f"{STUDENT.name}: {requests} requests per level, max_tokens {max_tokens}; logs in {logs}", flush=True)
-    with service(folder, logs) as (url, key, model):
-        settings = get_settings()
-        results: dict[str, Any] = {"service": measure("service", url, key, model, requests, max_tokens)}
+    dtypes = [d.strip() for d in args.service_dtypes.split(",") if d.strip()]
+    by_dtype: dict[str, Any] = {}
+    for dtype in dtypes:
+        os.environ["SERVE_DTYPE"] = dtype  # read by the API server this starts
+        with service(folder, logs) as (url, key, model):
+            settings = get_settings()
+            by_dtype[dtype] = measure(f"service {dtype}", url, key, model, requests, max_tokens)
+    results: dict[str, Any] = {"service": by_dtype[dtypes[0]], "service_by_dtype": by_dtype}
     if not args.skip_vllm:
         with vllm(folder, logs) as (url, key, model):
             results["vllm"] = measure("vLLM", url, key, model, requests, max_tokens)
         results["ratio_requests_per_s"] = ratios(results["service"], results["vllm"], "requests_per_s")
         results["ratio_tokens_per_s"] = ratios(results["service"], results["vllm"], "tokens_per_s")
-        at_32 = results["ratio_requests_per_s"].get("32", 0.0)
-        results["target_met"] = at_32 >= TARGET_AT_32
-        print("service/vLLM requests/s: " + ", ".join(f"{k} clients {v:.2f}x"
-                                                      for k, v in results["ratio_requests_per_s"].items())
-              + f"  (target at 32: >= {TARGET_AT_32}x: {'met' if results['target_met'] else 'NOT met'})")
+        results["ratio_requests_per_s_by_dtype"] = {
+            dtype: ratios(levels, results["vllm"], "requests_per_s") for dtype, levels in by_dtype.items()}
+        results["target_met"] = results["ratio_requests_per_s"].get("32", 0.0) >= TARGET_AT_32
+        for dtype, ratio in results["ratio_requests_per_s_by_dtype"].items():
+            met = ratio.get("32", 0.0) >= TARGET_AT_32
+            print(f"service ({dtype})/vLLM requests/s: " + ", ".join(f"{k} clients {v:.2f}x" for k, v in ratio.items())
+                  + f"  (target at 32: >= {TARGET_AT_32}x: {'met' if met else 'NOT met'})")
     results = {"model": STUDENT.name, "requests_per_level": requests, "max_tokens": max_tokens, "quick": args.quick,
                "levels": list(LEVELS), "serve_max_batch": settings.serve_max_batch,
                "serve_batch_window_ms": settings.serve_batch_window_ms, "cpu_count": os.cpu_count(),
-               "dtypes": {"service": str(compute_dtype()).removeprefix("torch."), "vllm": cpu_dtype()}, **results}
+               "dtypes": {"service": {d: d if d != "auto" else str(compute_dtype()).removeprefix("torch.")
+                                      for d in dtypes}, "vllm": cpu_dtype()}, **results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")

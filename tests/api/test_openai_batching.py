@@ -1,6 +1,7 @@
-"""Batched serving with the real bundled student: answers decoded together are the answers
-decoded one at a time (text, token counts, and the logits bit for bit), and concurrent /v1
-requests to one student are batched, streamed ones included."""
+"""Batched serving with the real bundled student: answers decoded together, their prompts
+prefilled in one packed forward call, are the answers decoded one at a time (text, token counts,
+and the logits bit for bit), and concurrent /v1 requests to one student are batched, streamed
+ones included."""
 
 from __future__ import annotations
 
@@ -62,7 +63,22 @@ def logits(monkeypatch) -> dict[tuple[int, ...], list]:
     return seen
 
 
-def test_greedy_answers_in_a_batch_are_the_answers_alone(student, requests, logits):
+@pytest.fixture
+def packs(monkeypatch) -> list[int]:
+    """How many prompts each prefill's forward call took."""
+    sizes: list[int] = []
+    prefill = decoding.Decoder._prefill
+
+    def recording(self, pack):
+        sizes.append(len(pack))
+        return prefill(self, pack)
+
+    monkeypatch.setattr(decoding.Decoder, "_prefill", recording)
+    return sizes
+
+
+def test_greedy_answers_in_a_batch_are_the_answers_alone(student, requests, logits, packs):
+    assert student.model.prefill_rows, "the bundled student packs its prefills"
     logits.clear()
     alone = [generate(student, **r) for r in requests]
     alone_logits = {key: list(rows) for key, rows in logits.items()}
@@ -70,10 +86,12 @@ def test_greedy_answers_in_a_batch_are_the_answers_alone(student, requests, logi
     assert alone[4].finish_reason == "stop" and alone[4].completion_tokens < ASKED[4][1], "the stop string ended it"
     assert any(a.finish_reason == "length" for a in alone)
 
-    batcher = Batcher(student, max_batch=8, window_s=2.0)
+    packs.clear()
+    batcher = Batcher(lambda: student, max_batch=8, window_s=2.0)
     with ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(lambda r: batcher.complete(**r), requests))
     assert together == alone, "the same texts, token counts and finish reasons"
+    assert packs == [len(requests)], "the six prompts were prefilled in one forward call"
     assert max(batcher.batch_sizes()) == len(requests), "all six were decoded together"
     for key, rows in alone_logits.items():
         assert len(logits[key]) == len(rows)
@@ -82,7 +100,7 @@ def test_greedy_answers_in_a_batch_are_the_answers_alone(student, requests, logi
 
 def test_a_sampled_answer_and_a_late_joiner_leave_greedy_ones_alone(student, requests):
     alone = [generate(student, **r) for r in requests[:3]]
-    batcher = Batcher(student, max_batch=4, window_s=0.0)
+    batcher = Batcher(lambda: student, max_batch=4, window_s=0.0)
     with ThreadPoolExecutor(5) as pool:
         sampled = pool.submit(batcher.complete, chat("Write a poem about autumn."), max_tokens=30, temperature=0.9,
                               top_p=0.9)

@@ -1,6 +1,7 @@
 """The decoding loop and batch invariance on a tiny random Llama (no files): answers decoded in a
-batch, with rows joining late and ending early, get bit for bit the logits they get alone; the
-row-grouped linear layers and the row-by-row attention each give a row the bits it gets alone."""
+batch, prefilled in packs, with rows joining late and ending early, get bit for bit the logits
+they get alone; the row-grouped linear layers (also in prefill chunks), the row-by-row attention
+and the prompt-by-prompt attention of a pack each give a row the bits it gets alone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from app import decoding
-from app.batch_invariance import _row_attention, make_batch_invariant, row_group
+from app.batch_invariance import _row_attention, make_batch_invariant, prefilling, row_group
 from app.decoding import Decoder, decode
 from app.inference import Answer, Student
 from tests.unit.test_batching import CharTokenizer
@@ -50,15 +51,14 @@ def logits(monkeypatch) -> dict[tuple[int, ...], list[torch.Tensor]]:
 
 
 def batched(s: Student) -> list[Answer]:
-    """Three answers start together, two join two steps later; each ends at its own max_tokens."""
+    """Three answers start together, two join two steps later (each group prefilled together);
+    each ends at its own max_tokens."""
     answers = [answer(s, text, tokens) for text, tokens in PROMPTS]
     decoder = Decoder(s)
-    for a in answers[:3]:
-        decoder.add(a)
+    decoder.add_all(answers[:3])
     decoder.step()
     decoder.step()
-    for a in answers[3:]:
-        decoder.add(a)
+    decoder.add_all(answers[3:])
     sizes = []
     while decoder.answers:
         sizes.append(len(decoder.answers))
@@ -106,6 +106,36 @@ def test_grouped_linear_layers_give_a_row_the_same_bits_at_any_row_count():
         full = layer(x)
         assert all(layer(x[:rows]).equal(full[:rows]) for rows in range(1, 17))
         assert layer(x[None, 3:4]).equal(full[None, 3:4]), "shapes with a batch axis too"
+
+
+def test_while_prefilling_a_row_gets_the_same_bits_wherever_it_sits():
+    model = tiny_model()
+    make_batch_invariant(model, 8)
+    chunk = model.prefill_rows
+    assert chunk is not None
+    x = torch.randn(2 * chunk + 10, 64)
+    prompt = x[:5]
+    layer = model.model.layers[0].mlp.up_proj
+    with torch.inference_mode(), prefilling():
+        alone = layer(prompt)
+        for before in (0, 3, chunk - 2, chunk + 7):  # rows of other prompts packed before it
+            packed = layer(torch.cat([x[10:10 + before], prompt, x[5:10]])[None])[0]
+            assert packed[before:before + 5].equal(alone), before
+
+
+def test_packed_prompts_attend_each_over_its_own_tokens_as_alone():
+    module = tiny_model().model.layers[0].self_attn
+    lengths = [5, 9, 2]
+    q = torch.randn(1, 4, sum(lengths), 16)
+    k, v = torch.randn(1, 2, sum(lengths), 16), torch.randn(1, 2, sum(lengths), 16)
+    together, _ = _row_attention(module, q, k, v, None, segments=lengths, scaling=0.25)
+    start = 0
+    for n in lengths:
+        part = slice(start, start + n)
+        alone, _ = _row_attention(module, q[:, :, part], k[:, :, part], v[:, :, part], None, segments=[n],
+                                  scaling=0.25)
+        assert together[:, part].equal(alone)
+        start += n
 
 
 def test_row_attention_attends_each_row_over_its_own_keys_as_alone():

@@ -1,6 +1,6 @@
 """The serving batcher without a real model (a decoder that answers each prompt with its upper
 case, a character a step): the window, the batch bound, joining a running batch, each request's
-own options, failures kept to their requests, and the thread ending when idle."""
+own options, failures kept to their requests, and one thread per student that loads it and serves until closed."""
 
 from __future__ import annotations
 
@@ -36,19 +36,18 @@ class UpperDecoder:
 
     def __init__(self, student: Student, step_s: float = 0.01, fail_on: str | None = None) -> None:
         self.answers: list[Answer] = []
+        self.prefills: list[int] = []  # how many prompts each prefill took
         self.step_s, self.fail_on = step_s, fail_on
 
     def _next(self, answer: Answer) -> bool:
         reply = [ord(ch) for ch in "".join(chr(i) for i in answer.prompt).upper()] + [EOS]
         return answer.add(reply[len(answer.ids)])
 
-    def add(self, answer: Answer) -> bool:
-        if self.fail_on is not None and chr(answer.prompt[0]) == self.fail_on:
+    def add_all(self, answers: list[Answer]) -> None:
+        if self.fail_on is not None and any(chr(answer.prompt[0]) == self.fail_on for answer in answers):
             raise RuntimeError("prefill failed")
-        if self._next(answer):
-            return True
-        self.answers.append(answer)
-        return False
+        self.prefills.append(len(answers))
+        self.answers += [answer for answer in answers if not self._next(answer)]
 
     def step(self) -> list[Answer]:
         time.sleep(self.step_s)
@@ -67,8 +66,17 @@ def student(batch_rows: int = 16) -> Student:
     return Student(model=None, tokenizer=CharTokenizer(), eos_ids=[EOS], context=200, batch_rows=batch_rows)
 
 
+DECODERS: list[UpperDecoder] = []  # every decoder a batcher made, newest last
+
+
 def batcher(max_batch: int = 8, window_s: float = 0.0, batch_rows: int = 16, **decoder) -> Batcher:
-    return Batcher(student(batch_rows), max_batch, window_s, decoder=lambda s: UpperDecoder(s, **decoder))
+    loaded = student(batch_rows)
+
+    def made(s: Student) -> UpperDecoder:
+        DECODERS.append(UpperDecoder(s, **decoder))
+        return DECODERS[-1]
+
+    return Batcher(lambda: loaded, max_batch, window_s, decoder=made)
 
 
 def ask(b: Batcher, text: str, **options) -> Completion:
@@ -88,6 +96,7 @@ def test_requests_within_the_window_are_decoded_together():
     assert [a.completion_tokens for a in answers] == [len(t) + 1 for t in texts]
     assert all(a.finish_reason == "stop" and a.prompt_tokens == len(t) for a, t in zip(answers, texts, strict=True))
     assert max(b.batch_sizes()) == 4, "all four arrived within the window"
+    assert DECODERS[-1].prefills == [4], "and were prefilled together"
 
 
 def test_a_batch_never_exceeds_the_max_nor_what_the_student_allows():
@@ -140,6 +149,7 @@ def test_a_failed_prefill_fails_only_its_request():
         with pytest.raises(RuntimeError, match="prefill failed"):
             bad.result()
         assert [g.result().text for g in good] == ["FINE", "ALSO FINE"]
+    assert DECODERS[-1].prefills == [1, 1], "the pack failed, so each prompt was prefilled on its own"
 
 
 def test_a_failed_step_fails_its_batch_and_the_batcher_goes_on():
@@ -166,12 +176,38 @@ def test_a_failing_stream_callback_fails_only_its_request():
         assert good.result().text == "PLAIN"
 
 
-def test_the_thread_ends_when_idle_and_starts_again():
-    b = batcher()
+def test_one_thread_loads_the_student_and_serves_every_burst_until_closed():
+    threads: list[threading.Thread] = []
+    loaded = student()
+
+    def load() -> Student:
+        threads.append(threading.current_thread())
+        return loaded
+
+    decoding: set[threading.Thread] = set()
+
+    def decoder(s: Student) -> UpperDecoder:
+        decoding.add(threading.current_thread())
+        return UpperDecoder(s)
+
+    b = Batcher(load, 8, 0.0, decoder=decoder)
     assert ask(b, "one").text == "ONE"
-    deadline = time.monotonic() + 5
-    while any(t.name == "student-batcher" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not any(t.name == "student-batcher" for t in threading.enumerate())
+    time.sleep(0.1)  # idle between bursts: the thread waits instead of ending
     assert ask(b, "two").text == "TWO"
     assert b.batch_sizes() == Counter({1: 6})
+    assert len(threads) == 1 and decoding == set(threads) and threads[0] is not threading.current_thread()
+    b.close()
+    threads[0].join(5)
+    assert not threads[0].is_alive(), "closed and idle, the thread ends"
+    with pytest.raises(RuntimeError, match="stopped"):
+        ask(b, "three")
+
+
+def test_a_failed_load_is_raised_to_every_caller():
+    def load() -> Student:
+        raise OSError("no such model")
+
+    b = Batcher(load, 8, 0.0, decoder=UpperDecoder)
+    for _ in range(2):
+        with pytest.raises(OSError, match="no such model"):
+            ask(b, "one")

@@ -33,6 +33,7 @@ class FakeLoads:
         self.active = 0
         self.most_active = 0
         self.batchers = 0
+        self.made: list[FakeBatcher] = []
         self.lock = threading.Lock()
 
     def load(self, folder: Path) -> serving.Student:
@@ -42,18 +43,27 @@ class FakeLoads:
             raise serving.StudentUnavailable("broken")
         return serving.Student(model=folder, tokenizer=None, eos_ids=[], context=None)
 
-    def batcher(self, student: serving.Student) -> FakeBatcher:
+    def batcher(self, load) -> FakeBatcher:
         with self.lock:
             self.batchers += 1
-        return FakeBatcher(self, student)
+            self.made.append(FakeBatcher(self, load))
+            return self.made[-1]
 
     def cache(self, max_models: int) -> serving.StudentCache:
         return serving.StudentCache(max_models, load=self.load, batcher=self.batcher)  # type: ignore[arg-type]
 
 
 class FakeBatcher:
-    def __init__(self, loads: FakeLoads, student: serving.Student) -> None:
-        self.loads, self.student = loads, student
+    def __init__(self, loads: FakeLoads, load) -> None:
+        self.loads, self.load = loads, load
+        self.closed = False
+
+    def ready(self) -> serving.Student:
+        self.student = self.load()
+        return self.student
+
+    def close(self) -> None:
+        self.closed = True
 
     def complete(self, messages, **options) -> serving.Completion:
         loads = self.loads
@@ -77,6 +87,7 @@ def test_least_recently_used_student_is_unloaded(fake):
     for model in (a, b, a, c):
         cache.complete(model, [])
     assert cache.loaded() == [a, c], "b was used least recently"
+    assert [batcher.closed for batcher in fake.made] == [False, True, False], "b's batcher thread may end"
     cache.complete(b, [])
     assert cache.loaded() == [c, b] and len(fake.loads) == 4
 

@@ -57,9 +57,9 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute,
 T = TypeVar("T")
 
 # Completions get threads of their own: each waits there while its student's batcher answers it
-# (a waiting thread costs no CPU), and they must never use up the pool the job routes run in. 64
-# keeps several students' full batches (SERVE_MAX_BATCH) and the requests queued behind them.
-_GENERATION_THREADS = anyio.CapacityLimiter(64)
+# (a waiting thread costs no CPU), and they must never use up the pool the job routes run in. 128
+# keeps several students' full batches (SERVE_MAX_BATCH, 32 by default) and the requests queued behind them.
+_GENERATION_THREADS = anyio.CapacityLimiter(128)
 
 
 def _served_jobs(session: Session, caller: Caller, job_id: uuid.UUID | None = None) -> list[Job]:

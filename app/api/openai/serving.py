@@ -15,6 +15,7 @@ the API process starts (and lists models) without them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -69,15 +70,18 @@ class _Slot:
     batcher: Batcher | None = None
 
 
-def batcher_from_settings(student: Student) -> Batcher:
-    """A batcher for a loaded student, sized by `SERVE_MAX_BATCH` and `SERVE_BATCH_WINDOW_MS`."""
+def batcher_from_settings(load: Callable[[], Student]) -> Batcher:
+    """A batcher that loads its student with `load` on its own thread, sized by `SERVE_MAX_BATCH`
+    and `SERVE_BATCH_WINDOW_MS`."""
     settings = get_settings()
-    return Batcher(student, settings.serve_max_batch, settings.serve_batch_window_ms / 1000)
+    return Batcher(load, settings.serve_max_batch, settings.serve_batch_window_ms / 1000)
 
 
 def _load_batched(folder: Path) -> Student:
-    """A student ready to answer several requests together (`load_student(..., batched=True)`)."""
-    return load_student(folder, batched=True)
+    """A student ready to answer several requests together (`load_student(..., batched=True)`),
+    in the precision `SERVE_DTYPE` asks for."""
+    dtype = get_settings().serve_dtype
+    return load_student(folder, batched=True, dtype=None if dtype == "auto" else dtype)
 
 
 class StudentCache:
@@ -90,7 +94,7 @@ class StudentCache:
     """
 
     def __init__(self, max_models: int, load: Callable[[Path], Student] = _load_batched,
-                 batcher: Callable[[Student], Batcher] = batcher_from_settings) -> None:
+                 batcher: Callable[[Callable[[], Student]], Batcher] = batcher_from_settings) -> None:
         self.max_models = max_models
         self._load = load
         self._batcher = batcher
@@ -125,11 +129,15 @@ class StudentCache:
         slot = self._slot(key, model_id)
         with slot.lock:
             if slot.batcher is None:
+                # The batcher's own thread loads the student (see `batching.py` for why).
+                batcher = self._batcher(functools.partial(self._load, folder))
                 try:
-                    slot.batcher = self._batcher(self._load(folder))
+                    batcher.ready()
                 except BaseException:
+                    batcher.close()
                     self._drop(key, slot)
                     raise
+                slot.batcher = batcher
             batcher = slot.batcher
         return batcher.complete(messages, **options)
 
@@ -140,7 +148,9 @@ class StudentCache:
                 slot = self._slots[key] = _Slot(model_id, threading.Lock())
             self._slots.move_to_end(key)
             while len(self._slots) > self.max_models:
-                self._slots.popitem(last=False)
+                _, evicted = self._slots.popitem(last=False)
+                if evicted.batcher is not None:
+                    evicted.batcher.close()
             return slot
 
     def _drop(self, key: str, slot: _Slot) -> None:
