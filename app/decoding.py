@@ -4,10 +4,10 @@ Answers that arrive together have their prompts prefilled in one forward call, p
 another (each with its own positions, attending only to its own tokens: `segments`), at most
 `PREFILL_TOKENS` tokens a call; each one's first token is chosen and its KV cache spliced into the
 batch's: the caches are left padded to one length, a 2D attention mask hides the padding and each
-row gets its own position ids. Every
-step then feeds each row its last token in one forward call, chooses each row's next token with
-that row's own options (greedy, or temperature and top-p sampling), and drops the rows that
-ended, trimming padding no row needs any more. An answer may join between any two steps.
+row gets its own position ids. Every step then feeds each row its last token in one forward call,
+chooses each row's next token with that row's own options (greedy, or temperature and top-p
+sampling), and drops the rows that ended, trimming padding no row needs any more. An answer may
+join between any two steps.
 
 With a student prepared by `app.batch_invariance` a row's logits are bit for bit those it would
 get alone (a prompt alone is a pack of one), so a greedy answer does not depend on its batch. A
@@ -62,8 +62,8 @@ class Decoder:
     @torch.inference_mode()
     def add_all(self, answers: list[Answer]) -> None:
         """Prefill these answers' prompts and choose each one's first token; those it did not end
-        join the batch for the next `step`. A failed forward call raises before any answer is
-        touched."""
+        join the batch for the next `step`. A failed forward call raises before any answer of its
+        pack is touched (those of earlier packs stay added)."""
         waiting = []
         for answer in answers:
             if answer.is_cancelled():

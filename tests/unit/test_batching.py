@@ -211,3 +211,20 @@ def test_a_failed_load_is_raised_to_every_caller():
     for _ in range(2):
         with pytest.raises(OSError, match="no such model"):
             ask(b, "one")
+
+
+class SplitPackDecoder(UpperDecoder):
+    """Takes the first prompt of a pack, then fails, as a later pack's forward call would."""
+
+    def add_all(self, answers: list[Answer]) -> None:
+        super().add_all(answers[:1])
+        if len(answers) > 1:
+            raise RuntimeError("a later pack failed")
+
+
+def test_a_prefill_that_fails_part_way_adds_each_answer_once():
+    loaded = student()
+    b = Batcher(lambda: loaded, 8, 0.2, decoder=SplitPackDecoder)
+    texts = ["one", "two", "three"]
+    assert [a.text for a in together(b, texts)] == ["ONE", "TWO", "THREE"]
+    assert max(b.batch_sizes()) == 3, "decoded together, none of them twice"

@@ -164,6 +164,8 @@ class Batcher:
             except Exception:
                 log.warning("prefilling %d answers together failed; prefilling them one by one", len(answers))
         for answer in answers:
+            if answer.ended.is_set() or answer in decoder.answers:
+                continue  # an earlier pack of the failed call took it
             try:
                 decoder.add_all([answer])
             except Exception as exc:
