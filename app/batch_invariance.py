@@ -40,8 +40,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 #: The attention implementation a prepared model uses: SDPA, row by row when decoding.
 ATTENTION = "vibetune_rows"
-#: Chunk sizes tried for prefilling, smallest first.
-PREFILL_CHUNKS = (32, 64, 128)
+#: Chunk sizes tried for prefilling, smallest first (multiples of the usual BLAS row blocks: 4, 6, 8, 16).
+PREFILL_CHUNKS = (32, 48, 64, 96, 128)
 
 _prefilling: ContextVar[bool] = ContextVar("vibetune_prefilling", default=False)
 
@@ -125,11 +125,14 @@ def _same_at_every_place(layers: Sequence[torch.nn.Linear], chunk: int) -> bool:
     """Whether a row multiplied in a chunk of `chunk` rows gets the same bits at every place in it,
     for each weight shape in `layers`."""
     generator = torch.Generator().manual_seed(0)
+    # A BLAS computes the first and last rows of a product apart from the rest (edge kernels), so
+    # those places are all tried, and every eighth between them.
+    places = sorted({*range(1, 8), *range(chunk - 8, chunk), *range(8, chunk, 8)})
     for layer in layers:
         w = layer.weight
         x = torch.randn(2 * chunk, w.shape[1], generator=generator).to(w.device, w.dtype)
         first = torch.nn.functional.linear(x[chunk:2 * chunk], w)[0]
-        for place in range(1, chunk):
+        for place in places:
             if not torch.equal(torch.nn.functional.linear(x[chunk - place:2 * chunk - place], w)[place], first):
                 return False
     return True
