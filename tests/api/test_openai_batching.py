@@ -15,6 +15,7 @@ from app.api.openai import serving
 from app.api.openai.batching import Batcher
 from app.inference import Student, generate, load_student
 from tests.api.test_openai_compat import STUDENT_DIR, sse_events
+from tests.support.decoding import record_logits
 from tests.support.factories import make_finished_job
 
 # Prompts of different lengths, each with its own max_tokens.
@@ -51,16 +52,7 @@ def requests(student) -> list[dict]:
 @pytest.fixture
 def logits(monkeypatch) -> dict[tuple[int, ...], list]:
     """Every row of logits a token was chosen from, by answer (its prompt's ids)."""
-    seen: dict[tuple[int, ...], list] = {}
-    choose = decoding._choose
-
-    def recording(rows, answers):
-        for row, answer in zip(rows, answers, strict=True):
-            seen.setdefault(tuple(answer.prompt), []).append(row.clone())
-        return choose(rows, answers)
-
-    monkeypatch.setattr(decoding, "_choose", recording)
-    return seen
+    return record_logits(monkeypatch)
 
 
 @pytest.fixture

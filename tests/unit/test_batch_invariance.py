@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from app import decoding
 from app.batch_invariance import _row_attention, make_batch_invariant, prefilling, row_group
 from app.decoding import Decoder, decode
 from app.inference import Answer, Student
+from tests.support.decoding import record_logits
 from tests.unit.test_batching import CharTokenizer
 
 PROMPTS = [("a short one", 9), ("a much longer prompt than the others", 4), ("mid length", 12), ("x", 7),
@@ -37,17 +37,9 @@ def answer(s: Student, text: str, tokens: int) -> Answer:
 
 
 @pytest.fixture
-def logits(monkeypatch) -> dict[tuple[int, ...], list[torch.Tensor]]:
-    seen: dict[tuple[int, ...], list[torch.Tensor]] = {}
-    choose = decoding._choose
-
-    def recording(rows, answers):
-        for row, a in zip(rows, answers, strict=True):
-            seen.setdefault(tuple(a.prompt), []).append(row.clone())
-        return choose(rows, answers)
-
-    monkeypatch.setattr(decoding, "_choose", recording)
-    return seen
+def logits(monkeypatch) -> dict[tuple[int, ...], list]:
+    """Every row of logits a token was chosen from, by answer (its prompt's ids)."""
+    return record_logits(monkeypatch)
 
 
 def batched(s: Student) -> list[Answer]:
