@@ -75,11 +75,13 @@ class Decoder:
                 self._prefill([answer])
             return
         pack: list[Answer] = []
+        tokens = 0
         for answer in waiting:
-            if pack and sum(len(a.prompt) for a in pack) + len(answer.prompt) > PREFILL_TOKENS:
+            if pack and tokens + len(answer.prompt) > PREFILL_TOKENS:
                 self._prefill(pack)
-                pack = []
+                pack, tokens = [], 0
             pack.append(answer)
+            tokens += len(answer.prompt)
         if pack:
             self._prefill(pack)
 

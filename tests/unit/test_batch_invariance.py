@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from app import decoding
 from app.batch_invariance import _row_attention, make_batch_invariant, prefilling, row_group
 from app.decoding import Decoder, decode
 from app.inference import Answer, Student
@@ -59,7 +60,9 @@ def batched(s: Student) -> list[Answer]:
     return answers
 
 
-def test_a_batch_gives_each_row_the_logits_it_gets_alone(logits):
+@pytest.mark.parametrize("prefill_tokens", [decoding.PREFILL_TOKENS, 30], ids=["one pack", "packs of 30 tokens"])
+def test_a_batch_gives_each_row_the_logits_it_gets_alone(logits, monkeypatch, prefill_tokens):
+    monkeypatch.setattr(decoding, "PREFILL_TOKENS", prefill_tokens)
     s = student(prepared=True)
     assert s.batch_rows == 8
     alone = []
