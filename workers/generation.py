@@ -34,12 +34,14 @@ def input_kinds(spec: TaskSpec) -> list[Bucket]:
         return [{"kind": kind} for kind in qa_kinds]
     if spec.task_type == TaskType.TOOL_CALLING and spec.tools:
         names = [tool["function"]["name"] for tool in spec.tools]
-        needing = [t["function"]["name"] for t in spec.tools if t["function"].get("parameters", {}).get("required")]
+        # A request for a tool that states none of its values (or leaves out a required one) gets a
+        # question back, not a call of invented values, whether or not the tool requires anything.
+        asking = [t["function"]["name"] for t in spec.tools if t["function"].get("parameters", {}).get("properties")]
         # Calls twice as often as each other kind (they are what the student is for), the other
         # kinds woven in early so that even a job of a few calls has requests needing no call.
         calls = [{"kind": "call", "tool": name} for name in names * 2]
         others = [{"kind": prompts.NO_CALL}]
-        others += [{"kind": prompts.MISSING_ARGUMENT, "tool": name} for name in needing[:max(1, len(names) // 2)]]
+        others += [{"kind": prompts.MISSING_ARGUMENT, "tool": name} for name in asking[:max(1, len(names) // 2)]]
         kinds: list[Bucket] = []
         for call in calls:
             kinds += [call, others.pop(0)] if others else [call]

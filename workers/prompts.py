@@ -160,10 +160,26 @@ def _shaped_ask(task_spec: TaskSpec, bucket: dict[str, str], count: int) -> str:
                 f"can serve (questions, small talk, other requests): {', '.join(_tool_names(task_spec))}.")
     line = next((_tool_line(t) for t in task_spec.tools if t["function"]["name"] == tool), tool)
     if kind == MISSING_ARGUMENT:
-        return (f"Write {count} different requests a user sends that need the function {line}, but that leave out "
-                "one of the values it needs, so the assistant must ask for it. Write only the user's request.")
+        if _required(tool, task_spec):
+            return (f"Write {count} different requests a user sends that need the function {line}, but that leave "
+                    "out one of the values it needs, so the assistant must ask for it. Write only the user's request.")
+        values = ", ".join(_parameters(tool, task_spec))
+        return (f"Write {count} different requests a user sends that need the function {line}, but that give none "
+                f"of its values ({values}), so the assistant must ask for them. Write only the user's request.")
     return (f"Write {count} different requests a user sends that need the function {line}, each giving every value "
             "it needs in the words of the request. Write only the user's request.")
+
+
+def _function(name: str, task_spec: TaskSpec) -> dict[str, Any]:
+    return next((t["function"] for t in task_spec.tools if t["function"]["name"] == name), {})
+
+
+def _required(name: str, task_spec: TaskSpec) -> list[str]:
+    return list(_function(name, task_spec).get("parameters", {}).get("required") or [])
+
+
+def _parameters(name: str, task_spec: TaskSpec) -> list[str]:
+    return list(_function(name, task_spec).get("parameters", {}).get("properties") or {})
 
 
 def _tool_names(task_spec: TaskSpec) -> list[str]:

@@ -95,7 +95,17 @@ def test_generation_kinds_take_turns_per_type():
     tools = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK, HOURS]), **SPREAD)
     kinds = input_kinds(tools)
     assert kinds.count({"kind": "call", "tool": "book_table"}) == 2 and {"kind": "no_call"} in kinds
-    assert {"kind": "missing_argument", "tool": "book_table"} in kinds  # only book_table requires a value
+    assert {"kind": "missing_argument", "tool": "book_table"} in kinds
+    # A tool that requires nothing still gets requests that state none of its values (the
+    # student learns to ask, not to call with invented ones); a tool without parameters does not.
+    optional = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([HOURS]), **SPREAD)
+    assert [k["kind"] for k in input_kinds(optional)] == ["call", "no_call", "call", "missing_argument"]
+    ask = prompts.generate_messages(optional, {**SPREAD, "kind": "missing_argument", "tool": "hours",
+                                               "topic": "dinner", "style": "plain", "length": "short"}, [], 5)
+    assert "give none of its values (day)" in ask[1]["content"]
+    clock = {"type": "function", "function": {"name": "clock", "parameters": {"type": "object", "properties": {}}}}
+    bare = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([clock]), **SPREAD)
+    assert "missing_argument" not in [k["kind"] for k in input_kinds(bare)]
     assert [k["kind"] for k in kinds[:4]] == ["call", "no_call", "call", "missing_argument"]  # even few calls mix
     buckets = plan_buckets(tools, 12, seed=0)
     assert {b["kind"] for b in buckets} == {"call", "no_call", "missing_argument"}
