@@ -29,6 +29,8 @@ from app.inference import Answer, Student
 
 #: Most prompt tokens prefilled in one forward call; more are split over several.
 PREFILL_TOKENS = 4096
+#: Spare token columns a batch's cache keeps past its length, so most steps write in place.
+SPARE_COLUMNS = 64
 
 
 def spliceable(model: Any) -> bool:
@@ -140,6 +142,7 @@ class Decoder:
             for layer, (keys, values) in zip(self.cache.layers, rows, strict=True):
                 layer.lazy_initialization(keys, values)
                 layer.keys, layer.values = keys.clone(), values.clone()
+                layer.__class__ = _GrowingLayer
             return
         old = self.cache.get_seq_length()
         longest = max(old, length)
@@ -160,6 +163,41 @@ class Decoder:
         for layer in self.cache.layers:
             layer.keys = layer.keys.index_select(0, index)[:, :, trim:]
             layer.values = layer.values.index_select(0, index)[:, :, trim:]
+
+
+class _GrowingLayer(DynamicLayer):
+    """A cache layer whose keys and values are views of buffers with spare columns: a decoding step
+    writes its token's column in place, where `DynamicLayer` copies the whole batch's cache
+    (`torch.cat`) for every token. Keys or values set from outside (a splice, a trim) are copied
+    into new buffers at the next update. Set as the class of the batch cache's layers."""
+
+    _buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        length, new = self.keys.shape[-2], key_states.shape[-2]
+        buffers = self._buffers
+        if buffers is None or not _views_of(self.keys, buffers[0]) or not _views_of(self.values, buffers[1]) \
+                or length + new > buffers[0].shape[-2]:
+            buffers = self._buffers = (_with_spare(self.keys, length + new), _with_spare(self.values, length + new))
+        buffers[0][:, :, length:length + new] = key_states
+        buffers[1][:, :, length:length + new] = value_states
+        self.keys, self.values = buffers[0][:, :, :length + new], buffers[1][:, :, :length + new]
+        return self.keys, self.values
+
+
+def _views_of(states: torch.Tensor, buffer: torch.Tensor) -> bool:
+    """Whether `states` is the leading columns of `buffer` (what `_GrowingLayer.update` left)."""
+    return (states.data_ptr() == buffer.data_ptr() and states.stride() == buffer.stride()
+            and states.shape[:2] == buffer.shape[:2])
+
+
+def _with_spare(states: torch.Tensor, needed: int) -> torch.Tensor:
+    """A buffer holding `states` in its leading columns, with room for `needed` + spare columns."""
+    batch, heads, length, width = states.shape
+    buffer = states.new_empty(batch, heads, needed + SPARE_COLUMNS, width)
+    buffer[:, :, :length] = states
+    return buffer
 
 
 def decode(student: Student, answer: Answer) -> None:

@@ -148,3 +148,26 @@ def test_row_attention_attends_each_row_over_its_own_keys_as_alone():
     for i in range(3):
         alone, _ = _row_attention(module, q[i:i + 1], keys[i], values[i], None, row_starts=[0], scaling=0.25)
         assert together[i:i + 1].equal(alone)
+
+
+def test_a_batch_cache_writes_each_step_in_place_and_keeps_the_same_values(monkeypatch):
+    """The batch's cache layers grow into spare columns (no copy of the whole cache per token),
+    copy into new buffers when full or after a splice, and hold what a plain cache would."""
+    monkeypatch.setattr(decoding, "SPARE_COLUMNS", 3)
+    s = student(prepared=True)
+    decoder = Decoder(s)
+    decoder.add_all([answer(s, "a short one", 12), answer(s, "mid length", 12)])
+    layer = decoder.cache.layers[0]
+    plain = torch.cat([layer.keys, torch.zeros(2, layer.keys.shape[1], 0, layer.keys.shape[3])], -2).clone()
+    places = []
+    for _ in range(5):
+        decoder.step()
+        places.append(layer.keys.data_ptr())
+        assert torch.equal(layer.keys[:, :, :plain.shape[2]], plain), "earlier columns kept as they were"
+    # The first step copies the spliced cache into a buffer with 3 spare columns; the next three
+    # steps write into it; the fifth is past its room and copies once more.
+    assert len(set(places[:4])) == 1 and places[4] != places[3]
+    decoder.add_all([answer(s, "x", 12)])
+    assert decoder.cache.layers[0].keys.shape[0] == 3
+    decoder.step()
+    assert decoder.cache.layers[0].keys.shape[0] == 3, "a spliced row joins the buffers at the next step"
