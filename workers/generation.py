@@ -39,7 +39,12 @@ def input_kinds(spec: TaskSpec) -> list[Bucket]:
         asking = [t["function"]["name"] for t in spec.tools if t["function"].get("parameters", {}).get("properties")]
         # Calls twice as often as each other kind (they are what the student is for), the other
         # kinds woven in early so that even a job of a few calls has requests needing no call.
-        calls = [{"kind": "call", "tool": name} for name in names * 2]
+        # A tool with optional parameters gets requests stating all its values and requests stating
+        # only some (real requests rarely give every optional value; a student shown only complete
+        # requests fills every argument, inventing what a request lacks).
+        calls = [{"kind": "call", "tool": name} for name in names]
+        calls += [{"kind": "call", "tool": name, **({"values": "some"} if _optional(spec, name) else {})}
+                  for name in names]
         others = [{"kind": prompts.NO_CALL}]
         others += [{"kind": prompts.MISSING_ARGUMENT, "tool": name} for name in asking[:max(1, len(names) // 2)]]
         kinds: list[Bucket] = []
@@ -47,6 +52,13 @@ def input_kinds(spec: TaskSpec) -> list[Bucket]:
             kinds += [call, others.pop(0)] if others else [call]
         return kinds + others
     return [{}]
+
+
+def _optional(spec: TaskSpec, name: str) -> list[str]:
+    """The parameters of tool `name` that a call may leave out."""
+    fn = next(t["function"] for t in spec.tools if t["function"]["name"] == name)
+    parameters = fn.get("parameters", {})
+    return [p for p in parameters.get("properties") or {} if p not in (parameters.get("required") or [])]
 
 
 def topics_of(spec: TaskSpec, kind: Bucket) -> list[str]:

@@ -166,6 +166,13 @@ def _shaped_ask(task_spec: TaskSpec, bucket: dict[str, str], count: int) -> str:
         values = ", ".join(_parameters(tool, task_spec))
         return (f"Write {count} different requests a user sends that need the function {line}, but that give none "
                 f"of its values ({values}), so the assistant must ask for them. Write only the user's request.")
+    if bucket.get("values") == "some":
+        required, optional = _required(tool, task_spec), _parameters(tool, task_spec)
+        optional = [p for p in optional if p not in required]
+        needs = f"every value it needs ({', '.join(required)}) and " if required else ""
+        return (f"Write {count} different requests a user sends that need the function {line}, each giving {needs}"
+                f"only one or two of these values: {', '.join(optional)}, a different choice in each request, in "
+                "the words of the request. Write only the user's request.")
     return (f"Write {count} different requests a user sends that need the function {line}, each giving every value "
             "it needs in the words of the request. Write only the user's request.")
 
