@@ -175,11 +175,14 @@ class _GrowingLayer(DynamicLayer):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        length, new = self.keys.shape[-2], key_states.shape[-2]
+        keys, values = self.keys, self.values
+        if keys is None or values is None:  # not spliced in yet: nothing to grow
+            return super().update(key_states, value_states, *args, **kwargs)
+        length, new = keys.shape[-2], key_states.shape[-2]
         buffers = self._buffers
-        if buffers is None or not _views_of(self.keys, buffers[0]) or not _views_of(self.values, buffers[1]) \
+        if buffers is None or not _views_of(keys, buffers[0]) or not _views_of(values, buffers[1]) \
                 or length + new > buffers[0].shape[-2]:
-            buffers = self._buffers = (_with_spare(self.keys, length + new), _with_spare(self.values, length + new))
+            buffers = self._buffers = (_with_spare(keys, length + new), _with_spare(values, length + new))
         buffers[0][:, :, length:length + new] = key_states
         buffers[1][:, :, length:length + new] = value_states
         self.keys, self.values = buffers[0][:, :, :length + new], buffers[1][:, :, :length + new]
