@@ -169,10 +169,10 @@ def _shaped_ask(task_spec: TaskSpec, bucket: dict[str, str], count: int) -> str:
     if bucket.get("values") == "some":
         required, optional = _required(tool, task_spec), _parameters(tool, task_spec)
         optional = [p for p in optional if p not in required]
-        needs = f"every value it needs ({', '.join(required)}) and " if required else ""
-        return (f"Write {count} different requests a user sends that need the function {line}, each giving {needs}"
-                f"only one or two of these values: {', '.join(optional)}, a different choice in each request, in "
-                "the words of the request. Write only the user's request.")
+        giving = (f"every value it needs ({', '.join(required)}) but leaving out some or all of the others "
+                  f"({', '.join(optional)})" if required else f"only one or two of its values ({', '.join(optional)})")
+        return (f"Write {count} different requests a user sends that need the function {line}, each giving {giving}, "
+                "a different choice in each request, in the words of the request. Write only the user's request.")
     return (f"Write {count} different requests a user sends that need the function {line}, each giving every value "
             "it needs in the words of the request. Write only the user's request.")
 

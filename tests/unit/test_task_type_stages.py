@@ -100,7 +100,11 @@ def test_generation_kinds_take_turns_per_type():
         {"kind": "call", "tool": "book_table"}, {"kind": "call", "tool": "book_table", "values": "some"}]
     some = prompts.generate_messages(tools, {**SPREAD, "kind": "call", "tool": "book_table", "values": "some",
                                              "topic": "dinner", "style": "plain", "length": "short"}, [], 5)
-    assert "every value it needs (people) and only one or two of these values: date" in some[1]["content"]
+    assert "every value it needs (people) but leaving out some or all of the others (date)" in some[1]["content"]
+    optional_some = {**SPREAD, "kind": "call", "tool": "hours", "values": "some", "topic": "dinner", "style": "plain",
+                     "length": "short"}
+    hours = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([HOURS]), **SPREAD)
+    assert "only one or two of its values (day)" in prompts.generate_messages(hours, optional_some, [], 5)[1]["content"]
     assert {"kind": "missing_argument", "tool": "book_table"} in kinds
     # A tool that requires nothing still gets requests that state none of its values (the
     # student learns to ask, not to call with invented ones); a tool without parameters does not.
