@@ -10,6 +10,7 @@ import json
 import random
 from collections.abc import Callable, Sequence
 
+from app.answer_shapes import parameter_names
 from app.specs import Row, TaskSpec, TaskType
 from workers import prompts
 from workers.teacher import Teacher
@@ -36,14 +37,14 @@ def input_kinds(spec: TaskSpec) -> list[Bucket]:
         names = [tool["function"]["name"] for tool in spec.tools]
         # A request for a tool that states none of its values (or leaves out a required one) gets a
         # question back, not a call of invented values, whether or not the tool requires anything.
-        asking = [t["function"]["name"] for t in spec.tools if t["function"].get("parameters", {}).get("properties")]
+        asking = [name for name in names if any(parameter_names(spec.tools, name))]
         # Calls twice as often as each other kind (they are what the student is for), the other
         # kinds woven in early so that even a job of a few calls has requests needing no call.
         # A tool with optional parameters gets requests stating all its values and requests stating
         # only some (real requests rarely give every optional value; a student shown only complete
         # requests fills every argument, inventing what a request lacks).
         calls = [{"kind": "call", "tool": name} for name in names]
-        calls += [{"kind": "call", "tool": name, **({"values": "some"} if _optional(spec, name) else {})}
+        calls += [{"kind": "call", "tool": name, **({"values": "some"} if parameter_names(spec.tools, name)[1] else {})}
                   for name in names]
         others = [{"kind": prompts.NO_CALL}]
         others += [{"kind": prompts.MISSING_ARGUMENT, "tool": name} for name in asking[:max(1, len(names) // 2)]]
@@ -52,13 +53,6 @@ def input_kinds(spec: TaskSpec) -> list[Bucket]:
             kinds += [call, others.pop(0)] if others else [call]
         return kinds + others
     return [{}]
-
-
-def _optional(spec: TaskSpec, name: str) -> list[str]:
-    """The parameters of tool `name` that a call may leave out."""
-    fn = next(t["function"] for t in spec.tools if t["function"]["name"] == name)
-    parameters = fn.get("parameters", {})
-    return [p for p in parameters.get("properties") or {} if p not in (parameters.get("required") or [])]
 
 
 def topics_of(spec: TaskSpec, kind: Bucket) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.answer_shapes import FieldSpec, tools_prompt
+from app.answer_shapes import FieldSpec, parameter_names, tools_prompt
 from app.specs import QA_REFUSAL, JobSpec, Row, TaskSpec, TaskType
 
 
@@ -159,34 +159,21 @@ def _shaped_ask(task_spec: TaskSpec, bucket: dict[str, str], count: int) -> str:
         return (f"Write {count} different messages a user of this assistant might send that none of these functions "
                 f"can serve (questions, small talk, other requests): {', '.join(_tool_names(task_spec))}.")
     line = next((_tool_line(t) for t in task_spec.tools if t["function"]["name"] == tool), tool)
+    required, optional = parameter_names(task_spec.tools, tool)
     if kind == MISSING_ARGUMENT:
-        if _required(tool, task_spec):
+        if required:
             return (f"Write {count} different requests a user sends that need the function {line}, but that leave "
                     "out one of the values it needs, so the assistant must ask for it. Write only the user's request.")
-        values = ", ".join(_parameters(tool, task_spec))
+        values = ", ".join(optional)
         return (f"Write {count} different requests a user sends that need the function {line}, but that give none "
                 f"of its values ({values}), so the assistant must ask for them. Write only the user's request.")
     if bucket.get("values") == "some":
-        required, optional = _required(tool, task_spec), _parameters(tool, task_spec)
-        optional = [p for p in optional if p not in required]
         giving = (f"every value it needs ({', '.join(required)}) but leaving out some or all of the others "
                   f"({', '.join(optional)})" if required else f"only one or two of its values ({', '.join(optional)})")
         return (f"Write {count} different requests a user sends that need the function {line}, each giving {giving}, "
                 "a different choice in each request, in the words of the request. Write only the user's request.")
     return (f"Write {count} different requests a user sends that need the function {line}, each giving every value "
             "it needs in the words of the request. Write only the user's request.")
-
-
-def _function(name: str, task_spec: TaskSpec) -> dict[str, Any]:
-    return next((t["function"] for t in task_spec.tools if t["function"]["name"] == name), {})
-
-
-def _required(name: str, task_spec: TaskSpec) -> list[str]:
-    return list(_function(name, task_spec).get("parameters", {}).get("required") or [])
-
-
-def _parameters(name: str, task_spec: TaskSpec) -> list[str]:
-    return list(_function(name, task_spec).get("parameters", {}).get("properties") or {})
 
 
 def _tool_names(task_spec: TaskSpec) -> list[str]:

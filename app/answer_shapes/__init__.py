@@ -60,6 +60,7 @@ from app.answer_shapes.tools import (
     call_schema,
     call_text,
     check_call,
+    parameter_names,
     standard_text,
     stated_call,
     tools_prompt,
@@ -72,6 +73,6 @@ __all__ = [
     "EMPTY_PARAMETERS", "FIELD_NAME_PATTERN", "FIELD_TYPES", "MAX_TOOLS", "TOOLS_PROMPT_FOOTER", "TOOLS_PROMPT_HEADER",
     "TOOL_NAME_PATTERN", "CallCheck", "ExtractionCheck", "FieldSpec", "FieldType", "Location", "ToolsError",
     "bfcl_to_openai_tool", "call_schema", "call_text", "check_call", "check_extraction", "extraction_schema",
-    "fields_from_json_schema", "load_json", "load_object", "parse_fields_text", "standard_text", "stated_call",
-    "tools_prompt", "unstated_arguments", "unwrap_json", "validate_tools", "without_unset",
+    "fields_from_json_schema", "load_json", "load_object", "parameter_names", "parse_fields_text", "standard_text",
+    "stated_call", "tools_prompt", "unstated_arguments", "unwrap_json", "validate_tools", "without_unset",
 ]

@@ -119,6 +119,14 @@ def _function_called(call: dict[str, Any], tools: Any) -> dict[str, Any] | None:
     return next((f for f in _functions(tools) if f["name"] == call.get("name")), None)
 
 
+def parameter_names(tools: Any, name: str) -> tuple[list[str], list[str]]:
+    """The required and the optional parameter names of tool `name` (both empty if it is none of `tools`)."""
+    fn = _function_called({"name": name}, tools) or {}
+    parameters = fn.get("parameters") or {}
+    required = list(parameters.get("required") or [])
+    return required, [p for p in parameters.get("properties") or {} if p not in required]
+
+
 def _nullable(schema: Any) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 

@@ -14,6 +14,7 @@ from app.answer_shapes import (
     call_schema,
     call_text,
     check_call,
+    parameter_names,
     standard_text,
     stated_call,
     tools_prompt,
@@ -59,6 +60,14 @@ def _errors(tools: Any) -> list[tuple[tuple[str | int, ...], str]]:
         validate_tools(tools)
     assert isinstance(e.value, ValueError)
     return e.value.errors
+
+
+def test_parameter_names_are_the_required_then_the_optional_ones():
+    hours = {"type": "function", "function": {"name": "hours", "parameters": {
+        "type": "object", "properties": {"day": {"type": "string"}, "shop": {"type": "string"}}, "required": ["shop"]}}}
+    assert parameter_names([*TOOLS, hours], "hours") == (["shop"], ["day"])
+    assert parameter_names(TOOLS, "book") == (["date", "people"], [])
+    assert parameter_names(TOOLS, "ping") == ([], []) and parameter_names(TOOLS, "unknown") == ([], [])
 
 
 def test_validate_tools_rejects_duplicate_and_bad_names():
