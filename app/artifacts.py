@@ -34,6 +34,8 @@ GGUF_ARTIFACT = "student.gguf"
 MODELFILE_ARTIFACT = "Modelfile"
 MODEL_CARD_ARTIFACT = "README.md"
 REPORT_ARTIFACT = "report.json"
+#: A tool-calling student's call grammar (GBNF) for llama.cpp: `app.answer_shapes.call_grammar`.
+CALL_GRAMMAR_ARTIFACT = "call.gbnf"
 
 
 def artifact_key(job_id: uuid.UUID, name: str) -> str:

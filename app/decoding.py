@@ -6,8 +6,9 @@ another (each with its own positions, attending only to its own tokens: `segment
 batch's: the caches are left padded to one length, a 2D attention mask hides the padding and each
 row gets its own position ids. Every step then feeds each row its last token in one forward call,
 chooses each row's next token with that row's own options (greedy, or temperature and top-p
-sampling), and drops the rows that ended, trimming padding no row needs any more. An answer may
-join between any two steps.
+sampling; a tool-calling answer only among the tokens its call grammar allows), and drops the
+rows that ended, trimming padding no row needs any more. An answer may join between any two
+steps.
 
 With a student prepared by `app.batch_invariance` a row's logits are bit for bit those it would
 get alone (a prompt alone is a pack of one), so a greedy answer does not depend on its batch. A
@@ -223,10 +224,42 @@ def _choose(logits: torch.Tensor, answers: list[Answer]) -> list[Answer]:
     greedy = logits.argmax(-1).tolist()
     ended = []
     for row, answer in enumerate(answers):
-        token = greedy[row] if answer.temperature <= 0 else _sample(logits[row], answer.temperature, answer.top_p)
+        if answer.grammar is not None:
+            token = _allowed(logits[row], answer)
+        elif answer.temperature <= 0:
+            token = greedy[row]
+        else:
+            token = _sample(logits[row], answer.temperature, answer.top_p)
         if answer.add(token):
             ended.append(answer)
     return ended
+
+
+#: Under a grammar, how many of the likeliest tokens are tried before the whole vocabulary is.
+GRAMMAR_CANDIDATES = 64
+
+
+def _allowed(logits: torch.Tensor, answer: Answer) -> int:
+    """The answer's next token among those its grammar allows: the likeliest (greedy) or one
+    drawn as `_sample` draws, from the allowed ones among the `GRAMMAR_CANDIDATES` likeliest.
+    Most steps try one or two tokens; only when none of the likeliest is allowed is every token
+    tried, in order."""
+    top = torch.topk(logits, min(GRAMMAR_CANDIDATES, logits.shape[-1])).indices.tolist()
+    if answer.temperature <= 0:
+        for token in top:
+            if answer.allows(token):
+                return int(token)
+    else:
+        allowed = [t for t in top if answer.allows(t)]
+        if allowed:
+            keep = torch.full_like(logits, float("-inf"))
+            keep[allowed] = logits[allowed]
+            return _sample(keep, answer.temperature, answer.top_p)
+    for token in torch.argsort(logits, descending=True)[len(top):].tolist():
+        if answer.allows(token):
+            return int(token)
+    # Unreachable with a vocabulary that spells every character; end rather than break the grammar.
+    return next(iter(answer.eos))
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float) -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from app.answer_shapes.call_grammar import CallGrammar, Prefix
+
 log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
@@ -195,7 +197,7 @@ class Answer:
 
     def __init__(self, student: Student, messages: Messages, max_tokens: int = 64, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] = (), on_text: TextSink | None = None,
-                 cancelled: threading.Event | None = None) -> None:
+                 cancelled: threading.Event | None = None, grammar: CallGrammar | None = None) -> None:
         self.prompt = prompt_ids(student.tokenizer, messages)
         if student.context is not None and len(self.prompt) + max_tokens > student.context:
             raise PromptTooLong(
@@ -209,6 +211,28 @@ class Answer:
         self.ids: list[int] = []
         self.error: BaseException | None = None
         self.ended = threading.Event()
+        self.grammar = grammar
+        self._tokenizer = student.tokenizer
+        self._text: tuple[int, str] = (0, "")  # the decoded answer, and how many ids it decodes
+
+    def allows(self, token: int) -> bool:
+        """Whether `token` may come next under the answer's grammar (always, without one): the
+        answer with it must still be able to become a valid answer, and an end-of-turn token
+        may only end one that is. A token that adds no text is refused, as llama.cpp does."""
+        if self.grammar is None:
+            return True
+        if self._text[0] != len(self.ids):
+            self._text = (len(self.ids), self._decode(self.ids))
+        text = self._text[1]
+        if token in self.eos:
+            return self.grammar.check(text) is Prefix.DONE
+        longer = self._decode([*self.ids, token])
+        if longer == text and not self._decode([token]):
+            return False
+        return self.grammar.check(longer) is not Prefix.INVALID
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
     def add(self, token: int) -> bool:
         """Take the next token; True when that ended the answer (end of turn, `max_tokens`, a stop
@@ -250,13 +274,14 @@ class Answer:
 
 def generate(student: Student, messages: Messages, max_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: Sequence[str] = (), on_text: TextSink | None = None,
-             cancelled: threading.Event | None = None) -> Completion:
+             cancelled: threading.Event | None = None, grammar: CallGrammar | None = None) -> Completion:
     """Answer a chat with a loaded student: `app.decoding`'s loop with a batch of one (what `/v1`
     runs with several). The caller makes sure nobody else uses the student meanwhile. Greedy when
     `temperature` is 0, else sampled with `top_p`. `on_text` gets the answer piece by piece as
-    it is final; setting `cancelled` ends the generation at its next token."""
+    it is final; setting `cancelled` ends the generation at its next token. With a `grammar`
+    (a tool-calling student's), every token keeps the answer valid under it."""
     from app.decoding import decode
 
-    answer = Answer(student, messages, max_tokens, temperature, top_p, stop, on_text, cancelled)
+    answer = Answer(student, messages, max_tokens, temperature, top_p, stop, on_text, cancelled, grammar)
     decode(student, answer)
     return answer.completion()

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from app.answer_shapes import FieldSpec, tools_prompt
+from app.answer_shapes.call_grammar import CallGrammar
 
 
 class TaskType(str, Enum):
@@ -318,6 +319,15 @@ class TaskSpec(BaseModel):
         if names is None or not self.tools_in_prompt:
             return self
         return self.model_copy(update={"tools": self.offered_tools(names)})
+
+    def call_grammar(self, tool_names: Sequence[str] | None = None) -> CallGrammar | None:
+        """The grammar a student's answer to an input offered `tool_names` is decoded under, in
+        evaluate, `/v1` and llama.cpp alike: the offered tools' calls or plain text
+        (`app.answer_shapes.call_grammar`); None for other task types."""
+        if self.task_type != TaskType.TOOL_CALLING:
+            return None
+        tools = self.offering(tool_names).tools
+        return CallGrammar(tools) if tools else None
 
     def student_messages(self, text: str, tool_names: Sequence[str] | None = None) -> list[dict[str, str]]:
         """What the tuned student is asked for one input, in training, evaluation and serving alike:

@@ -141,6 +141,26 @@ def test_a_streamed_call_is_one_tool_calls_chunk(client, tool_student):
     assert parsed[-1].usage.completion_tokens > 0
 
 
+def test_tool_choice_required_or_named_makes_the_answer_a_call(client, tool_student):
+    # The same question answered in text by default comes back as a valid call when a call is
+    # required: the call grammar leaves out plain text, so the greedy student has to call.
+    plain = post(client, tool_student, QUESTION, max_tokens=48).json()["choices"][0]
+    assert not plain["message"].get("tool_calls")
+    client_ = official(client)
+    for choice, names in (("required", {"book_table", "get_time"}),
+                          ({"type": "function", "function": {"name": "get_time"}}, {"get_time"})):
+        reply = client_.chat.completions.create(model=tool_student, messages=QUESTION, tools=TOOLS,
+                                                tool_choice=choice, max_tokens=48)
+        assert reply.choices[0].finish_reason == "tool_calls", reply
+        [call] = reply.choices[0].message.tool_calls
+        assert call.function.name in names
+        arguments = json.loads(call.function.arguments)
+        if call.function.name == "book_table":
+            assert set(arguments) == {"people"} and isinstance(arguments["people"], int)
+        else:
+            assert arguments == {}
+
+
 def test_a_reply_that_is_no_call_is_text_and_streams(client, tool_student):
     plain = post(client, tool_student, QUESTION, max_tokens=16).json()["choices"][0]
     assert plain["message"]["content"].strip() and not plain["message"].get("tool_calls")
@@ -173,7 +193,7 @@ def test_what_a_student_cannot_do_is_400_in_openai_shape(client, tool_student, e
         (tool_student, {"tools": [BOOK, cancel]}, "tools", "'cancel_table'"),
         (tool_student, {"tools": [changed]}, "tools", "'book_table'"),
         (tool_student, {"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools", "name"),
-        (tool_student, {"tool_choice": "required"}, "tool_choice", "required"),
+        (classification_stub, {"tool_choice": "required"}, "tool_choice", "required"),
         (tool_student, {"tool_choice": {"type": "function", "function": {"name": "cancel_table"}}}, "tool_choice",
          "'cancel_table'"),
         (tool_student, {"tools": [BOOK], "tool_choice": {"type": "function", "function": {"name": "get_time"}}},

@@ -162,7 +162,15 @@ def test_tools_for_a_student_of_another_type_are_400(spec):
 
 
 def test_tool_choice():
-    assert refused(TOOL_SPEC, tool_choice="required").param == "tool_choice"
+    required = shape(TOOL_SPEC, tool_choice="required")
+    assert required.must_call and len(required.tools) == 2
+    assert required.grammar() is not None and not required.grammar().text  # a call, never plain text
+    named = shape(TOOL_SPEC, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert named.must_call and [t["function"]["name"] for t in named.tools] == ["get_weather"]
+    auto = shape(TOOL_SPEC, tool_choice="auto")
+    assert not auto.must_call and auto.grammar() is not None and auto.grammar().text
+    assert shape(TOOL_SPEC, tool_choice="none").grammar() is None
+    assert refused(CLASSIFICATION_SPEC, tool_choice="required").param == "tool_choice"
     unknown = refused(TOOL_SPEC, tool_choice={"type": "function", "function": {"name": "cancel_table"}})
     assert unknown.param == "tool_choice" and "'cancel_table'" in unknown.message
     left_out = refused(TOOL_SPEC, tools=[BOOK], tool_choice={"type": "function", "function": {"name": "get_weather"}})

@@ -63,3 +63,38 @@ def test_a_file_llama_cpp_cannot_load_fails_with_its_log(gguf, tmp_path):
         with LlamaServer(broken, tmp_path / "server.log"):
             pass
     assert "llama-server exited with" in str(failure.value) and "broken.gguf" in str(failure.value)
+
+
+GRAMMAR_TOOLS = [
+    {"type": "function", "function": {"name": "book_table", "parameters": {
+        "type": "object", "required": ["people"],
+        "properties": {"people": {"type": "integer"}, "time": {"type": "string"},
+                       "seating": {"type": "string", "enum": ["inside", "outside"]}}}}},
+    {"type": "function", "function": {"name": "add_items", "parameters": {
+        "type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}},
+                                         "urgent": {"type": "boolean"}, "price": {"type": "number"}}}}},
+]
+GRAMMAR_PROMPTS = ["Table for two at 8pm outside please", "Add milk and eggs to my list, it's urgent",
+                   "What is the capital of France?", "Book it"]
+
+
+def test_the_call_grammar_holds_in_llama_cpp_as_in_transformers(gguf, tmp_path):
+    """The GBNF of `CallGrammar` and its Python check are one language: llama.cpp's answers under
+    the GBNF pass the check, and match transformers' greedy answers under the check."""
+    from app.answer_shapes.call_grammar import CallGrammar, Prefix
+    from app.inference import generate, load_student
+
+    student = load_student(model_dir(STUDENT))
+    same = 0
+    with LlamaServer(gguf, tmp_path / "server.log") as server:
+        for text in (False, True):
+            grammar = CallGrammar(GRAMMAR_TOOLS, text=text)
+            for prompt in GRAMMAR_PROMPTS:
+                messages = [{"role": "user", "content": prompt}]
+                served = server.chat(messages, 48, grammar=grammar.gbnf()).text
+                local = generate(student, messages, max_tokens=48, grammar=grammar).text
+                assert grammar.check(served) is not Prefix.INVALID, served
+                if not text:
+                    assert served.lstrip().startswith('{"name": "'), served
+                same += served == local
+    assert same >= 6, f"{same} of 8 answers the same in llama.cpp and transformers"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.answer_shapes import TOOLS_PROMPT_FOOTER, TOOLS_PROMPT_HEADER
-from app.artifacts import GGUF_ARTIFACT
+from app.artifacts import CALL_GRAMMAR_ARTIFACT, GGUF_ARTIFACT
 from app.specs import QA_REFUSAL
 from workers.packaging.card_exports import costs_section, exports_section
 from workers.packaging.template import ChatFormat
@@ -44,6 +44,11 @@ class PackageInfo:
         return f"vibetune-{self.job_id[:8]}"
 
 
+_GRAMMAR_NOTE = ("Decode it under `" + CALL_GRAMMAR_ARTIFACT + "`, as evaluate scored it and `/v1` serves it "
+                 "(llama.cpp: `--grammar-file " + CALL_GRAMMAR_ARTIFACT + "`, or the file's text as llama-server's "
+                 "`grammar`): a call it starts is then a valid call of its functions, argument names and types.")
+
+
 def answer_shape(spec: dict[str, Any]) -> str:
     """How to call the student of a task spec and what it answers, in one paragraph (the model
     card and the Modelfile show the same)."""
@@ -59,12 +64,12 @@ def answer_shape(spec: dict[str, Any]) -> str:
                 + "`), and the request as the user message. It answers with only the call as JSON, "
                 '`{"name": ..., "arguments": {...}}`, when an offered function fits, else in plain text. The '
                 "vibetune service's `/v1` writes that system message from the request's `tools` and returns the call "
-                "as OpenAI `tool_calls`.")
+                "as OpenAI `tool_calls`. " + _GRAMMAR_NOTE)
     if kind == "tool_calling":
         names = ", ".join(f"`{t.get('function', {}).get('name')}`" for t in spec.get("tools") or [])
         return (send + "Its functions are in its weights too (" + names + "), so send no tool list: when a request "
                 'needs one it answers with only the call as JSON, `{"name": ..., "arguments": {...}}`, else in plain '
-                "text. The vibetune service's `/v1` returns such a call as OpenAI `tool_calls`.")
+                "text. The vibetune service's `/v1` returns such a call as OpenAI `tool_calls`. " + _GRAMMAR_NOTE)
     if kind == "qa" and spec.get("qa_mode") == "open_book":
         return (send + "Write the input as the passage, a blank line, then `Question: ` and the question. It answers "
                 f"from the passage only, or with \"{QA_REFUSAL}\" when the passage does not answer it.")

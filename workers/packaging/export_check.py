@@ -36,6 +36,8 @@ class Reference:
     max_tokens: int
     student_answers: Sequence[str | None]
     student_accuracy: float | None
+    #: The GBNF grammar a row's answer is decoded under (a tool-calling student's call grammar).
+    grammar: Callable[[Row], str | None] = lambda row: None
 
 
 def scorable(text: str, spec: TaskSpec) -> str | None:
@@ -69,7 +71,7 @@ def score_export(server: LlamaServer, spec: TaskSpec, reference: Reference, seed
     latencies: list[float] = []
     for row in reference.rows:
         check()
-        reply = server.chat(reference.messages(row), reference.max_tokens)
+        reply = server.chat(reference.messages(row), reference.max_tokens, grammar=reference.grammar(row))
         answers.append(scorable(reply.text, spec))
         texts.append(reply.text)
         latencies.append(reply.milliseconds)

@@ -123,12 +123,13 @@ class LlamaServer:
                 self._process.kill()
                 self._process.wait()
 
-    def chat(self, messages: list[dict[str, str]], max_tokens: int) -> ChatAnswer:
-        """The greedy answer to `messages`, the prompt made by the GGUF's chat template."""
+    def chat(self, messages: list[dict[str, str]], max_tokens: int, grammar: str | None = None) -> ChatAnswer:
+        """The greedy answer to `messages`, the prompt made by the GGUF's chat template; under
+        `grammar` (GBNF) when one is given."""
         started = time.perf_counter()
         reply = self._post("/v1/chat/completions", {
             "messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_k": 1, "seed": 0,
-            "cache_prompt": False})
+            "cache_prompt": False, **({"grammar": grammar} if grammar else {})})
         elapsed = (time.perf_counter() - started) * 1000
         timings = reply.get("timings") or {}
         return ChatAnswer(text=reply["choices"][0]["message"].get("content") or "",

@@ -6,7 +6,10 @@ instructions and labels, the tuned student gets the raw input (the task lives in
 A tool-calling job with `tools_in_prompt` offers each row's tools (`Row.tools`, else all) to all
 three: in the teacher's and untuned student's instructions, in the tuned student's system message.
 For classification all three answer by the same constrained choice: greedy decoding restricted
-to the label set (vLLM's guided choice for the teacher, `LabelChooser` for the students).
+to the label set (vLLM's guided choice for the teacher, `LabelChooser` for the students). For
+tool calling the students decode under the offered tools' call grammar
+(`app.answer_shapes.call_grammar`), as `/v1` and the GGUF export serve them; the teacher answers
+as the label stage asks it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from app.answer_shapes.call_grammar import CallGrammar
 from app.artifacts import (
     MODEL_FOLDER,
     PREDICTIONS_ARTIFACT,
@@ -22,7 +26,7 @@ from app.artifacts import (
     artifact_key,
     folder_path,
 )
-from app.inference import FREE_ANSWER_TOKENS, Messages, generate, task_answer_budget
+from app.inference import FREE_ANSWER_TOKENS, generate, task_answer_budget
 from app.specs import Row, TaskSpec, TaskType
 from workers import bundled_models, prompts
 from workers.labelling import (
@@ -172,14 +176,20 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
 
     student = load_student(name)
     labels = spec.label_names
-    decide: Callable[[Messages], str]
+    decide: Callable[[Row], str]
     if labels:
-        decide = LabelChooser(student, labels).choose
+        chooser = LabelChooser(student, labels)
+
+        def choose_label(row: Row) -> str:
+            return chooser.choose(messages(row))
+
+        decide = choose_label
     else:
         budget = task_answer_budget(student.tokenizer, spec.task_type, [row.output for row in rows])
+        grammars = _CallGrammars(spec)
 
-        def generate_answer(chat: Messages) -> str:
-            return generate(student, chat, max_tokens=budget).text
+        def generate_answer(row: Row) -> str:
+            return generate(student, messages(row), max_tokens=budget, grammar=grammars.for_row(row)).text
 
         decide = generate_answer
 
@@ -190,7 +200,7 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
     valid = right = 0
     for row in rows:
         ctx.check_canceled()
-        answer, ms = timed(decide, messages(row))
+        answer, ms = timed(decide, row)
         answers.append(answer)
         latencies.append(ms)
         if free:
@@ -206,6 +216,20 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
         extra["free_generation"] = {"valid_label_rate": round(valid / len(rows), 4),
                                     "accuracy": round(right / len(rows), 4)}
     return answers, extra, texts if free else [None] * len(rows)
+
+
+class _CallGrammars:
+    """The call grammar of each row's offered tools (`TaskSpec.call_grammar`), made once per set."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self._made: dict[tuple[str, ...] | None, CallGrammar | None] = {}
+
+    def for_row(self, row: Row) -> CallGrammar | None:
+        key = tuple(row.tools) if row.tools is not None else None
+        if key not in self._made:
+            self._made[key] = self.spec.call_grammar(row.tools)
+        return self._made[key]
 
 
 def _label_or_none(text: str, labels: Sequence[str]) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.artifacts import (
     ADAPTER_FOLDER,
+    CALL_GRAMMAR_ARTIFACT,
     MODEL_CARD_ARTIFACT,
     MODEL_FOLDER,
     MODELFILE_ARTIFACT,
@@ -32,7 +33,7 @@ from app.artifacts import (
 from app.config import get_settings
 from app.db import session_scope
 from app.inference import task_answer_budget
-from app.specs import TaskSpec, TaskType
+from app.specs import Row, TaskSpec, TaskType
 from workers.packaging.card import GGUF_NAME, PackageInfo, model_card, modelfile, report_json
 from workers.packaging.chat_check import check_chat_format
 from workers.packaging.costs import Prices, cost_table, device_named, this_machine
@@ -112,6 +113,9 @@ class PackageStage:
         texts = {MODELFILE_ARTIFACT: modelfile(chat, info.task_spec, recommended or GGUF_NAME).encode(),
                  MODEL_CARD_ARTIFACT: model_card(info).encode(),
                  REPORT_ARTIFACT: report_json(info)}
+        grammar = spec.call_grammar()
+        if grammar is not None:
+            texts[CALL_GRAMMAR_ARTIFACT] = grammar.gbnf().encode()
         ctx.check_canceled()
         stored = []
         with session_scope() as session:
@@ -191,8 +195,17 @@ def _reference(ctx: StageContext, spec: TaskSpec, tokenizer: Any) -> Reference:
         answers = [p.get("student") for p in predictions]
         accuracy = student.get("accuracy")
     budget = task_answer_budget(tokenizer, spec.task_type, [row.output for row in rows])
+    grammars: dict[tuple[str, ...] | None, str | None] = {}
+
+    def grammar(row: Row) -> str | None:
+        key = tuple(row.tools) if row.tools is not None else None
+        if key not in grammars:
+            made = spec.call_grammar(row.tools)
+            grammars[key] = made.gbnf() if made else None
+        return grammars[key]
+
     return Reference(rows=rows, messages=lambda row: spec.student_messages(row.input, row.tools),
-                     max_tokens=budget, student_answers=answers, student_accuracy=accuracy)
+                     max_tokens=budget, student_answers=answers, student_accuracy=accuracy, grammar=grammar)
 
 
 def _rescored(ctx: StageContext, spec: TaskSpec, served: list[Served], reference: Reference, tokenizer: Any,

@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from app.answer_shapes.call_grammar import CallGrammar
 from app.inference import Answer, Completion, Messages, Student, TextSink
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,10 @@ class Batcher:
 
     def complete(self, messages: Messages, max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
                  stop: Sequence[str] = (), on_text: TextSink | None = None,
-                 cancelled: threading.Event | None = None) -> Completion:
+                 cancelled: threading.Event | None = None, grammar: CallGrammar | None = None) -> Completion:
         """Answer a chat (blocking); see `app.inference.generate` for the options. The prompt is
         checked here, so `PromptTooLong` and chat template errors are raised in the caller's thread."""
-        answer = Answer(self.ready(), messages, max_tokens, temperature, top_p, stop, on_text, cancelled)
+        answer = Answer(self.ready(), messages, max_tokens, temperature, top_p, stop, on_text, cancelled, grammar)
         self.submit(answer)
         answer.ended.wait()
         return answer.completion()

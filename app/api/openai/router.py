@@ -192,7 +192,7 @@ async def chat_completions(body: ChatCompletionRequest, caller: CallerDep) -> Ch
     shape = answer_shape(body, model_id, served.task_spec)
     messages = shape.prompt([m.as_template_message() for m in body.messages])
     options: dict[str, Any] = {"max_tokens": body.answer_tokens(), "temperature": body.temperature, "top_p": body.top_p,
-               "stop": body.stop_sequences()}
+               "stop": body.stop_sequences(), "grammar": shape.grammar()}
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage

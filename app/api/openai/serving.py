@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.answer_shapes.call_grammar import CallGrammar
 from app.api.openai.batching import Batcher
 from app.artifacts import MODEL_FOLDER, folder_path
 from app.config import get_settings
@@ -167,14 +168,15 @@ def get_cache() -> StudentCache:
 
 def complete(model_id: str, messages: Messages, max_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: Sequence[str] = (), *, on_text: TextSink | None = None,
-             cancelled: threading.Event | None = None) -> Completion:
+             cancelled: threading.Event | None = None, grammar: CallGrammar | None = None) -> Completion:
     """Answer a chat with the student `model_id` (blocking; safe from any thread)."""
     return get_cache().complete(model_id, messages, max_tokens=max_tokens, temperature=temperature,
-                                top_p=top_p, stop=stop, on_text=on_text, cancelled=cancelled)
+                                top_p=top_p, stop=stop, on_text=on_text, cancelled=cancelled, grammar=grammar)
 
 
 def stream(model_id: str, messages: Messages, max_tokens: int = 64, temperature: float = 0.0,
-           top_p: float = 1.0, stop: Sequence[str] = ()) -> Generator[str | Completion, None, None]:
+           top_p: float = 1.0, stop: Sequence[str] = (),
+           grammar: CallGrammar | None = None) -> Generator[str | Completion, None, None]:
     """`complete` in a background thread: yields each piece of the answer as it is final, then
     the `Completion`. Errors (unknown model, prompt too long) are raised by the first `next`.
     Closing the iterator early ends the generation at its next token."""
@@ -184,7 +186,7 @@ def stream(model_id: str, messages: Messages, max_tokens: int = 64, temperature:
     def run() -> None:
         try:
             items.put(complete(model_id, messages, max_tokens, temperature, top_p, stop,
-                               on_text=items.put, cancelled=cancelled))
+                               on_text=items.put, cancelled=cancelled, grammar=grammar))
         except BaseException as exc:  # handed to the reader, who raises it
             items.put(exc)
 

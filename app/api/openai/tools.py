@@ -7,18 +7,22 @@ the request, no I/O; the router calls them.
 Tool calling
     A tuned tool-calling student has its tools in its weights: it gets the raw messages, never a
     tool list, and answers a request that needs a tool with the call's JSON text
-    (`app.answer_shapes.call_text`) and any other with plain text. An answer that is a valid call
+    (`app.answer_shapes.call_text`) and any other with plain text. It is decoded under the
+    callable tools' grammar (`app.answer_shapes.call_grammar`): an answer that starts as a call
+    is a valid call of one of them. An answer that is a valid call
     (`check_call`, no problems) of a tool the request allows is returned as OpenAI's
     `tool_calls` with `content: null` and `finish_reason: "tool_calls"`; any other answer
     (plain text, a broken call, a call of a tool the request left out) as `content`, the text
     exactly as the student wrote it. The tools a request allows: every trained tool, narrowed
     to the request's `tools` when it sends some, to the one tool `tool_choice` names, and to
-    none with `tool_choice: "none"`.
+    none with `tool_choice: "none"`. With `tool_choice` `"required"` or a named function the
+    grammar leaves out plain text: the answer is a call (of the named function), as OpenAI's
+    models answer.
 
     The request's `tools` must each be a trained tool: the same name and, after
     `validate_tools` normalisation, the same `parameters` (descriptions and `strict` may
     differ); anything else, or `tools` for a student of another type, is a 400 with
-    `param: "tools"`. `tool_choice` `"required"` is refused (the student decides whether to call).
+    `param: "tools"`.
 
 JSON answers
     `response_format: {"type": "json_object"}` is accepted for extraction and tool-calling
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.answer_shapes import ToolsError, check_call, tools_prompt, validate_tools
+from app.answer_shapes.call_grammar import CallGrammar
 from app.api.openai.errors import OpenAIError
 from app.api.openai.protocol import (
     AssistantMessage,
@@ -117,8 +122,10 @@ def callable_tools(body: ChatCompletionRequest, model: str, spec: TaskSpec | Non
     if choice == "none":
         return []
     if choice == "required":
-        raise _bad_request("tool_choice 'required' is not supported: the student decides whether to call a tool "
-                           "(use 'auto')", "tool_choice")
+        if not offered:
+            raise _bad_request(f"tool_choice 'required' needs a tool-calling student; model {model} is {_kind(spec)}",
+                               "tool_choice")
+        return offered
     name = choice.function.name
     if name not in {_name(t) for t in trained} and not (spec is not None and spec.tools_in_prompt):
         trained_names = f" (its tools: {', '.join(_name(t) for t in trained)})" if trained else ""
@@ -152,6 +159,8 @@ class AnswerShape:
     tools: list[dict[str, Any]] = field(default_factory=list)
     #: The student reads the tools it may call from the prompt (`tools_in_prompt`).
     in_prompt: bool = False
+    #: The answer must be a call (`tool_choice` "required" or a named function).
+    must_call: bool = False
 
     @property
     def can_call(self) -> bool:
@@ -168,6 +177,11 @@ class AnswerShape:
             return [{"role": "system", "content": f"{block}\n\n{first['content']}" if first["content"] else block},
                     *rest]
         return [{"role": "system", "content": block}, *messages]
+
+    def grammar(self) -> CallGrammar | None:
+        """The grammar the answer is decoded under: the callable tools' (`call_grammar`), so a
+        call the student starts is a valid call of one of them; none when it may not call."""
+        return CallGrammar(self.tools, text=not self.must_call) if self.tools else None
 
     def could_still_be_call(self, text: str) -> bool:
         """Whether an answer starting with `text` may yet be a call: only while it is blank or
@@ -202,4 +216,6 @@ def answer_shape(body: ChatCompletionRequest, model: str, spec: TaskSpec | None)
     """Check the request's tools, tool choice and response format against the student's plan
     (400s in OpenAI's shape) and return how its answer is shaped."""
     check_response_format(body, model, spec)
-    return AnswerShape(callable_tools(body, model, spec), in_prompt=spec is not None and spec.tools_in_prompt)
+    tools = callable_tools(body, model, spec)
+    must_call = bool(tools) and body.tool_choice not in (None, "auto", "none")
+    return AnswerShape(tools, in_prompt=spec is not None and spec.tools_in_prompt, must_call=must_call)
