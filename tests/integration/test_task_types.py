@@ -215,4 +215,10 @@ def test_tool_calling_job_learns_the_calls(client, live_service, finished):
             answered_calls += 1
         else:
             assert check_call(choice.message.content or "", tools).call is None
+            if choice.finish_reason == "stop":  # under the call grammar, an answer begun as a call is one
+                assert not (choice.message.content or "").lstrip().startswith("{"), choice
     assert answered_calls, "the tuned student answers a request from its training data with a call"
+    # The bundle carries the grammar for llama.cpp; the GGUF exports were scored under it.
+    grammar = client.get(f"/api/jobs/{job['id']}/artifacts/call.gbnf")
+    assert grammar.status_code == 200 and grammar.text.startswith("root ::= "), grammar.text[:200]
+    assert '\\"name\\": \\"opening_hours\\"' in grammar.text
