@@ -255,11 +255,41 @@ def _allowed(logits: torch.Tensor, answer: Answer) -> int:
             keep = torch.full_like(logits, float("-inf"))
             keep[allowed] = logits[allowed]
             return _sample(keep, answer.temperature, answer.top_p)
-    for token in torch.argsort(logits, descending=True)[len(top):].tolist():
+    for token in _fitting(answer, logits):
         if answer.allows(token):
             return int(token)
     # Unreachable with a vocabulary that spells every character; end rather than break the grammar.
     return next(iter(answer.eos))
+
+
+#: Each tokenizer's tokens grouped by the first character of their text (kept with the tokenizer).
+_FIRST_CHARACTERS: dict[int, tuple[Any, dict[str, list[int]]]] = {}
+
+
+def _fitting(answer: Answer, logits: torch.Tensor) -> list[int]:
+    """The tokens that may fit the grammar, likeliest first: every token but those whose first
+    character already breaks it (alone, or after the space a SentencePiece token's text may
+    start with in context). Checking one character per group, not every token, keeps a step
+    that needs an unlikely token (a `{` the untuned student would never write) to milliseconds."""
+    from app.answer_shapes.call_grammar import Prefix
+
+    tokenizer = answer.tokenizer
+    cached = _FIRST_CHARACTERS.get(id(tokenizer))
+    if cached is None or cached[0] is not tokenizer:
+        groups: dict[str, list[int]] = {}
+        for token in range(logits.shape[-1]):
+            piece = str(tokenizer.decode([token], skip_special_tokens=True, clean_up_tokenization_spaces=False))
+            groups.setdefault(piece[:1], []).append(token)
+        cached = _FIRST_CHARACTERS[id(tokenizer)] = (tokenizer, groups)
+    grammar, text = answer.grammar, answer.decoded()
+    assert grammar is not None
+    kept = [token for first, tokens in cached[1].items()
+            if first in ("", "\ufffd") or grammar.check(text + first) is not Prefix.INVALID
+            or grammar.check(text + " " + first) is not Prefix.INVALID
+            for token in tokens]
+    kept += [token for token in answer.eos if token not in kept]
+    ids = torch.tensor(kept)
+    return ids[torch.argsort(logits[ids], descending=True)].tolist()
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float) -> int:

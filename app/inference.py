@@ -212,7 +212,7 @@ class Answer:
         self.error: BaseException | None = None
         self.ended = threading.Event()
         self.grammar = grammar
-        self._tokenizer = student.tokenizer
+        self.tokenizer = student.tokenizer
         self._text: tuple[int, str] = (0, "")  # the decoded answer, and how many ids it decodes
 
     def allows(self, token: int) -> bool:
@@ -221,9 +221,7 @@ class Answer:
         may only end one that is. A token that adds no text is refused, as llama.cpp does."""
         if self.grammar is None:
             return True
-        if self._text[0] != len(self.ids):
-            self._text = (len(self.ids), self._decode(self.ids))
-        text = self._text[1]
+        text = self.decoded()
         if token in self.eos:
             return self.grammar.check(text) is Prefix.DONE
         longer = self._decode([*self.ids, token])
@@ -231,8 +229,14 @@ class Answer:
             return False
         return self.grammar.check(longer) is not Prefix.INVALID
 
+    def decoded(self) -> str:
+        """The answer's tokens so far as text (before any stop string is cut)."""
+        if self._text[0] != len(self.ids):
+            self._text = (len(self.ids), self._decode(self.ids))
+        return self._text[1]
+
     def _decode(self, ids: list[int]) -> str:
-        return str(self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
     def add(self, token: int) -> bool:
         """Take the next token; True when that ended the answer (end of turn, `max_tokens`, a stop

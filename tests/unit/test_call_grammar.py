@@ -140,6 +140,13 @@ def test_an_open_call_cannot_end_and_a_whole_one_can_only_end(grammar: CallGramm
     assert open_call.completion().text == '{"name": "ping", "arguments": {}}'
 
 
+def test_a_token_past_the_likeliest_candidates_is_still_found(grammar: CallGrammar) -> None:
+    # Only "}" may follow, and it is the least likely character: the first-character groups find it.
+    answer = _answer(grammar, '{"name": "ping", "arguments": {}')
+    _choose(_wish("".join(chr(i) for i in range(1, 128) if chr(i) != "}")), [answer])
+    assert answer.ids[-1] == ord("}")
+
+
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_random_wishes_under_the_grammar_give_valid_calls(grammar: CallGrammar, temperature: float) -> None:
     rng = random.Random(7)
