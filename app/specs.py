@@ -8,7 +8,7 @@ Plain pydantic, no settings and no I/O: the API validates requests against its o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -328,6 +328,18 @@ class TaskSpec(BaseModel):
             return None
         tools = self.offering(tool_names).tools
         return CallGrammar(tools) if tools else None
+
+    def row_call_grammars(self) -> Callable[[Row], CallGrammar | None]:
+        """`call_grammar` of each row's offered tools, made once per set of tools."""
+        made: dict[tuple[str, ...] | None, CallGrammar | None] = {}
+
+        def of_row(row: Row) -> CallGrammar | None:
+            key = tuple(row.tools) if row.tools is not None else None
+            if key not in made:
+                made[key] = self.call_grammar(row.tools)
+            return made[key]
+
+        return of_row
 
     def student_messages(self, text: str, tool_names: Sequence[str] | None = None) -> list[dict[str, str]]:
         """What the tuned student is asked for one input, in training, evaluation and serving alike:

@@ -10,8 +10,8 @@ twice, once per runtime, and kept in step by the tests:
 
 - `CallGrammar.check` says whether an answer so far can still become a valid answer, and whether
   it may end here (`app.decoding` and evaluate, through `app.inference.Answer`);
-- `CallGrammar.gbnf` is the same language in llama.cpp's GBNF (the export check, and a file in the
-  bundle for `llama-cli --grammar-file` / llama-server's `grammar`).
+- `CallGrammar.gbnf` is the same language in llama.cpp's GBNF (`app.answer_shapes.call_gbnf`; the
+  export check, and a file in the bundle for `llama-cli --grammar-file` / llama-server's `grammar`).
 
 The language: an answer whose first non-blank character is not `{` is plain text, any text. One
 that starts with `{` is a call: `{"name": <a tool's name>, "arguments": <object>}` as `call_text`
@@ -24,16 +24,14 @@ value. Other keywords (`pattern`, `minimum`, ...) are left to the scoring's chec
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
+from app.answer_shapes.call_gbnf import call_gbnf
+from app.answer_shapes.grammar_schema import ANY, array_items, dump, literal_texts, next_keys, object_keys, value_types
 from app.answer_shapes.tools import validate_tools
 
-_SCALAR_TYPES = ("string", "number", "integer", "boolean", "null")
-_ANY: dict[str, Any] = {}
 _HEX = set("0123456789abcdefABCDEF")
 _DIGITS = set("0123456789")
 _BLANK = " \t\n\r"
@@ -89,44 +87,6 @@ class _Cursor:
             if not live:
                 raise _Bad
             i += 1
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _types(schema: dict[str, Any]) -> list[str] | None:
-    """The schema's JSON types, or None for any value."""
-    if not isinstance(schema, dict) or "anyOf" in schema or "oneOf" in schema:
-        return None
-    kind = schema.get("type")
-    if kind is None:
-        return None
-    kinds = [kind] if isinstance(kind, str) else [k for k in kind if isinstance(k, str)]
-    if "number" in kinds and "integer" in kinds:  # a number covers both
-        kinds.remove("integer")
-    return kinds or None
-
-
-def _literals(schema: Any) -> list[str] | None:
-    """The exact texts an `enum` or `const` allows, or None when the schema has neither."""
-    if not isinstance(schema, dict):
-        return None
-    if "const" in schema:
-        return [_dump(schema["const"])]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return sorted({_dump(v) for v in schema["enum"]})
-    return None
-
-
-def _properties(schema: dict[str, Any]) -> tuple[list[str], set[str]] | None:
-    """An object schema's sorted property names and its required ones; None for a free object
-    (one without `properties`, unless `additionalProperties` is false)."""
-    props = schema.get("properties")
-    if not isinstance(props, dict):
-        return None if schema.get("additionalProperties", True) is not False else ([], set())
-    required = {r for r in schema.get("required", []) if isinstance(r, str) and r in props}
-    return sorted(props), required
 
 
 # ------------------------------------------------------------------------------ the checker
@@ -201,26 +161,15 @@ def _free_object(c: _Cursor) -> None:
     while True:
         _string(c)
         c.literal(": ")
-        _value(c, _ANY)
+        _value(c, ANY)
         if c.peek() == "}":
             c.pos += 1
             return
         c.literal(", ")
 
 
-def _next_keys(names: list[str], required: set[str], last: int) -> tuple[list[int], bool]:
-    """After the key at `last` (-1 before any): the indices that may come next (sorted order,
-    no required key skipped) and whether the object may close."""
-    allowed = []
-    for j in range(last + 1, len(names)):
-        allowed.append(j)
-        if names[j] in required:
-            return allowed, False
-    return allowed, True
-
-
 def _object(c: _Cursor, schema: dict[str, Any]) -> None:
-    shape = _properties(schema)
+    shape = object_keys(schema)
     if shape is None:
         _free_object(c)
         return
@@ -229,7 +178,7 @@ def _object(c: _Cursor, schema: dict[str, Any]) -> None:
     c.literal("{")
     last = -1
     while True:
-        allowed, may_close = _next_keys(names, required, last)
+        allowed, may_close = next_keys(names, required, last)
         if c.peek() == "}":
             if not may_close:
                 raise _Bad
@@ -239,18 +188,13 @@ def _object(c: _Cursor, schema: dict[str, Any]) -> None:
             raise _Bad
         if last >= 0:
             c.literal(", ")
-        keys = {_dump(names[j]) + ": ": j for j in allowed}
+        keys = {dump(names[j]) + ": ": j for j in allowed}
         last = keys[c.choice(list(keys))]
-        _value(c, props.get(names[last], _ANY))
+        _value(c, props.get(names[last], ANY))
 
 
 def _boolean(c: _Cursor) -> None:
     c.choice(["true", "false"])
-
-
-def _items(schema: dict[str, Any]) -> Any:
-    items = schema.get("items")
-    return items if isinstance(items, dict) else _ANY
 
 
 _PARSERS: dict[str, Callable[[_Cursor, dict[str, Any]], None]] = {
@@ -259,7 +203,7 @@ _PARSERS: dict[str, Callable[[_Cursor, dict[str, Any]], None]] = {
     "integer": lambda c, s: _number(c, integer=True),
     "boolean": lambda c, s: _boolean(c),
     "null": lambda c, s: c.literal("null"),
-    "array": lambda c, s: _array(c, _items(s)),
+    "array": lambda c, s: _array(c, array_items(s)),
     "object": _object,
 }
 _STARTS = {"string": '"', "number": "-0123456789", "integer": "-0123456789", "boolean": "tf", "null": "n",
@@ -267,12 +211,12 @@ _STARTS = {"string": '"', "number": "-0123456789", "integer": "-0123456789", "bo
 
 
 def _value(c: _Cursor, schema: Any) -> None:
-    literals = _literals(schema)
+    literals = literal_texts(schema)
     if literals is not None:
         c.choice(literals)
         return
-    kinds = _types(schema) or ["string", "number", "boolean", "null", "array", "object"]
-    schema = schema if isinstance(schema, dict) and _types(schema) else {}
+    kinds = value_types(schema) or ["string", "number", "boolean", "null", "array", "object"]
+    schema = schema if isinstance(schema, dict) and value_types(schema) else {}
     first = c.peek()
     # The types' first characters differ (number and integer are merged), so at most one fits.
     for kind in kinds:
@@ -280,91 +224,6 @@ def _value(c: _Cursor, schema: Any) -> None:
             _PARSERS[kind](c, schema)
             return
     raise _Bad
-
-
-# ------------------------------------------------------------------------------ GBNF
-
-_GBNF_COMMON = r"""ws-start ::= [ \t\n\r]*
-plain ::= [^{ \t\n\r] [^\x00]*
-string ::= "\"" ( [^"\\\x00-\x1f] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] ) )* "\""
-integer ::= "-"? ( "0" | [1-9] [0-9]* )
-number ::= integer ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )?
-boolean ::= "true" | "false"
-null ::= "null"
-value ::= string | number | boolean | null | array | object
-array ::= "[" ( value ( ", " value )* )? "]"
-object ::= "{" ( string ": " value ( ", " string ": " value )* )? "}"
-"""
-
-
-def _quote(text: str) -> str:
-    """A GBNF string literal for `text`."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-class _Rules:
-    """GBNF rules made while walking the schemas, named in order of making."""
-
-    def __init__(self) -> None:
-        self.rules: list[tuple[str, str]] = []
-
-    def add(self, stem: str, body: str) -> str:
-        name = f"{re.sub(r'[^a-z0-9]+', '-', stem.lower()).strip('-') or 'r'}-{len(self.rules)}"
-        self.rules.append((name, body))
-        return name
-
-    def value(self, schema: Any, stem: str) -> str:
-        literals = _literals(schema)
-        if literals is not None:
-            return "( " + " | ".join(_quote(t) for t in literals) + " )"
-        kinds = _types(schema)
-        if kinds is None:
-            return "value"
-        parts = []
-        for kind in kinds:
-            if kind == "array":
-                item = self.value(_items(schema), stem + "-item")
-                parts.append(self.add(stem + "-array", f'"[" ( {item} ( ", " {item} )* )? "]"'))
-            elif kind == "object":
-                parts.append(self.object(schema, stem))
-            elif kind in _SCALAR_TYPES:
-                parts.append(kind)
-        return "( " + " | ".join(parts) + " )" if parts else "value"
-
-    def object(self, schema: dict[str, Any], stem: str) -> str:
-        shape = _properties(schema)
-        if shape is None:
-            return "object"
-        names, required = shape
-        props = schema.get("properties") or {}
-        values = [self.value(props.get(n, _ANY), f"{stem}-{n}") for n in names]
-        # tail[j]: what may follow key j; built from the last key back so each names the next.
-        tails: dict[int, str] = {}
-        for j in range(len(names) - 1, -1, -1):
-            allowed, may_close = _next_keys(names, required, j)
-            options = [f'", " {_quote(_dump(names[k]) + ": ")} {values[k]} {tails[k]}' for k in allowed]
-            body = " | ".join(f"( {o} )" for o in options) if options else ""
-            if may_close:
-                body = f"( {body} )?" if body else '""'
-            tails[j] = self.add(f"{stem}-after-{names[j]}", body)
-        allowed, may_close = _next_keys(names, required, -1)
-        firsts = " | ".join(f"( {_quote(_dump(names[k]) + ': ')} {values[k]} {tails[k]} )" for k in allowed)
-        inner = (f"( {firsts} )?" if may_close else f"( {firsts} )") if firsts else ""
-        return self.add(stem + "-object", f'"{{" {inner} "}}"' if inner else '"{}"')
 
 
 # ------------------------------------------------------------------------------ the grammar
@@ -378,7 +237,8 @@ class CallGrammar:
         self.text = text
         self._parameters = {str(t["function"]["name"]): t["function"].get("parameters") or {}
                             for t in self.tools}
-        self._names = {_dump(name): name for name in self._parameters}
+        self._names = {dump(name): name for name in self._parameters}
+        self._gbnf: str | None = None
 
     def check(self, text: str) -> Prefix:
         """Whether `text`, an answer so far, can become or already is a valid answer."""
@@ -401,15 +261,7 @@ class CallGrammar:
         return Prefix.DONE if c.pos == len(text) else Prefix.INVALID
 
     def gbnf(self) -> str:
-        """The same language as a llama.cpp GBNF grammar (root rule `root`)."""
-        rules = _Rules()
-        calls = []
-        for name, params in self._parameters.items():
-            arguments = rules.object(params if params.get("type") == "object" else {"type": "object"},
-                                     f"args-{name}")
-            opening = '{"name": ' + _dump(name) + ', "arguments": '
-            calls.append(f'( {_quote(opening)} {arguments} "}}" )')
-        root = "root ::= ws-start ( call | plain )?" if self.text else "root ::= ws-start call"
-        lines = [root, "call ::= " + " | ".join(calls)]
-        lines += [f"{name} ::= {body}" for name, body in rules.rules]
-        return "\n".join(lines) + "\n" + _GBNF_COMMON
+        """The same language as a llama.cpp GBNF grammar (root rule `root`), made once."""
+        if self._gbnf is None:
+            self._gbnf = call_gbnf(self._parameters, self.text)
+        return self._gbnf

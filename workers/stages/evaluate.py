@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.answer_shapes.call_grammar import CallGrammar
 from app.artifacts import (
     MODEL_FOLDER,
     PREDICTIONS_ARTIFACT,
@@ -186,10 +185,10 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
         decide = choose_label
     else:
         budget = task_answer_budget(student.tokenizer, spec.task_type, [row.output for row in rows])
-        grammars = _CallGrammars(spec)
+        grammar_of = spec.row_call_grammars()
 
         def generate_answer(row: Row) -> str:
-            return generate(student, messages(row), max_tokens=budget, grammar=grammars.for_row(row)).text
+            return generate(student, messages(row), max_tokens=budget, grammar=grammar_of(row)).text
 
         decide = generate_answer
 
@@ -216,20 +215,6 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
         extra["free_generation"] = {"valid_label_rate": round(valid / len(rows), 4),
                                     "accuracy": round(right / len(rows), 4)}
     return answers, extra, texts if free else [None] * len(rows)
-
-
-class _CallGrammars:
-    """The call grammar of each row's offered tools (`TaskSpec.call_grammar`), made once per set."""
-
-    def __init__(self, spec: TaskSpec) -> None:
-        self.spec = spec
-        self._made: dict[tuple[str, ...] | None, CallGrammar | None] = {}
-
-    def for_row(self, row: Row) -> CallGrammar | None:
-        key = tuple(row.tools) if row.tools is not None else None
-        if key not in self._made:
-            self._made[key] = self.spec.call_grammar(row.tools)
-        return self._made[key]
 
 
 def _label_or_none(text: str, labels: Sequence[str]) -> str | None:

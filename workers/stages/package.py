@@ -195,14 +195,11 @@ def _reference(ctx: StageContext, spec: TaskSpec, tokenizer: Any) -> Reference:
         answers = [p.get("student") for p in predictions]
         accuracy = student.get("accuracy")
     budget = task_answer_budget(tokenizer, spec.task_type, [row.output for row in rows])
-    grammars: dict[tuple[str, ...] | None, str | None] = {}
+    grammar_of = spec.row_call_grammars()
 
     def grammar(row: Row) -> str | None:
-        key = tuple(row.tools) if row.tools is not None else None
-        if key not in grammars:
-            made = spec.call_grammar(row.tools)
-            grammars[key] = made.gbnf() if made else None
-        return grammars[key]
+        made = grammar_of(row)
+        return made.gbnf() if made else None
 
     return Reference(rows=rows, messages=lambda row: spec.student_messages(row.input, row.tools),
                      max_tokens=budget, student_answers=answers, student_accuracy=accuracy, grammar=grammar)
