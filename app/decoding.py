@@ -25,6 +25,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from app.answer_shapes.call_grammar import Prefix
 from app.batch_invariance import ATTENTION, prefilling
 from app.inference import Answer, Student
 
@@ -242,8 +243,8 @@ GRAMMAR_CANDIDATES = 64
 def _allowed(logits: torch.Tensor, answer: Answer) -> int:
     """The answer's next token among those its grammar allows: the likeliest (greedy) or one
     drawn as `_sample` draws, from the allowed ones among the `GRAMMAR_CANDIDATES` likeliest.
-    Most steps try one or two tokens; only when none of the likeliest is allowed is every token
-    tried, in order."""
+    Most steps try one or two tokens; only when none of the likeliest is allowed are the rest
+    tried, likeliest first, among those whose first character can fit (`_fitting`)."""
     top = torch.topk(logits, min(GRAMMAR_CANDIDATES, logits.shape[-1])).indices.tolist()
     if answer.temperature <= 0:
         for token in top:
@@ -255,8 +256,9 @@ def _allowed(logits: torch.Tensor, answer: Answer) -> int:
             keep = torch.full_like(logits, float("-inf"))
             keep[allowed] = logits[allowed]
             return _sample(keep, answer.temperature, answer.top_p)
+    tried = set(top)
     for token in _fitting(answer, logits):
-        if answer.allows(token):
+        if token not in tried and answer.allows(token):
             return int(token)
     # Unreachable with a vocabulary that spells every character; end rather than break the grammar.
     return next(iter(answer.eos))
@@ -271,8 +273,6 @@ def _fitting(answer: Answer, logits: torch.Tensor) -> list[int]:
     character already breaks it (alone, or after the space a SentencePiece token's text may
     start with in context). Checking one character per group, not every token, keeps a step
     that needs an unlikely token (a `{` the untuned student would never write) to milliseconds."""
-    from app.answer_shapes.call_grammar import Prefix
-
     tokenizer = answer.tokenizer
     cached = _FIRST_CHARACTERS.get(id(tokenizer))
     if cached is None or cached[0] is not tokenizer:
@@ -287,7 +287,7 @@ def _fitting(answer: Answer, logits: torch.Tensor) -> list[int]:
             if first in ("", "\ufffd") or grammar.check(text + first) is not Prefix.INVALID
             or grammar.check(text + " " + first) is not Prefix.INVALID
             for token in tokens]
-    kept += [token for token in answer.eos if token not in kept]
+    kept += sorted(set(answer.eos) - set(kept))
     ids = torch.tensor(kept)
     return ids[torch.argsort(logits[ids], descending=True)].tolist()
 
