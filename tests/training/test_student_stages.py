@@ -169,8 +169,10 @@ def test_a_student_reading_tools_from_its_prompt_is_trained_and_scored_on_each_r
     recorded = stored_jsonl(job_id, PREDICTIONS)
     # The teacher answered under the schema of the offered tool alone.
     assert check_call(recorded[2]["teacher"] or "", [BOOK]).call is None, recorded[2]
-    # Served with the row's tools in the request, the tuned student answers as evaluate recorded.
+    # Served with the row's tools in the request (decoded under their call grammar, as /v1 does),
+    # the tuned student answers as evaluate recorded.
     spec = TaskSpec.model_validate(PROMPT_TOOLS_SPEC)
     for row, stored in zip(test_set, recorded, strict=True):
-        served = serving.complete(str(job_id), spec.student_messages(row["input"], row.get("tools")), max_tokens=64)
+        served = serving.complete(str(job_id), spec.student_messages(row["input"], row.get("tools")), max_tokens=64,
+                                  grammar=spec.call_grammar(row.get("tools")))
         assert normalize_answer(served.text, spec.task_type) == stored["student"], (row, stored)
