@@ -47,6 +47,11 @@ for _ in range(int(sys.argv[1])):
 """
 
 
+def tokens_per_s(base: str, before: float, started: float) -> float:
+    """The teacher's generated tokens/s since `started`, when its count was `before`."""
+    return round((generated_tokens(base) - before) / (time.perf_counter() - started), 1)
+
+
 def generated_tokens(base: str) -> float:
     """vLLM's running count of generated tokens (its Prometheus metrics)."""
     text = httpx.get(base.removesuffix("/v1") + "/metrics", timeout=10).text
@@ -91,15 +96,16 @@ def training(spin: str, steps: int, base: str | None) -> dict[str, float]:
     seconds = [float(line) for line in out.split()]
     result = {"step_s": round(statistics.median(seconds[1:]), 2)}
     if base:
-        result["teacher_tokens_per_s"] = round((generated_tokens(base) - before) / (time.perf_counter() - started), 1)
+        result["teacher_tokens_per_s"] = tokens_per_s(base, before, started)
     return result
 
 
 def teacher_alone(base: str, seconds: float = 30.0) -> float:
+    """The busy teacher's generated tokens/s with nothing else running."""
     with BusyTeacher(base):
         before, started = generated_tokens(base), time.perf_counter()
         time.sleep(seconds)
-        return round((generated_tokens(base) - before) / (time.perf_counter() - started), 1)
+        return tokens_per_s(base, before, started)
 
 
 def main() -> None:
