@@ -177,7 +177,8 @@ def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, 
     result: dict[str, Any] = {
         "set": qs.name, "task_type": qs.task_type, "task": qs.body["task"], "source": qs.source, "notes": qs.notes,
         "n": len(qs.rows), "num_examples": num_examples, "seed": seed, "training_seed": training_seed,
-        "options": {"training": body["training"], "curation": curation or {}}, "git_commit": git_commit(),
+        "options": {"training": body["training"], "curation": curation or {},
+                    "real_inputs": len(qs.body.get("inputs") or [])}, "git_commit": git_commit(),
         "job_id": job["id"], "status": job["status"], "error": job.get("error"),
         "warnings": job.get("warnings") or [], "wall_s": round(time.monotonic() - started, 1),
         "stages_s": stage_seconds(job), "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -313,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(quality_<set>_s<seed>.json) and the table shows mean and spread")
     parser.add_argument("--curation", type=json.loads, default=None,
                         help='curation options for every job, as JSON (e.g. \'{"votes": 1}\'; default: the service\'s)')
+    parser.add_argument("--real-inputs", type=int, default=0,
+                        help="restaurant8k sets: import this many unlabeled utterances of the train split as the "
+                             "person's real inputs (`inputs`)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--exports", default=None, help="comma separated GGUF exports each job makes and re-scores")
     parser.add_argument("--dry-run", action="store_true", help="build and validate the job bodies; no service")
@@ -324,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options: dict[str, dict[str, Any]] = {"banking77": {"keep": args.banking_labels},
                                           "bfcl_simple_python": {"irrelevant": args.irrelevant,
                                                                  "per_request": not args.tools_baked_in}}
+    if args.real_inputs:
+        if unreal := [name for name in names if not name.startswith("restaurant8k")]:
+            parser.error(f"--real-inputs: only the restaurant8k sets have a train split to draw from, not {unreal}")
+        for name in names:
+            options[name] = {"real_inputs": args.real_inputs}
     sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
     if args.dry_run:
         for qs in sets:

@@ -160,12 +160,14 @@ RESTAURANT_SLOTS: dict[str, str] = {
     "last_name": "the last name the booking is under",
 }
 RESTAURANT_FILE = "restaurant8k/test.json"
+RESTAURANT_TRAIN_FILE = "restaurant8k/train_0.json"
 
 
-def restaurant8k_utterances(data: Path = DATA) -> list[dict[str, Any]]:
-    """The usable test utterances of restaurant8k: `{index, text, slots}` (slot -> span text), in
-    file order; rows answering a requested slot left out, duplicates kept once, conflicts dropped."""
-    records = json.loads((data / RESTAURANT_FILE).read_text(encoding="utf-8"))
+def restaurant8k_utterances(data: Path = DATA, file: str = RESTAURANT_FILE) -> list[dict[str, Any]]:
+    """The usable utterances of a restaurant8k file (the test split unless told): `{index, text,
+    slots}` (slot -> span text), in file order; rows answering a requested slot left out,
+    duplicates kept once, conflicts dropped."""
+    records = json.loads((data / file).read_text(encoding="utf-8"))
     by_text: dict[str, list[dict[str, Any]]] = {}
     for index, record in enumerate(records):
         if (record.get("context") or {}).get("requestedSlots"):
@@ -186,7 +188,24 @@ _RESTAURANT_NOTES = ("test.json only; rows answering a requested slot (context.r
                      "dropped; values are the labelled span text; natural mix of rows with and without slots")
 
 
-def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+def restaurant8k_real_inputs(count: int, seed: int, data: Path = DATA) -> list[str]:
+    """`count` utterances of restaurant8k's *train* split, text only (their labels are never read):
+    what a person would import as unlabeled production messages (`inputs`). The test rows come from
+    another file, and the service drops any imported input equal to one (`input_in_test_set`)."""
+    if count <= 0:
+        return []
+    return [u["text"] for u in _sample(restaurant8k_utterances(data, RESTAURANT_TRAIN_FILE), count, seed)]
+
+
+def _with_real_inputs(qs: QualitySet, real_inputs: int, seed: int, data: Path) -> QualitySet:
+    if real_inputs:
+        qs.body["inputs"] = restaurant8k_real_inputs(real_inputs, seed, data)
+        qs.notes += (f"; {real_inputs} unlabeled utterances of {RESTAURANT_TRAIN_FILE} imported as real inputs "
+                     "(the teacher labels them; their labels are never read)")
+    return qs
+
+
+def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0) -> QualitySet:
     chosen = _sample(restaurant8k_utterances(data), n, seed)
     fields = [{"name": name, "description": description, "type": "string", "span": True}
               for name, description in RESTAURANT_SLOTS.items()]
@@ -197,7 +216,8 @@ def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA) -> Qu
                     "time, first name and last name, copied as written",
             "task_type": "extraction", "fields": fields, "test_set": test_set}
     meta = [{"source": RESTAURANT_FILE, "index": u["index"]} for u in chosen]
-    return QualitySet("restaurant8k_extraction", body, meta, RESTAURANT_FILE, _RESTAURANT_NOTES)
+    return _with_real_inputs(QualitySet("restaurant8k_extraction", body, meta, RESTAURANT_FILE, _RESTAURANT_NOTES),
+                             real_inputs, seed, data)
 
 
 BOOK_TABLE_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -210,7 +230,7 @@ BOOK_TABLE_TOOL: dict[str, Any] = {"type": "function", "function": {
 }}
 
 
-def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0) -> QualitySet:
     chosen = _sample(restaurant8k_utterances(data), n, seed)
     test_set = [{"input": u["text"],
                  "output": call_text({"name": "book_table", "arguments": u["slots"]}) if u["slots"] else ""}
@@ -223,7 +243,8 @@ def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA) -> Quali
     notes = (_RESTAURANT_NOTES + "; no argument is required (about 3% of labelled utterances give people, date "
              "and time together); a row with >= 1 labelled slot expects book_table with exactly those slots, a row "
              "with none expects no call")
-    return QualitySet("restaurant8k_booking", body, meta, RESTAURANT_FILE, notes)
+    return _with_real_inputs(QualitySet("restaurant8k_booking", body, meta, RESTAURANT_FILE, notes),
+                             real_inputs, seed, data)
 
 
 # ------------------------------------------------------------------------------ wnut17

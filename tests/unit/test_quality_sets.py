@@ -127,6 +127,24 @@ def test_rows_come_from_the_test_splits(built: dict[str, qsets.QualitySet]) -> N
 
 
 @needs_data
+def test_real_inputs_are_unlabeled_train_utterances_never_test_rows(tmp_path: Path, test_only_data: Path) -> None:
+    with_train = tmp_path / "data"
+    for name in (qsets.RESTAURANT_FILE, qsets.RESTAURANT_TRAIN_FILE):
+        (with_train / name).parent.mkdir(parents=True, exist_ok=True)
+        (with_train / name).symlink_to(DATA / name)
+    qs = qsets.build("restaurant8k_booking", n=30, data=with_train, real_inputs=40)
+    train_texts = {r["userInput"]["text"].strip() for r in json.loads((DATA / qsets.RESTAURANT_TRAIN_FILE).read_text())}
+    assert len(qs.body["inputs"]) == len(set(qs.body["inputs"])) == 40
+    assert set(qs.body["inputs"]) <= train_texts
+    assert all(isinstance(text, str) for text in qs.body["inputs"]), "text only: labels never travel"
+    assert not set(qs.body["inputs"]) & {row["input"] for row in qs.rows}
+    assert qs.rows == qsets.build("restaurant8k_booking", n=30, data=test_only_data).rows, "same test rows"
+    assert "inputs" not in qsets.build("restaurant8k_booking", n=30, data=test_only_data).body
+    JobCreate.model_validate({**qs.body, "num_examples": 60})
+    assert "train_0.json imported as real inputs" in qs.notes
+
+
+@needs_data
 def test_bfcl_calls_pass_their_tools_and_bfcl_acceptable_scoring(test_only_data: Path) -> None:
     qs = qsets.build("bfcl_simple_python", data=test_only_data, irrelevant=5)
     tools = qs.body["tools"]
