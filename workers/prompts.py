@@ -267,8 +267,21 @@ def label_messages(task_spec: TaskSpec, text: str, phrasing: int = 0) -> list[di
                      "for example asking for the missing value. In a call, give every argument: its value as the "
                      "request states it, or null when the request does not state it. Never invent a value the "
                      "request does not give.")
+        lines.append(optional_only_note(task_spec.tools))
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
             {"role": "user", "content": text}]
+
+
+def optional_only_note(tools: Sequence[dict[str, Any]]) -> str:
+    """For tools that need no value: they fit a request that gives any one of theirs. Without it
+    "every value it needs" reads as "every value it has", and the teacher answered real one-detail
+    booking messages ("I'd prefer a table at about 5:30 PM.") by asking for the rest."""
+    names = [t["function"]["name"] for t in tools if not parameter_names(tools, t["function"]["name"])[0]
+             and parameter_names(tools, t["function"]["name"])[1]]
+    if not names:
+        return ""
+    return (f"{', '.join(names)} {'needs' if len(names) == 1 else 'need'} no value: call it as soon as the request "
+            "states any one of its values, with only the values stated, even if others are missing.")
 
 
 #: The reply branch of a tool-calling answer: the teacher answers in plain text inside it.

@@ -138,6 +138,13 @@ def test_label_prompts_show_fields_tools_and_the_refusal():
     tools = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK]), **SPREAD)
     system = prompts.label_messages(tools, "x")[0]["content"]
     assert '"name": "book_table"' in system and '{"reply": "..."}' in system
+    assert "needs no value" not in system, "book_table requires people"
+    # A tool whose arguments are all optional fits a request giving any one of them.
+    both = TaskSpec(task="t", task_type="tool_calling", tools=validate_tools([BOOK, HOURS]), **SPREAD)
+    assert "hours needs no value: call it as soon as the request states any one of its values" in \
+        prompts.label_messages(both, "x")[0]["content"]
+    no_arguments = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object"}}}
+    assert prompts.optional_only_note(validate_tools([no_arguments])) == "", "nothing to state: no note"
     schema = prompts.answer_or_call_schema(call_schema(tools.tools))
     assert len(schema["anyOf"]) == 2 and schema["anyOf"][-1]["required"] == ["reply"]
     open_book = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)
