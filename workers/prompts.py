@@ -276,8 +276,11 @@ def optional_only_note(tools: Sequence[dict[str, Any]]) -> str:
     """For tools that need no value: they fit a request that gives any one of theirs. Without it
     "every value it needs" reads as "every value it has", and the teacher answered real one-detail
     booking messages ("I'd prefer a table at about 5:30 PM.") by asking for the rest."""
-    names = [t["function"]["name"] for t in tools if not parameter_names(tools, t["function"]["name"])[0]
-             and parameter_names(tools, t["function"]["name"])[1]]
+    names = []
+    for tool in tools:
+        required, optional = parameter_names(tools, tool["function"]["name"])
+        if optional and not required:
+            names.append(tool["function"]["name"])
     if not names:
         return ""
     return (f"{', '.join(names)} {'needs' if len(names) == 1 else 'need'} no value: call it as soon as the request "
