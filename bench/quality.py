@@ -291,6 +291,14 @@ def validate(qs: QualitySet, num_examples: int) -> str:
     return "valid"
 
 
+def set_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The options each set's builder takes from the command line."""
+    real = {"real_inputs": args.real_inputs} if args.real_inputs else {}
+    return {"banking77": {"keep": args.banking_labels},
+            "bfcl_simple_python": {"irrelevant": args.irrelevant, "per_request": not args.tools_baked_in},
+            "restaurant8k_booking": real, "restaurant8k_extraction": real}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("VIBETUNE_URL", "http://127.0.0.1:8000"))
@@ -325,14 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in names if name not in SETS]
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}; one of {', '.join(SETS)}")
-    options: dict[str, dict[str, Any]] = {"banking77": {"keep": args.banking_labels},
-                                          "bfcl_simple_python": {"irrelevant": args.irrelevant,
-                                                                 "per_request": not args.tools_baked_in}}
-    if args.real_inputs:
-        if unreal := [name for name in names if not name.startswith("restaurant8k")]:
-            parser.error(f"--real-inputs: only the restaurant8k sets have a train split to draw from, not {unreal}")
-        for name in names:
-            options[name] = {"real_inputs": args.real_inputs}
+    if args.real_inputs and (unreal := [name for name in names if not name.startswith("restaurant8k")]):
+        parser.error(f"--real-inputs: only the restaurant8k sets have a train split to draw from, not {unreal}")
+    options = set_options(args)
     sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
     if args.dry_run:
         for qs in sets:
