@@ -291,12 +291,16 @@ def validate(qs: QualitySet, num_examples: int) -> str:
     return "valid"
 
 
+#: The sets with a train split to draw `--real-inputs` from.
+REAL_INPUT_SETS = ("restaurant8k_extraction", "restaurant8k_booking")
+
+
 def set_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The options each set's builder takes from the command line."""
     real = {"real_inputs": args.real_inputs} if args.real_inputs else {}
     return {"banking77": {"keep": args.banking_labels},
             "bfcl_simple_python": {"irrelevant": args.irrelevant, "per_request": not args.tools_baked_in},
-            "restaurant8k_booking": real, "restaurant8k_extraction": real}
+            **{name: real for name in REAL_INPUT_SETS}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -333,8 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in names if name not in SETS]
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}; one of {', '.join(SETS)}")
-    if args.real_inputs and (unreal := [name for name in names if not name.startswith("restaurant8k")]):
-        parser.error(f"--real-inputs: only the restaurant8k sets have a train split to draw from, not {unreal}")
+    if args.real_inputs and (unreal := [name for name in names if name not in REAL_INPUT_SETS]):
+        parser.error(f"--real-inputs: only {', '.join(REAL_INPUT_SETS)} have a train split to draw from, not {unreal}")
     options = set_options(args)
     sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
     if args.dry_run:
