@@ -182,6 +182,11 @@ class CurationOptions(Strict):
         2, ge=0, le=10,
         description="times each seed example with an output joins the train split (its weight); 0 only shows seeds "
                     "to the teacher")
+    rationales: bool = Field(
+        False,
+        description="distilling step by step: the teacher also gives a one-sentence reason for each answer, and the "
+                    "student learns, as a second example of each row, to give that reason when asked why; served, it "
+                    "answers as before")
 
 
 #: Teacher answers per input when `votes` is not given: labels are cheap (one constrained token),

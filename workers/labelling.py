@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -141,6 +142,27 @@ async def passage_supports(teacher: Teacher, text: str, answer: str) -> bool:
     verdict = await teacher.chat(prompts.support_question(text, answer), max_tokens=4,
                                  choices=list(prompts.JUDGE_CHOICES))
     return verdict.text.strip().lower() == "yes"
+
+
+async def with_rationale(teacher: Teacher, spec: TaskSpec, text: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A label `result` with the teacher's `rationale` for its output added."""
+    return {**result, "rationale": await rationale(teacher, spec, text, result["output"])}
+
+
+async def rationale(teacher: Teacher, spec: TaskSpec, text: str, answer: str) -> str | None:
+    """The teacher's one-sentence reason for `answer` to `text` (distilling step by step), or None
+    when it gave none; the reason is cut to its first sentence."""
+    reply = await teacher.chat(prompts.rationale_messages(spec, text, answer), max_tokens=80)
+    return first_sentence(reply.text)
+
+
+def first_sentence(text: str) -> str | None:
+    """The first sentence of `text` (up to `prompts.RATIONALE_MAX_CHARS` characters), or None when
+    it holds no words."""
+    cleaned = " ".join(text.split())
+    match = re.match(r"(.+?[.!?])(\s|$)", cleaned)
+    sentence = (match.group(1) if match else cleaned)[:prompts.RATIONALE_MAX_CHARS].strip()
+    return sentence if any(ch.isalnum() for ch in sentence) else None
 
 
 async def same_answer(teacher: Teacher, text: str, expected: str, answer: str) -> bool:

@@ -317,3 +317,17 @@ def judge_question(text: str, expected: str, answer: str) -> list[dict[str, str]
 
 
 JUDGE_CHOICES = ("yes", "no")
+
+
+#: The longest rationale kept, in characters: one sentence, as distilling step by step uses.
+RATIONALE_MAX_CHARS = 300
+
+
+def rationale_messages(task_spec: TaskSpec, text: str, answer: str) -> list[dict[str, str]]:
+    """The teacher's question for the reason behind its own answer to one input: the label
+    question, the answer as the teacher's turn, then "why" (a reason for the answer given,
+    so the student never learns a reason that argues for another answer)."""
+    return [*label_messages(task_spec, text),
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": "In one sentence, what in the input makes that the right answer? "
+                                        "Answer with the reason only."}]

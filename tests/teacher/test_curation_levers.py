@@ -156,3 +156,25 @@ def test_imported_inputs_guide_generation_and_are_labelled_into_the_train_split_
     assert len(real) == metrics["imported"]["kept"] and all(r["split"] == "train" for r in real)
     assert REAL[5] not in {r["input"] for r in dataset}, "a test row is never trained on"
     assert any(r.get("source") != "imported" for r in dataset), "the generated rows are there too"
+
+
+def test_rationales_give_each_answer_its_teachers_reason_and_reach_the_data_set(teacher_url, settings_env):
+    options = CurationOptions(votes=1, rationales=True, top_up_rounds=0, seed_copies=0, min_label_share=0.0)
+    ctx = context("label", options)
+    write_jsonl(ctx, GENERATED, [{"input": SPAM[0], "bucket": "b", "intended_label": "spam"},
+                                 {"input": HAM[0], "bucket": "b", "intended_label": "ham"}])
+    with FaultyProxy(teacher_url, Faults()) as proxy:
+        settings_env(TEACHER_URL=proxy.url)
+        metrics = LabelStage().run(ctx)
+    assert proxy.requests == 2 * 2, "an answer, then the reason for it, for each input"
+    assert metrics["rationales"] == 2
+    rows = list(read_jsonl(ctx, LABELED))
+    for row in rows:
+        reason = row["rationale"]
+        assert isinstance(reason, str) and 3 <= len(reason.split()) and "\n" not in reason, row
+        assert reason[-1] in ".!?" or len(reason) == 300, "cut to its first sentence"
+    curate = dataclasses.replace(ctx, work_dir=ctx.work_dir.parent / "curate")
+    curate.work_dir.mkdir(parents=True, exist_ok=True)
+    CurateStage().run(curate)
+    dataset = list(read_jsonl(curate, DATASET))
+    assert {r["input"]: r["rationale"] for r in dataset} == {r["input"]: r["rationale"] for r in rows}

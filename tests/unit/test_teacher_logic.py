@@ -113,3 +113,25 @@ def test_teacher_and_students_are_scored_on_normalised_answers():
     assert report["accuracy"] == 0.5 and report["invalid"] == 1 and report["rule"] == "exact_match"
     assert score_answers(["ham", "spam"], [" ham", "ham"], "classification", ["spam", "ham"])["accuracy"] == 0.5
 
+
+
+def test_a_rationale_is_the_first_sentence_of_the_teachers_reason():
+    from workers.labelling import first_sentence
+
+    assert first_sentence("  It offers a prize.\nIt also asks for a reply!") == "It offers a prize."
+    assert first_sentence("No full stop at all") == "No full stop at all"
+    assert first_sentence("Version 2.5 is named. Then more.") == "Version 2.5 is named."
+    assert first_sentence("...") is None and first_sentence("   ") is None
+    assert len(first_sentence("word " * 200) or "") <= 300
+
+
+def test_the_rationale_question_follows_the_teachers_own_answer():
+    from app.specs import TaskSpec, TaskType
+    from workers.prompts import rationale_messages
+
+    labels = [{"name": "spam", "description": "ads"}, {"name": "ham", "description": "not ads"}]
+    spec = TaskSpec(task="spam or ham", task_type=TaskType.CLASSIFICATION, labels=labels)
+    messages = rationale_messages(spec, "WIN cash now", "spam")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "WIN cash now" and messages[2]["content"] == "spam"
+    assert "one sentence" in messages[3]["content"]

@@ -55,3 +55,19 @@ def test_balance_repeats_rows_of_the_smaller_groups():
     out = balance(rows, lambda row: row["kind"], seed=2, groups=["c"])
     assert Counter(r["kind"] for r in out) == {"a": 6, "b": 6}, "an empty group stays empty"
     assert balance(rows, lambda row: row["kind"], seed=2) == out, "deterministic for a seed"
+
+
+def test_a_rationale_is_a_second_example_asking_why_without_soft_labels():
+    from workers.training.data import RATIONALE_ASK, rationale_example
+
+    row = {"input": "WIN cash now", "output": "spam", "label_probs": {"spam": 0.9, "ham": 0.1},
+           "rationale": "It promises a cash prize to a stranger."}
+    example = rationale_example(row, soft_labels=True)
+    assert example is not None
+    assert example["prompt"] == [{"role": "user", "content": "WIN cash now" + RATIONALE_ASK}]
+    assert example["completion"] == [{"role": "assistant", "content": "It promises a cash prize to a stranger."}]
+    assert example["soft_labels"] is None, "the reason is no label answer: the KL term skips it"
+    assert "soft_labels" not in rationale_example(row)
+    assert rationale_example({"input": "hi", "output": "ham"}) is None
+    assert rationale_example({**row, "rationale": ""}) is None
+

@@ -18,10 +18,11 @@ from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
 from app.specs import QA_REFUSAL, CurationOptions, Row, TaskSpec, TaskType, votes_for
 from workers import curation
 from workers.generation import OVERGENERATE, PER_CALL, bucket_id, generate_one, label_buckets
-from workers.labelling import answer_by_vote
+from workers.labelling import answer_by_vote, with_rationale
 from workers.prompts import MISSING_ARGUMENT, NO_CALL
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
+from workers.teacher import Teacher
 
 VALIDATION_FRACTION = 0.1
 NEAR_DUPLICATE_JACCARD = 0.7
@@ -227,8 +228,15 @@ def top_up_round(ctx: StageContext, spec: TaskSpec, calls: Mapping[str, int], st
             for (bucket, _), result in zip(items, written.results, strict=True)
             if not isinstance(result, BaseException) for text in result]
     texts = [row["input"] for row in rows]
-    labelled = answer_each(ctx, texts, [f"topup{round_no}:label:{answer_key(i, t)}" for i, t in enumerate(texts)],
-                           lambda t, text: answer_by_vote(t, spec, text, votes))
+    reasons = ctx.spec.curation.rationales
+
+    async def label_one(teacher: Teacher, text: str) -> dict[str, Any]:
+        result = await answer_by_vote(teacher, spec, text, votes)
+        return await with_rationale(teacher, spec, text, result) if reasons else result
+
+    suffix = ":rationale" if reasons else ""
+    keys = [f"topup{round_no}:label:{answer_key(i, t)}{suffix}" for i, t in enumerate(texts)]
+    labelled = answer_each(ctx, texts, keys, label_one)
     out = [{**row, **result} for row, result in zip(rows, labelled.results, strict=True)
            if not isinstance(result, BaseException)]
     usage = {k: written.usage.get(k, 0) + labelled.usage.get(k, 0) for k in {*written.usage, *labelled.usage}}
@@ -309,4 +317,6 @@ def _dataset_row(row: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
         out["source"] = row["source"]
     if spec.task_type == TaskType.CLASSIFICATION:
         out["label_probs"] = row["label_probs"]
+    if row.get("rationale"):
+        out["rationale"] = row["rationale"]
     return out

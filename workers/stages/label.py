@@ -5,7 +5,10 @@ for the inputs not answered yet.
 
 For open-book QA the teacher then judges each answer against its passage (`supported`); curate
 drops the unsupported ones. A refusal needs no judge: curate keeps it only for an input written
-to be unanswerable."""
+to be unanswerable.
+
+With `curation.rationales` the teacher also gives a one-sentence reason for each answer
+(`rationale`), which the train stage teaches the student as a second example of the row."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from typing import Any
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
 from app.specs import QA_REFUSAL, TaskSpec, TaskType, votes_for
 from workers.curation import IMPORTED, imported_rows
-from workers.labelling import answer_by_vote, passage_supports
+from workers.labelling import answer_by_vote, passage_supports, with_rationale
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 from workers.teacher import Teacher
@@ -32,10 +35,17 @@ class LabelStage:
         texts = [r["input"] for r in rows]
         judged = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
         votes = votes_for(ctx.spec.curation, spec.task_type)
-        # The vote count is in the key: answers stored under other votes are not reused.
-        keys = [answer_key(i, text) + (f":votes={votes}" if votes > 1 else "") for i, text in enumerate(texts)]
-        answers = answer_each(ctx, texts, keys, lambda t, text: answer_and_judge(t, spec, text, votes) if judged
-                              else answer_by_vote(t, spec, text, votes), committee=votes > 1)
+        reasons = ctx.spec.curation.rationales
+        # The vote count and the rationale are in the key: answers stored without them are not reused.
+        keys = [answer_key(i, text) + (f":votes={votes}" if votes > 1 else "") + (":rationale" if reasons else "")
+                for i, text in enumerate(texts)]
+
+        async def answer(teacher: Teacher, text: str) -> dict[str, Any]:
+            result = await (answer_and_judge(teacher, spec, text, votes) if judged
+                            else answer_by_vote(teacher, spec, text, votes))
+            return await with_rationale(teacher, spec, text, result) if reasons else result
+
+        answers = answer_each(ctx, texts, keys, answer, committee=votes > 1)
         labeled, malformed, agree, intended = [], 0, 0, 0
         for row, result in zip(rows, answers.results, strict=True):
             if isinstance(result, BaseException):
@@ -58,6 +68,8 @@ class LabelStage:
             metrics["unanimous"] = sum(r["agreement"] >= 1.0 for r in labeled)
             if any("voter_agreed" in r for r in labeled):
                 metrics["teacher_agreement"] = teacher_agreement(labeled)
+        if reasons:
+            metrics["rationales"] = sum(bool(r.get("rationale")) for r in labeled)
         if spec.task_type == TaskType.CLASSIFICATION and intended:
             # How often the teacher's label matches the label the input was written for:
             # a cheap signal of how well the teacher understands its own labels.

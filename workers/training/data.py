@@ -75,6 +75,27 @@ def sft_example(row: dict[str, Any], labels: Sequence[str] = (), spec: TaskSpec 
     return example
 
 
+#: What a rationale example asks after the input: the student learns the teacher's reason as a
+#: second task (distilling step by step), and a bare input, as served, still asks for the answer.
+RATIONALE_ASK = "\n\nWhy? Give the reason in one sentence."
+
+
+def rationale_example(row: dict[str, Any], spec: TaskSpec | None = None, soft_labels: bool = False
+                      ) -> dict[str, Any] | None:
+    """The second example of a row with a teacher's `rationale`: the student's prompt with
+    `RATIONALE_ASK` after the input, answered by the reason (no soft labels: it is not a label
+    answer). None for a row without one."""
+    reason = row.get("rationale")
+    if not reason:
+        return None
+    prompt = sft_example(row, (), spec)["prompt"]
+    prompt[-1] = {**prompt[-1], "content": prompt[-1]["content"] + RATIONALE_ASK}
+    example: dict[str, Any] = {"prompt": prompt, "completion": [{"role": "assistant", "content": str(reason)}]}
+    if soft_labels:
+        example[SOFT_LABELS_COLUMN] = None
+    return example
+
+
 def on_policy_example(row: dict[str, Any], task_spec: TaskSpec | None = None) -> dict[str, Any]:
     """One prompt-only example for on-policy distillation. The student sees the raw input, as it
     will when served, and writes its own answer. The teacher scores that answer after

@@ -31,8 +31,11 @@ class SoftLabelCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         soft = [example.pop(SOFT_LABELS_COLUMN, None) for example in examples]
         batch = self.base(examples)
-        if all(s is not None for s in soft):
-            batch[SOFT_LABELS_COLUMN] = torch.tensor(soft, dtype=torch.float32)
+        width = next((len(s) for s in soft if s is not None), 0)
+        if width:
+            # An example that is no label answer (a rationale) has none: a row of NaN, which the KL term skips.
+            rows = [s if s is not None else [float("nan")] * width for s in soft]
+            batch[SOFT_LABELS_COLUMN] = torch.tensor(rows, dtype=torch.float32)
         return batch
 
 
@@ -84,7 +87,7 @@ class DistillSFTTrainer(SFTTrainer):
 
     def _kl(self, model, hidden: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor) -> torch.Tensor | None:
         positions = first_answer_positions(labels)
-        rows = (positions >= 0).nonzero().flatten()
+        rows = ((positions >= 0) & ~soft.isnan().any(dim=1).to(positions.device)).nonzero().flatten()
         if rows.numel() == 0:
             return None
         states = hidden[rows, positions[rows]]
