@@ -1,15 +1,16 @@
 """Curation lever ablation: one set, the same test rows, each lever switched off in turn, in one run.
 
 For each configuration (`defaults`: every lever at the service's default; `no_<lever>`: that one
-off; `off`: every lever off, the pipeline before issue 14) and each training seed, it runs the
-set's whole job on a running service (`make up`) and keeps the tuned student's per-row
-correctness. A lever's gain is `defaults - no_<lever>` in tuned accuracy, averaged over the seeds,
-with a 95% paired bootstrap interval over the test rows (the rows are resampled, the seeds kept:
-each resample scores every configuration on the same rows). A held job (a label short of its
-share) counts as its status, not a score. Results go to `bench/results/levers_<set>.json`.
+off; `rationales`: that lever, off by default, on; `off`: every lever off, the pipeline before
+issue 14) and each training seed, it runs the set's whole job on a running service (`make up`)
+and keeps the tuned student's per-row correctness. A lever's gain is `defaults - no_<lever>` in
+tuned accuracy (`rationales - defaults` for the one turned on), averaged over the seeds, with a 95%
+paired bootstrap interval over the test rows (the rows are resampled, the seeds kept: each resample
+scores every configuration on the same rows). A held job (a label short of its share) counts as
+its status, not a score. Results go to `bench/results/levers_<set>[_<tag>].json`.
 
     python bench/levers.py [--set sms_spam] [--n 60] [--num-examples 150] [--seeds 1]
-                           [--configs defaults,no_votes,...] [--api-key vt_...]
+                           [--configs defaults,no_votes,...] [--tag NAME] [--api-key vt_...]
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no_intent_check": {"intent_check": False},
     "no_plan_per_label": {"plan_per_label": False},
     "no_top_up": {"top_up_rounds": 0},
+    "rationales": {"rationales": True},
     "off": {"votes": 1, "intent_check": False, "plan_per_label": False, "top_up_rounds": 0,
             "min_label_share": 0, "seed_copies": 0},
 }
+#: Configurations that turn on a lever the defaults leave off: their gain is theirs minus the defaults'.
+TURNED_ON = ("rationales",)
 RESAMPLES = 1000
 
 
@@ -71,7 +75,8 @@ def tuned_rows(run: dict[str, Any]) -> list[bool] | None:
 
 
 def gains(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Each configuration's gain against the defaults, over the seeds where both trained."""
+    """Each lever's gain, over the seeds where both configurations trained: the defaults minus the
+    configuration without it, or (`TURNED_ON`) the configuration with it minus the defaults."""
     out: dict[str, Any] = {}
     base_runs = runs.get("defaults", [])
     for name, config_runs in runs.items():
@@ -79,6 +84,8 @@ def gains(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             continue
         pairs = [(tuned_rows(b), tuned_rows(o)) for b, o in zip(base_runs, config_runs, strict=False)]
         usable = [(b, o) for b, o in pairs if b is not None and o is not None]
+        if name in TURNED_ON:
+            usable = [(o, b) for b, o in usable]
         out[name] = paired_gain([b for b, _ in usable], [o for _, o in usable]) if usable else \
             {"gain": None, "statuses": [r["status"] for r in config_runs]}
     return out
@@ -94,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated: {', '.join(CONFIGS)}")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--tag", default="", help="added to the results file's name, so a run keeps earlier ones")
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     if "defaults" not in names or any(c not in CONFIGS for c in names):
@@ -101,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     qs = build(args.set, args.n)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    path = args.results_dir / f"levers_{args.set}.json"
+    path = args.results_dir / f"levers_{args.set}{'_' + args.tag if args.tag else ''}.json"
     args.results_dir.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=args.url, timeout=60, headers=headers) as client:
         for seed in range(args.seeds):
@@ -114,9 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{result['wall_s'] / 60:.1f} min", flush=True)
                 summary = {"set": args.set, "n": len(qs.rows), "num_examples": args.num_examples,
                            "seeds": args.seeds, "git_commit": git_commit(), "configs": {c: CONFIGS[c] for c in names},
-                           "gains_vs_defaults": gains(runs), "runs": runs}
+                           "gains_vs_defaults": gains(runs), "turned_on": [c for c in names if c in TURNED_ON],
+                           "runs": runs}
                 path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print("| configuration | tuned accuracy (per seed) | defaults minus it (95% CI) |")
+    print("| configuration | tuned accuracy (per seed) | the lever's gain (95% CI) |")
     print("| --- | --- | --- |")
     for name in names:
         accs = [str(((r.get("models") or {}).get("student") or {}).get("accuracy", r["status"])) for r in runs[name]]

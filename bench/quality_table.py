@@ -75,7 +75,7 @@ def quality_table(groups: dict[str, list[dict[str, Any]]]) -> str:
 
 def levers_table(results: Path) -> str:
     lines = ["| set | configuration | curation options | teacher | untuned | tuned accuracy (per seed) | "
-             "defaults minus it (95% CI) |",
+             "the lever's gain (95% CI) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted(results.glob("levers_*.json")):
         data = json.loads(path.read_text())
