@@ -71,3 +71,16 @@ def test_a_rationale_is_a_second_example_asking_why_without_soft_labels():
     assert rationale_example({"input": "hi", "output": "ham"}) is None
     assert rationale_example({**row, "rationale": ""}) is None
 
+
+
+def test_training_examples_balance_the_answers_then_add_one_rationale_example_per_distinct_row():
+    from workers.training.data import RATIONALE_ASK, training_examples
+
+    rows = [{"input": f"s{i}", "output": "spam", "label_probs": {"spam": 1.0}} for i in range(3)]
+    rows.append({"input": "h0", "output": "ham", "label_probs": {"ham": 1.0}, "rationale": "A plain note."})
+    built = training_examples(rows, ["spam", "ham"], None, soft_labels=True, seed=0)
+    assert (built.answers, built.rationales, built.repeated) == (6, 1, 2), "ham repeated twice to match spam"
+    assert len(built.examples) == 7 and all("soft_labels" in e for e in built.examples)
+    *answers, reason = built.examples
+    assert all(e["soft_labels"] is not None for e in answers) and reason["soft_labels"] is None
+    assert reason["prompt"][0]["content"] == "h0" + RATIONALE_ASK

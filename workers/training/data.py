@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from app.answer_shapes import load_object
@@ -94,6 +95,31 @@ def rationale_example(row: dict[str, Any], spec: TaskSpec | None = None, soft_la
     if soft_labels:
         example[SOFT_LABELS_COLUMN] = None
     return example
+
+
+@dataclass(frozen=True)
+class TrainingExamples:
+    """The examples of one training run: the answers (rows repeated for balance among them), then
+    the rationale examples; with their counts."""
+
+    examples: list[dict[str, Any]]
+    answers: int
+    rationales: int
+    repeated: int
+
+
+def training_examples(rows: Sequence[dict[str, Any]], labels: Sequence[str], spec: TaskSpec | None, *,
+                      soft_labels: bool, seed: int) -> TrainingExamples:
+    """The SFT examples of `rows`: one answer example each (classes balanced by repeats, offered
+    tools added for a `tools_in_prompt` job, soft labels when `soft_labels`), then a rationale
+    example for each distinct row with a teacher's reason."""
+    reasons = [example for row in with_offered_tools(rows, spec, seed + 1)
+               if (example := rationale_example(row, spec, soft_labels=soft_labels)) is not None]
+    balanced = with_offered_tools(oversample(rows, labels, seed) if labels else rows, spec, seed)
+    answers = [sft_example(row, labels if soft_labels else (), spec) for row in balanced]
+    # Appended, not mixed in: the first example fixes the data set's columns, and the Trainer shuffles.
+    return TrainingExamples(examples=answers + reasons, answers=len(answers), rationales=len(reasons),
+                            repeated=len(answers) - len(rows))
 
 
 def on_policy_example(row: dict[str, Any], task_spec: TaskSpec | None = None) -> dict[str, Any]:

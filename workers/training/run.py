@@ -11,7 +11,7 @@ from typing import Any
 from app.specs import TaskSpec, TrainingOptions
 from workers.training import options as training_options
 from workers.training.answers import first_answer_tokens
-from workers.training.data import oversample, rationale_example, sft_example, with_offered_tools
+from workers.training.data import training_examples
 from workers.training.harness import (
     JobHooks,
     TrainResult,
@@ -88,22 +88,13 @@ def train_student(
     notes: list[str] = []
     if labels and token_ids is None:
         notes.append("two labels start with the same token, so soft labels were not used (cross entropy only)")
-    distinct = len(rows)
-    reasons = [example for row in with_offered_tools(rows, task_spec, plan.seed + 1)
-               if (example := rationale_example(row, task_spec, soft_labels=distill)) is not None]
-    if labels:
-        rows = oversample(rows, labels, plan.seed)
-    rows = with_offered_tools(rows, task_spec, plan.seed)
-    examples = [sft_example(row, labels if distill else (), task_spec) for row in rows]
-    repeated = len(examples) - distinct
-    # Appended, not mixed in: the first example fixes the data set's columns, and the Trainer shuffles.
-    examples += reasons
+    built = training_examples(rows, labels, task_spec, soft_labels=distill, seed=plan.seed)
+    examples = built.examples
     plan = fit_lengths(plan, longest_example(tokenizer, examples),
                        tools_in_prompt=task_spec is not None and task_spec.tools_in_prompt, notes=notes)
     if given.epochs is None:
         # Counted on the answers alone: the rationale examples add steps, not fewer passes over the answers.
-        answers = len(examples) - len(reasons)
-        plan = dataclasses.replace(plan, epochs=training_options.default_epochs(answers, plan.batch_size))
+        plan = dataclasses.replace(plan, epochs=training_options.default_epochs(built.answers, plan.batch_size))
 
     steps = training_options.total_steps(len(examples), plan)
     config = training_options.sft_config(plan, checkpoints, bf16=train_dtype() == torch.bfloat16,
@@ -123,6 +114,6 @@ def train_student(
         **run_metrics(student=student, n_params=n_params, trainable=trainable, plan=plan, examples=len(examples),
                       trainer=trainer, output=output, callback=callback, resume=resume, tokens=tokens),
         "soft_labels": distill, "label_token_ids": token_ids if distill else None, "notes": notes,
-        "repeated_for_balance": repeated, "rationale_examples": len(reasons),
+        "repeated_for_balance": built.repeated, "rationale_examples": built.rationales,
     }
     return TrainResult(model_dir=model_dir, adapter_dir=adapter_dir, metrics=metrics)
