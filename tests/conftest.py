@@ -22,6 +22,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.teacher import TEST_TEACHER
+
 RUN_ID = secrets.token_hex(4)
 #: The admin key of this run's database: every test request and CLI call is signed with it
 #: unless the test is about keys (tests/api/test_owners.py makes owners' keys of its own).
@@ -41,6 +43,7 @@ os.environ.update(
     WORK_DIR=str(SCRATCH / "work"),
     JOB_LEASE_SECONDS="6",
     TEACHER_URL="http://127.0.0.1:9/v1",  # nothing listens there; tests that need the teacher ask for it
+    TEACHER_MODEL=TEST_TEACHER.name,  # the small model the test teacher serves (tests/support/teacher.py)
     JOB_HEARTBEAT_SECONDS="0.5",
     TRAIN_CHECKPOINT_SECONDS="0",  # tests of resuming need checkpoints from runs of seconds
     # Every test's jobs share this database whatever their queues: a worker's sweep would run jobs
@@ -138,7 +141,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     """Start the real teacher early (in the background) if any selected test needs it."""
     global _teacher
     if any("teacher_url" in getattr(item, "fixturenames", ()) for item in items):
-        from tests.support.teacher import TeacherServer
+        from tests.support.teacher import TeacherServer  # noqa: PLC0415
 
         (SCRATCH / "logs").mkdir(parents=True, exist_ok=True)
         _teacher = TeacherServer(SCRATCH / "logs" / "teacher.log")
@@ -153,7 +156,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 @pytest.fixture(scope="session")
 def teacher_url() -> str:
-    """Base URL of the real vLLM teacher serving the bundled model; TEACHER_URL points at it."""
+    """Base URL of the real vLLM test teacher (TEST_TEACHER); TEACHER_URL points at it."""
     assert _teacher is not None
     url = _teacher.wait()
     os.environ["TEACHER_URL"] = url

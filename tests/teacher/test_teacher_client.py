@@ -11,8 +11,8 @@ from app.specs import JobSpec, TaskSpec
 from app.storage import get_storage
 from tests.support.factories import make_job
 from tests.support.faulty_proxy import Faults, FaultyProxy
+from tests.support.teacher import SERVED_NAME
 from workers import prompts
-from workers.bundled_models import TEACHER
 from workers.stages.base import StageContext
 from workers.stages.generate import GenerateStage
 from workers.teacher import Teacher, TeacherConfig, TeacherUnavailable, label_distribution
@@ -31,7 +31,7 @@ def run(coro):
 
 
 async def with_teacher(url, work, **config):
-    teacher = Teacher(TeacherConfig(url, TEACHER.name, **config))
+    teacher = Teacher(TeacherConfig(url, SERVED_NAME, **config))
     try:
         return await work(teacher), teacher
     finally:
@@ -55,7 +55,7 @@ def test_guided_choice_answers_a_label_with_a_distribution(teacher_url):
 
 def test_json_schema_answer_parses(teacher_url):
     async def work(t):
-        request = JobSpec(task=SPAM_SPEC["task"], teacher=TEACHER.name, student="s")
+        request = JobSpec(task=SPAM_SPEC["task"], teacher=SERVED_NAME, student="s")
         return await t.chat(prompts.plan_question(request, prompts.PLAN_QUESTIONS["styles"]),
                             max_tokens=60, json_schema=prompts.list_schema(1, 3))
 

@@ -81,9 +81,11 @@ def test_the_bundled_pair_is_refused_naming_the_vocabulary_mismatch(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "ck").exists(), "nothing was trained"
 
 
-def test_the_train_stage_fails_an_on_policy_job_of_the_bundled_pair():
+def test_the_train_stage_fails_an_on_policy_job_of_the_bundled_pair(settings_env):
     """The real train stage, in process: the job's teacher (the default, bundled one) reaches the check."""
     from app.specs import JobSpec
+
+    settings_env(TEACHER_MODEL=TEACHER)  # the service's default teacher, not the tests' small one
     from app.storage import get_storage
     from workers.stages import REGISTRY, StageContext
 

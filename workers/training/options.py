@@ -109,8 +109,8 @@ def default_teacher_weights(teacher: str | None) -> str | None:
     teacher = teacher or settings.teacher_model
     if teacher == settings.teacher_model and settings.teacher_model_path:
         return settings.teacher_model_path
-    if teacher == bundled_models.TEACHER.name:
-        return str(bundled_models.model_dir(bundled_models.TEACHER))
+    if teacher in bundled_models.BUNDLED:
+        return str(bundled_models.model_dir(bundled_models.BUNDLED[teacher]))
     return None
 
 
