@@ -88,11 +88,15 @@ def test_curate_drops_distrusted_rows_tops_up_the_short_label_and_trains_on_seed
     assert metrics["dropped"]["intent_mismatch"] >= 1 and metrics["dropped"]["low_agreement"] >= 1
     top_up = metrics["top_up"]
     assert top_up["rounds"] == 1 and top_up["short"]["1"] == {"ham": 4}, top_up
-    assert top_up["written"] >= 5 and proxy.requests > 1, "the short label got new inputs, written and labelled"
+    assert top_up["written"] >= 5 and proxy.requests >= 1 + top_up["written"], \
+        "the short label got new inputs, written and each labelled"
     dataset = list(read_jsonl(ctx, DATASET))
     assert not {HAM[1], SPAM[6]} & {r["input"] for r in dataset}, "the distrusted rows are gone"
-    ham = [r for r in dataset if r["output"] == "ham" and r["bucket"] != "seed"]
-    assert len(ham) >= 2, f"the top-up added ham rows: {metrics}"
+    # How many of the new inputs the teacher labels ham is the teacher's skill (bench/levers.py
+    # measures it): the small test teacher sometimes labels all five spam.
+    topped = [r for r in dataset if r["bucket"] not in ("b", "seed")]
+    assert all("label=ham" in r["bucket"] for r in topped), "the new inputs were written for the short label"
+    assert {r["output"] for r in dataset if r["bucket"] != "seed"} == {"spam", "ham"}
     seeded = [r for r in dataset if r["bucket"] == "seed"]
     assert sorted(r["input"] for r in seeded) == sorted([s.input for s in seeds] * 2)
     assert all(r["split"] == "train" for r in seeded), "seeds are trained on, never validated on"

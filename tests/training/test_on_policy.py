@@ -216,6 +216,7 @@ def test_on_policy_defaults_to_the_bundled_teacher_folder():
 
 
 def test_teacher_model_path_is_where_the_default_teacher_is_served_from(monkeypatch):
+    monkeypatch.setenv("TEACHER_MODEL", TEACHER)  # the service's default teacher, not the tests' small one
     monkeypatch.setenv("TEACHER_MODEL_PATH", "/srv/models/my-teacher")
     monkeypatch.setenv("EXTRA_TEACHERS", "other-teacher")
     get_settings.cache_clear()
