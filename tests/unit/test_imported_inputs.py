@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from app.schemas import JobCreate
 from app.specs import CurationOptions, Label, TaskSpec, TaskType
 from workers import curation, prompts
-from workers.stages.curate import CurateStage, check_row, imported_metrics, real_first
+from workers.row_checks import check_row, trusted_rows
+from workers.stages.curate import imported_metrics, real_first
 
 SPAM = TaskSpec(task="spam or ham", task_type=TaskType.CLASSIFICATION, topics=["t"], styles=["s"], lengths=["l"],
                 labels=[Label(name="spam", description="ads"), Label(name="ham", description="personal")])
@@ -69,7 +70,7 @@ def test_imported_rows_are_checked_like_generated_ones_and_win_over_their_genera
             labelled("free ringtones", "maybe", "imported")]  # not a label
     made = [labelled("running late, start without me please", "ham")]
     dropped: Counter[str] = Counter()
-    trusted, _ = CurateStage._trusted(real_first(made + real), SPAM, options, dropped)
+    trusted, _ = trusted_rows(real_first(made + real), SPAM, options, dropped)
     assert dropped == {"low_agreement": 1, "invalid_output": 1}
     unique = curation.deduplicate(trusted, {"test_overlap": []})
     assert [r["input"] for r in unique.rows] == ["running late, start without me"], "the real one is kept"

@@ -14,7 +14,8 @@ from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
 from workers import prompts
 from workers.generation import input_kinds, plan_buckets
 from workers.labelling import is_refusal
-from workers.stages.curate import EXAMPLES_PER_TOOL, check_row, tool_coverage_warnings
+from workers.row_checks import check_row
+from workers.stages.curate import EXAMPLES_PER_TOOL, tool_coverage_warnings
 from workers.stages.plan import build_task_spec
 
 BOOK = {"type": "function", "function": {"name": "book_table", "description": "Book a table", "parameters": {

@@ -6,82 +6,25 @@ share."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.answer_shapes import call_text, check_call, check_extraction, load_object, stated_call
+from app.answer_shapes import load_object
 from app.artifacts import DATASET_ARTIFACT, LABELED_ARTIFACT
-from app.specs import QA_REFUSAL, CurationOptions, Row, TaskSpec, TaskType, votes_for
+from app.specs import Row, TaskSpec, TaskType, votes_for
 from workers import curation
 from workers.generation import OVERGENERATE, PER_CALL, bucket_id, generate_one, label_buckets
 from workers.labelling import answer_by_vote, with_rationale
-from workers.prompts import MISSING_ARGUMENT, NO_CALL
+from workers.row_checks import check_row, trusted_rows
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 from workers.teacher import Teacher
 
 VALIDATION_FRACTION = 0.1
 NEAR_DUPLICATE_JACCARD = 0.7
-
-
-@dataclass
-class Checked:
-    """One labelled row after its type's check: the row to keep (its output cleaned), or the
-    reason it is dropped; `dropped_values` counts values removed from a kept row because its input
-    does not state them (an extraction's span values, a call's optional free-text arguments)."""
-
-    row: dict[str, Any] | None
-    reason: str | None = None
-    dropped_values: int = 0
-
-
-def check_row(row: dict[str, Any], spec: TaskSpec) -> Checked:
-    """Does the row's output fit the task: a label, the fields' JSON object (span values that are
-    not in the input removed), a valid call of one of the tools or a plain reply, an answer its
-    passage supports?"""
-    output = row.get("output")
-    if not isinstance(output, str) or not output.strip() or not str(row.get("input", "")).strip():
-        return Checked(None, "invalid_output")
-    kind = row.get("kind")
-    if spec.task_type == TaskType.CLASSIFICATION:
-        ok = output in spec.label_names and isinstance(row.get("label_probs"), dict)
-        return Checked(row if ok else None, None if ok else "invalid_output")
-    if spec.task_type == TaskType.EXTRACTION:
-        checked = check_extraction(output, spec.extraction_fields, row["input"])
-        if checked.value is None:
-            return Checked(None, "invalid_json" if checked.problems == ["not a JSON object"] else "schema_mismatch")
-        return Checked({**row, "output": json.dumps(checked.value, ensure_ascii=False)},
-                       dropped_values=len(checked.dropped_values))
-    if spec.task_type == TaskType.TOOL_CALLING:
-        if not output.lstrip().startswith("{"):  # a plain reply: no tool fits, or a value is missing
-            return Checked(row if kind != "call" else None, None if kind != "call" else "no_call_for_call_request")
-        call = check_call(output, spec.tools)
-        if call.call is None:
-            return Checked(None, "invalid_call")
-        if kind in (NO_CALL, MISSING_ARGUMENT):
-            return Checked(None, "call_for_no_call_request")
-        return _stated_call(row, call.call, spec)
-    if spec.task_type == TaskType.QA and spec.qa_mode == "open_book":
-        if output == QA_REFUSAL:
-            ok = kind == "unanswerable"
-            return Checked(row if ok else None, None if ok else "refused_answerable")
-        if row.get("supported") is False:
-            return Checked(None, "unsupported_answer")
-    return Checked(row)
-
-
-def _stated_call(row: dict[str, Any], call: dict[str, Any], spec: TaskSpec) -> Checked:
-    """A valid call without the values its request does not state: an optional argument is left
-    out, a required one (or a call left with no argument) drops the row (`unstated_value`: the
-    teacher invented what it needed)."""
-    stated, unstated = stated_call(call, spec.tools, row["input"])
-    if stated is None:
-        return Checked(None, "unstated_value")
-    return Checked({**row, "output": call_text(stated)}, dropped_values=len(unstated))
 
 
 class CurateStage:
@@ -94,7 +37,7 @@ class CurateStage:
         rows = list(read_jsonl(ctx, LABELED_ARTIFACT))
         dropped: Counter[str] = Counter()
         tests = [r.input for r in ctx.spec.test_set]
-        trusted, values_dropped = self._trusted(real_first(curation.drop_inputs_in_test_set(rows, tests, dropped)),
+        trusted, values_dropped = trusted_rows(real_first(curation.drop_inputs_in_test_set(rows, tests, dropped)),
                                                 spec, options, dropped)
         ctx.progress(1, 4)
         held_out = {"test_overlap": tests, "seed_overlap": [r.input for r in ctx.spec.examples]}
@@ -144,24 +87,6 @@ class CurateStage:
         }
 
     @staticmethod
-    def _trusted(rows: list[dict[str, Any]], spec: TaskSpec, options: CurationOptions,
-                 dropped: Counter[str]) -> tuple[list[dict[str, Any]], int]:
-        """The rows that pass their type's check and are trusted (votes agree, label fits its
-        intent); drops are counted by reason into `dropped`."""
-        kept, values_dropped = [], 0
-        for row in rows:
-            checked = check_row(row, spec)
-            reason = checked.reason if checked.row is None else curation.distrust(
-                checked.row, options.min_agreement, options.intent_check and bool(spec.label_names),
-                options.intent_confidence)
-            if checked.row is None or reason:
-                dropped[reason or "invalid_output"] += 1
-                continue
-            kept.append(checked.row)
-            values_dropped += checked.dropped_values
-        return kept, values_dropped
-
-    @staticmethod
     def _top_up(ctx: StageContext, spec: TaskSpec, labelled: list[dict[str, Any]], unique: list[dict[str, Any]],
                 dropped: Counter[str]) -> TopUp:
         """Top-up rounds for the labels short of their share (classification)."""
@@ -183,7 +108,7 @@ class CurateStage:
                                                   first_round, PER_CALL)
                      for label, lacking in short.items()}
             new, usage = top_up_round(ctx, spec, calls, starts, ctx.spec.examples, votes, round_no)
-            new_trusted, _ = CurateStage._trusted(new, spec, options, dropped)
+            new_trusted, _ = trusted_rows(new, spec, options, dropped)
             written.update(row.get("intended_label") for row in new)
             kept.update(row["output"] for row in new_trusted if row.get("intended_label") == row["output"])
             rows += new_trusted
