@@ -144,6 +144,15 @@ async def passage_supports(teacher: Teacher, text: str, answer: str) -> bool:
     return verdict.text.strip().lower() == "yes"
 
 
+async def answer_and_judge(teacher: Teacher, spec: TaskSpec, text: str, votes: int = 1) -> dict[str, Any]:
+    """The teacher's (majority) answer to an open-book input, with its own verdict on whether the
+    passage supports it."""
+    result = await answer_by_vote(teacher, spec, text, votes)
+    if result["output"] == QA_REFUSAL:
+        return {**result, "supported": None}
+    return {**result, "supported": await passage_supports(teacher, text, result["output"])}
+
+
 async def with_rationale(teacher: Teacher, spec: TaskSpec, text: str, result: dict[str, Any]) -> dict[str, Any]:
     """A label `result` with the teacher's `rationale` for its output added."""
     return {**result, "rationale": await rationale(teacher, spec, text, result["output"])}

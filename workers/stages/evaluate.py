@@ -25,7 +25,7 @@ from app.artifacts import (
     artifact_key,
     folder_path,
 )
-from app.inference import FREE_ANSWER_TOKENS, generate, task_answer_budget
+from app.inference import FREE_ANSWER_TOKENS, generate
 from app.specs import Row, TaskSpec, TaskType
 from workers import bundled_models, prompts
 from workers.labelling import (
@@ -170,28 +170,12 @@ def _student(ctx: StageContext, name: str, rows: Sequence[Row], spec: TaskSpec, 
 
     Classification answers are the constrained label choice; other tasks are answered by the
     greedy generation `/v1` serves (`app.inference.generate`)."""
-    from workers.training.predict import LabelChooser, timed
+    from workers.training.predict import answerer, timed
     from workers.training.student import load_student
 
     student = load_student(name)
     labels = spec.label_names
-    decide: Callable[[Row], str]
-    if labels:
-        chooser = LabelChooser(student, labels)
-
-        def choose_label(row: Row) -> str:
-            return chooser.choose(messages(row))
-
-        decide = choose_label
-    else:
-        budget = task_answer_budget(student.tokenizer, spec.task_type, [row.output for row in rows])
-        grammar_of = spec.row_call_grammars()
-
-        def generate_answer(row: Row) -> str:
-            return generate(student, messages(row), max_tokens=budget, grammar=grammar_of(row)).text
-
-        decide = generate_answer
-
+    decide = answerer(student, spec, rows, messages)
     free = tuned and bool(labels)
     answers: list[str | None] = []
     latencies: list[float] = []

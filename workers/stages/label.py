@@ -16,9 +16,9 @@ from collections import Counter
 from typing import Any
 
 from app.artifacts import GENERATED_ARTIFACT, LABELED_ARTIFACT
-from app.specs import QA_REFUSAL, TaskSpec, TaskType, votes_for
+from app.specs import TaskType, votes_for
 from workers.curation import IMPORTED, imported_rows
-from workers.labelling import answer_by_vote, passage_supports, with_rationale
+from workers.labelling import answer_and_judge, answer_by_vote, with_rationale
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 from workers.teacher import Teacher
@@ -75,15 +75,6 @@ class LabelStage:
             # a cheap signal of how well the teacher understands its own labels.
             metrics["intent_agreement"] = round(agree / intended, 4)
         return metrics
-
-
-async def answer_and_judge(teacher: Teacher, spec: TaskSpec, text: str, votes: int = 1) -> dict[str, Any]:
-    """The teacher's (majority) answer to an open-book input, with its own verdict on whether the
-    passage supports it."""
-    result = await answer_by_vote(teacher, spec, text, votes)
-    if result["output"] == QA_REFUSAL:
-        return {**result, "supported": None}
-    return {**result, "supported": await passage_supports(teacher, text, result["output"])}
 
 
 def teacher_agreement(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -5,28 +5,16 @@ or, with a store other machines read (S3), the one mirrored there by whichever w
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
-from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, artifact_key, find_artifact, save_folder
+from app.artifacts import ADAPTER_FOLDER, DATASET_ARTIFACT, MODEL_FOLDER, find_artifact, save_folder
 from app.dataset_edits import live_rows
 from app.dataset_revisions import current_revision
 from app.db import session_scope
-from workers.checkpoint_store import CHECKPOINTS, CheckpointMirror, StoredCheckpoints, mirrors
-from workers.progress import ProgressSink
 from workers.stages.base import StageContext, StageError
+from workers.stages.checkpointing import checkpointed, drop_checkpoints
 from workers.stages.common import read_jsonl
-
-
-class _MirroringJob:
-    """The stage's context for the training run, plus `checkpoint_saved`: each checkpoint the
-    trainer writes goes to the store too (in the background)."""
-
-    def __init__(self, ctx: StageContext, mirror: CheckpointMirror) -> None:
-        self.progress, self.check_canceled, self.live_metrics = ctx.progress, ctx.check_canceled, ctx.live_metrics
-        self.checkpoint_saved = mirror.offer
 
 
 class TrainStage:
@@ -46,34 +34,17 @@ class TrainStage:
             raise StageError("no_training_data", "the curated data set has no training rows")
         started = time.monotonic()
         checkpoints = ctx.work_dir / "checkpoints"
-        job: ProgressSink = ctx
-        mirror = None
-        if mirrors(ctx.storage):
-            stored = StoredCheckpoints(ctx.storage, ctx.job_id)
-            stored.restore(checkpoints)
-            mirror = CheckpointMirror(stored, ctx.work_dir / "mirroring")
-            job = _MirroringJob(ctx, mirror)
-        try:
+        with checkpointed(ctx, checkpoints) as job:
             result = train_student(
                 student=ctx.spec.student, rows=rows, labels=spec.label_names, options=ctx.spec.training,
                 checkpoints=checkpoints, out=ctx.work_dir / "out", job=job,
                 teacher=ctx.spec.teacher, task_spec=spec,
             )
-        finally:
-            if mirror is not None:
-                mirror.close()
         with session_scope() as session:
             saved = save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)
             if result.adapter_dir is not None:
                 saved += save_folder(session, ctx.storage, ctx.job_id, ADAPTER_FOLDER, result.adapter_dir)
-        _remove(checkpoints, ctx.work_dir / "out")
-        if mirrors(ctx.storage):
-            ctx.storage.delete_prefix(artifact_key(ctx.job_id, CHECKPOINTS))
+        drop_checkpoints(ctx, checkpoints, ctx.work_dir / "out")
         return {**result.metrics, **data, "seconds": round(time.monotonic() - started, 1),
                 "model_bytes": sum(a.size for a in saved if a.name.startswith(f"{MODEL_FOLDER}/"))}
 
-
-def _remove(*folders: Path) -> None:
-    # Checkpoints hold optimiser state (about 3x the model); once the model is stored they are dead weight.
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -1,6 +1,7 @@
-"""The constrained label choice a student is scored with in evaluate: the same rule the teacher is
-scored with (greedy decoding restricted to the label set). Free answers come from
-`app.inference.generate`, the path `/v1` serves."""
+"""How a student answers a row under the scoring rule: for classification the constrained label
+choice (the same rule the teacher is scored with: greedy decoding restricted to the label set),
+else the greedy generation `/v1` serves (`app.inference.generate`), under the row's call grammar
+for tool calling. Evaluate scores with it; the refine stage finds the first model's misses with it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from app.inference import Messages, Student, prompt_ids
+from app.inference import Messages, Student, generate, prompt_ids, task_answer_budget
+from app.specs import Row, TaskSpec
 from workers.training.answers import answer_token_ids
 
 T = TypeVar("T")
@@ -43,6 +45,27 @@ class LabelChooser:
                 break
             written.append(best)
         return next(iter(candidates))
+
+
+def answerer(student: Student, spec: TaskSpec, rows: Sequence[Row],
+             messages: Callable[[Row], Messages]) -> Callable[[Row], str]:
+    """The student's answer to a row under the scoring rule, asked with `messages(row)`; `rows`
+    are the rows it will answer (their outputs bound the answer length of free generation)."""
+    labels = spec.label_names
+    if labels:
+        chooser = LabelChooser(student, labels)
+
+        def choose_label(row: Row) -> str:
+            return chooser.choose(messages(row))
+
+        return choose_label
+    budget = task_answer_budget(student.tokenizer, spec.task_type, [row.output for row in rows])
+    grammar_of = spec.row_call_grammars()
+
+    def generate_answer(row: Row) -> str:
+        return generate(student, messages(row), max_tokens=budget, grammar=grammar_of(row)).text
+
+    return generate_answer
 
 
 def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
