@@ -27,6 +27,8 @@ TEACHER_PREDICTIONS_ARTIFACT = "reports/teacher_predictions.jsonl"
 PREDICTIONS_ARTIFACT = "reports/predictions.jsonl"
 #: The student's merged Hugging Face folder, written by the train stage (artifacts `model/...`).
 MODEL_FOLDER = "model"
+#: The new rows of the error-driven round (refine stage): inputs like the first model's misses, labelled.
+REFINE_ROWS_ARTIFACT = "data/refine_rows.jsonl"
 #: The LoRA adapter when the student was trained with LoRA (artifacts `adapter/...`).
 ADAPTER_FOLDER = "adapter"
 #: The package stage's files: the GGUF export, the Ollama Modelfile, the model card, the report.
@@ -82,13 +84,18 @@ def find_artifact(session: Session, job_id: uuid.UUID, name: str) -> Artifact | 
 def save_folder(session: Session, storage: Storage, job_id: uuid.UUID, prefix: str, folder: Path) -> list[Artifact]:
     """Store every file under `folder` as the job's artifacts `<prefix>/<relative path>`,
     replacing what was stored under that prefix before. Hidden files (markers, caches) are left out."""
-    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name.startswith(f"{prefix}/")))
-    storage.delete_prefix(artifact_key(job_id, prefix))
+    delete_folder(session, storage, job_id, prefix)
     return [
         save_artifact(session, storage, job_id, f"{prefix}/{path.relative_to(folder).as_posix()}", path)
         for path in sorted(folder.rglob("*"))
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]
+
+
+def delete_folder(session: Session, storage: Storage, job_id: uuid.UUID, prefix: str) -> None:
+    """Remove the job's artifacts under `prefix/`, their records and their stored files."""
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name.startswith(f"{prefix}/")))
+    storage.delete_prefix(artifact_key(job_id, prefix))
 
 
 def folder_path(storage: Storage, job_id: uuid.UUID, prefix: str) -> Path:

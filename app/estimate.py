@@ -55,6 +55,8 @@ DEFAULT_RATES: dict[str, dict[str, float]] = {
     TaskType.TOOL_CALLING.value: {"plan": 10.1, "generate": 5.98, "label": 2.4, "curate": 0.04,
                                   "teacher_check": 1.96, "train": 1.1, "evaluate": 18.1, "package": 8.1},
 }
+#: The refine stage's default rate per unit of training, against the train stage's (a guess until measured).
+REFINE_OVER_TRAIN = 1.5
 #: The defaults when the job leaves its type to the teacher: the most common type.
 UNKNOWN_TYPE_DEFAULTS = TaskType.CLASSIFICATION.value
 
@@ -136,10 +138,10 @@ def workload(spec: JobSpec, source: SourceData | None = None) -> Workload:
     if task_type not in DEFAULT_RATES:
         task_type = None
     if source is not None:
-        stages = tuple(s for s in stages_for(spec.until) if s in MODEL_STAGES)
+        stages = tuple(s for s in stages_for(spec.until, spec.training.rounds) if s in MODEL_STAGES)
         train_rows, validation_rows = source.train_rows, source.validation_rows
     else:
-        stages = stages_for(spec.until)
+        stages = stages_for(spec.until, spec.training.rounds)
         validation_rows = round(spec.num_examples * VALIDATION_FRACTION)
         seeds = sum(bool((row.output or "").strip()) for row in spec.examples) * spec.curation.seed_copies
         train_rows = spec.num_examples - validation_rows + len(spec.inputs) + seeds
@@ -150,6 +152,8 @@ def workload(spec: JobSpec, source: SourceData | None = None) -> Workload:
         "plan": 1.0, "generate": float(calls), "label": float((calls * PER_CALL + len(spec.inputs)) * votes),
         "curate": float(spec.num_examples), "teacher_check": float(len(spec.test_set or spec.examples)),
         "train": float(train_rows * math.ceil(epochs)),
+        # The error-driven round trains on its new rows and as many old ones: about the first round's work.
+        "refine": float(train_rows * math.ceil(epochs)),
         "evaluate": float(len(spec.test_set) or validation_rows), "package": float(len(spec.exports) or 1),
     }
     return Workload(stages=stages, units={name: units[name] for name in stages}, task_type=task_type,
@@ -177,7 +181,7 @@ def sample_units(stage: str, facts: Mapping[str, Any]) -> float | None:
         units = (rows - restored) * max(1.0, _number(facts.get("votes")))
     elif stage == "teacher_check":
         units = _number(facts.get("check_rows"))
-    elif stage == "train":
+    elif stage in ("train", "refine"):
         resumed = facts.get("resumed_from")
         units = None if resumed else _number(facts.get("examples")) * math.ceil(_number(facts.get("epochs")))
     elif stage == "evaluate":
@@ -216,11 +220,16 @@ def stage_rate(name: str, work: Workload, samples: Sequence[Sample], history: in
     """Seconds per unit of the stage and how many past runs it is the median of (0: the default)."""
     model = sample_model(name, work.teacher, work.student)
     alike = [s for s in samples if s.stage == name and s.model == model and s.units > 0
-             and (name != "train" or s.setting == work.setting)
+             and (name not in ("train", "refine") or s.setting == work.setting)
              and (work.task_type is None or s.task_type == work.task_type)][:history]
     if alike:
         return statistics.median(s.seconds / s.units for s in alike), len(alike)
-    return DEFAULT_RATES[work.task_type or UNKNOWN_TYPE_DEFAULTS][name], 0
+    defaults = DEFAULT_RATES[work.task_type or UNKNOWN_TYPE_DEFAULTS]
+    if name == "refine":
+        # Not measured on a fresh install: a training run's rate, plus half again for the teacher's new
+        # rows and the first model's answers on the validation rows.
+        return REFINE_OVER_TRAIN * defaults["train"], 0
+    return defaults[name], 0
 
 
 def _number(value: Any) -> float:

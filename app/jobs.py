@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, defer
 
 from app.models import Job, JobStage, JobStatus, StageStatus
 from app.specs import JobSpec
-from app.stage_plan import MODEL_STAGES, stages_for
+from app.stage_plan import MODEL_STAGES, model_stages, stages_for
 
 Q, R, S, F, C = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
@@ -131,7 +131,8 @@ def create_job(session: Session, spec: JobSpec, owner: str = "local", *, max_act
     `max_active`, only if the owner has fewer active jobs than that (`TooManyActiveJobs`)."""
     ensure_room(session, owner, max_active)
     job = Job(task=spec.task, spec=spec.model_dump(mode="json"), owner=owner, status=Q.value, progress=0.0)
-    job.stages = [JobStage(name=name, position=i, metrics={}) for i, name in enumerate(stages_for(spec.until))]
+    job.stages = [JobStage(name=name, position=i, metrics={})
+                  for i, name in enumerate(stages_for(spec.until, spec.training.rounds))]
     session.add(job)
     session.flush()
     return job
@@ -149,7 +150,7 @@ def create_from_job(session: Session, source: Job, spec: JobSpec, owner: str, *,
         JobStage(name=name, position=i, metrics={**done[name], "copied_from": str(source.id)},
                  status=StageStatus.SUCCEEDED.value, progress=1.0)
         if name in done and name not in MODEL_STAGES else JobStage(name=name, position=i, metrics={})
-        for i, name in enumerate(stages_for(spec.until))
+        for i, name in enumerate(stages_for(spec.until, spec.training.rounds))
     ]
     session.add(job)
     session.flush()
@@ -220,7 +221,8 @@ def resume(session: Session, job: Job, *, max_active: int | None = None) -> Job:
         job.spec = {**job.spec, "until": "model"}
         start = len(job.stages)
         job.stages.extend(
-            JobStage(name=name, position=start + i, metrics={}) for i, name in enumerate(MODEL_STAGES)
+            JobStage(name=name, position=start + i, metrics={})
+            for i, name in enumerate(model_stages(JobSpec.model_validate(job.spec).training.rounds))
         )
         session.flush()
     elif status not in (F, C):

@@ -109,6 +109,12 @@ class TrainingOptions(Strict):
             "teacher's weights score every token. Needs the teacher's weights and a teacher that shares the "
             "student's vocabulary (the bundled pair does not), else the train stage fails with "
             "`distillation_unavailable`"))
+    rounds: int = Field(
+        1, ge=1, le=2,
+        description=(
+            "`2` adds the error-driven round (the `refine` stage, after `train`): the teacher writes new inputs "
+            "like the validation rows the first round's student got wrong and labels them, and training goes on "
+            "from the first round's model on them and as many of the old train rows"))
     teacher_weights: str | None = Field(
         None, min_length=1, max_length=512,
         description="on-policy only: a local folder or hub id of the teacher's weights",

@@ -46,6 +46,6 @@ def recent_samples(session: Session, scan: int = SCAN) -> list[Sample]:
         samples.append(Sample(
             stage=row.name, seconds=max(0.0, float(row.seconds)), units=units, task_type=row.task_type,
             model=sample_model(row.name, row.teacher or "", row.student or ""),
-            setting=training_setting(row.training or {}) if row.name == "train" else None,
+            setting=training_setting(row.training or {}) if row.name in ("train", "refine") else None,
         ))
     return samples

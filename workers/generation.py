@@ -107,9 +107,18 @@ async def generate_one(teacher: Teacher, spec: TaskSpec, bucket: Bucket, seeds: 
     """PER_CALL inputs for one bucket (for open-book QA each a passage followed by its question);
     `turn` picks which window of seed examples and of `real` inputs (the person's imported ones,
     `curation.guide_inputs`) the prompt shows (`seed_turn`)."""
+    return await _written_inputs(teacher, spec, prompts.generate_messages(spec, bucket, seeds, PER_CALL, turn, real))
+
+
+async def generate_like(teacher: Teacher, spec: TaskSpec, miss: Row) -> list[str]:
+    """PER_CALL new inputs like `miss`, a row a student got wrong (the error-driven round)."""
+    return await _written_inputs(teacher, spec, prompts.like_miss_messages(spec, miss.input, miss.output, PER_CALL))
+
+
+async def _written_inputs(teacher: Teacher, spec: TaskSpec, messages: list[dict[str, str]]) -> list[str]:
+    """The teacher's PER_CALL inputs for one generation prompt (open-book QA: passage + question)."""
     passages = spec.task_type == TaskType.QA and spec.qa_mode == "open_book"
-    answer = await teacher.chat(prompts.generate_messages(spec, bucket, seeds, PER_CALL, turn, real),
-                                max_tokens=(160 if passages else 90) * PER_CALL, temperature=1.0,
+    answer = await teacher.chat(messages, max_tokens=(160 if passages else 90) * PER_CALL, temperature=1.0,
                                 json_schema=prompts.generate_schema(PER_CALL, passages))
     inputs = json.loads(answer.text)["inputs"]
     if passages:

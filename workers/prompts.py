@@ -118,6 +118,20 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
     ]
 
 
+def like_miss_messages(task_spec: TaskSpec, miss: str, answer: str, count: int) -> list[dict[str, str]]:
+    """One call of the error-driven round: `count` new inputs like `miss`, an input the first
+    round's student got wrong (its right answer shown, so the new inputs keep what makes it hard)."""
+    return [
+        {"role": "system",
+         "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
+        {"role": "user", "content": (
+            f"Task: {task_spec.task}\nA small model got this input wrong:\n{miss}\nThe right answer: {answer}\n"
+            f"Write {count} new inputs like it: the same kind of case and as easy to get wrong, each different "
+            "from it and from each other, as real people would write them. Do not write the answers."
+        )},
+    ]
+
+
 #: Generation buckets of each shaped task type (`kind`): what the inputs of one call must be like.
 EXTRACTION_KINDS = ("all_fields", "some_fields", "no_fields")
 OPEN_BOOK_KINDS = ("answerable", "answerable", "answerable", "unanswerable")

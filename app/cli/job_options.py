@@ -27,6 +27,7 @@ FLAGS: dict[tuple[str, str], str] = {
     ("training", "batch_size"): "--batch-size",
     ("training", "epochs"): "--epochs",
     ("training", "learning_rate"): "--learning-rate",
+    ("training", "rounds"): "--rounds",
     ("curation", "votes"): "--votes",
 }
 

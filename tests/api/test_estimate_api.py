@@ -8,7 +8,7 @@ import pytest
 from app import job_stages, jobs
 from app.db import session_scope
 from app.models import StageStatus
-from app.stage_plan import ALL_STAGES, DATA_STAGES, MODEL_STAGES
+from app.stage_plan import ALL_STAGES, DATA_STAGES, model_stages
 from tests.support.factories import make_job, make_key, make_trainable_job, sms_training_rows
 from tests.support.fair import backdate_stage
 
@@ -50,7 +50,7 @@ def test_an_estimate_from_a_jobs_data_has_only_the_model_stages(client):
     source = make_trainable_job(sms_training_rows(16, 4))
     reply = client.post("/api/jobs/estimate", json={"from_job": str(source), "training": {"epochs": 1}})
     assert reply.status_code == 200, reply.text
-    assert [s["name"] for s in reply.json()["stages"]] == list(MODEL_STAGES)
+    assert [s["name"] for s in reply.json()["stages"]] == list(model_stages())
     theirs = client.post("/api/jobs/estimate", json={"from_job": str(source)}, headers=make_key("bob"))
     assert theirs.status_code == 404, "another owner's job is not there to estimate from"
 

@@ -49,6 +49,13 @@ def test_until_data_job_has_data_stages_only(client):
     assert [s["name"] for s in job["stages"]] == list(DATA_STAGES)
 
 
+def test_a_second_training_round_adds_refine_after_train_and_a_third_is_refused(client):
+    job = create(client, training={"rounds": 2})
+    assert [s["name"] for s in job["stages"]] == [*DATA_STAGES, "train", "refine", "evaluate", "package"]
+    reply = client.post("/api/jobs", json={"task": "spam?", "labels": ["spam", "ham"], "training": {"rounds": 3}})
+    assert reply.status_code == 422 and "rounds" in reply.text, reply.text
+
+
 def test_list_is_newest_first_with_total_and_paging(client):
     ids = [create(client, task=f"task number {i}")["id"] for i in range(3)]
     page = client.get("/api/jobs?limit=2").json()

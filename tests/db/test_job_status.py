@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from app import jobs
 from app.db import session_scope
 from app.models import Job, JobStatus, StageStatus
-from app.stage_plan import ALL_STAGES, DATA_STAGES
+from app.stage_plan import ALL_STAGES, DATA_STAGES, stages_for
 from tests.support.factories import load, make_job
 
 
@@ -107,8 +107,9 @@ def test_resume_failed_job_keeps_finished_stages():
     assert [s.status for s in job.stages[:3]] == ["succeeded", "succeeded", "pending"]
 
 
-def test_resume_after_until_data_adds_model_stages():
-    job_id = make_job(until="data")
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_resume_after_until_data_adds_model_stages(rounds):
+    job_id = make_job(until="data", training={"rounds": rounds})
     with session_scope() as s:
         token = jobs.claim(s, job_id, 60)
         for stage in s.get(Job, job_id).stages:
@@ -119,8 +120,8 @@ def test_resume_after_until_data_adds_model_stages():
         jobs.resume(s, s.get(Job, job_id))
     job = load(job_id)
     assert job.spec["until"] == "model" and job.status == "queued"
-    assert [s.name for s in job.stages] == list(ALL_STAGES)
-    assert [s.status for s in job.stages][-3:] == ["pending"] * 3
+    assert [s.name for s in job.stages] == list(stages_for("model", rounds))
+    assert [s.status for s in job.stages][len(DATA_STAGES):] == ["pending"] * (2 + rounds)
 
 
 @pytest.mark.parametrize("until", ["model"])

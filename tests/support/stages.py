@@ -15,7 +15,7 @@ from typing import Any
 
 from app.artifacts import save_artifact
 from app.db import session_scope
-from app.stage_plan import ALL_STAGES
+from app.stage_plan import DATA_STAGES, MODEL_STAGES
 from workers.stages import StageContext, StageError
 
 
@@ -59,4 +59,5 @@ class RecordingStage:
 
 def recording_registry(gpu_stages: tuple[str, ...] = ("train",)) -> dict[str, RecordingStage]:
     """A stage for every planned name; `gpu_stages` run on the gpu queue."""
-    return {name: RecordingStage(name, "gpu" if name in gpu_stages else "default") for name in ALL_STAGES}
+    return {name: RecordingStage(name, "gpu" if name in gpu_stages else "default")
+            for name in (*DATA_STAGES, *MODEL_STAGES)}

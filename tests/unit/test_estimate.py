@@ -6,7 +6,7 @@ import pytest
 from app import estimate
 from app.estimate import DEFAULT_RATES, Sample, SourceData, sample_units, training_setting, workload
 from app.specs import JobSpec, TrainingOptions
-from app.stage_plan import ALL_STAGES, MODEL_STAGES
+from app.stage_plan import ALL_STAGES, DATA_STAGES, model_stages, stages_for
 
 TEACHER, STUDENT = "qwen", "smol"
 
@@ -18,7 +18,7 @@ def spec(**extra) -> JobSpec:
 def sample(stage: str, seconds: float, units: float = 1.0, task_type: str | None = "classification",
            model: str | None = None, setting: str | None = None) -> Sample:
     return Sample(stage, seconds, units, task_type, model or estimate.sample_model(stage, TEACHER, STUDENT),
-                  setting or (training_setting({}) if stage == "train" else None))
+                  setting or (training_setting({}) if stage in ("train", "refine") else None))
 
 
 def test_the_data_stages_grow_with_the_examples_and_votes():
@@ -43,9 +43,21 @@ def test_a_small_data_set_trains_more_epochs_and_without_a_test_set_evaluates_th
 def test_a_from_job_job_runs_only_the_model_stages_on_that_jobs_data():
     work = workload(spec(num_examples=500, training={"epochs": 2}),
                     SourceData(train_rows=40, validation_rows=5, task_type="extraction"))
-    assert work.stages == MODEL_STAGES and work.task_type == "extraction"
+    assert work.stages == model_stages() and work.task_type == "extraction"
     assert work.units == {"train": 80, "evaluate": 5, "package": 2}, "package: the default f16 and q8_0 files"
     assert workload(spec(until="data"), SourceData(10, 1, None)).stages == ()
+
+
+def test_a_second_round_adds_the_refine_stage_after_train_at_about_a_training_runs_cost():
+    assert stages_for("model", 2) == (*DATA_STAGES, "train", "refine", "evaluate", "package")
+    assert stages_for("model") == ALL_STAGES and "refine" not in ALL_STAGES and stages_for("data", 2) == DATA_STAGES
+    work = workload(spec(labels=["spam", "ham"], num_examples=150, training={"rounds": 2}))
+    assert work.stages == stages_for("model", 2) and work.units["refine"] == work.units["train"]
+    seconds = {s.name: s.seconds for s in estimate.estimate(work, []).stages}
+    assert seconds["refine"] == pytest.approx(estimate.REFINE_OVER_TRAIN * seconds["train"], abs=0.1)
+    measured = estimate.estimate(work, [sample("refine", 90.0, 45.0)])
+    assert {s.name: s.basis for s in measured.stages}["refine"] == "measured (1 stages)"
+    assert estimate.sample_units("refine", {"examples": 40, "epochs": 2}) == 80
 
 
 def test_a_fresh_install_takes_the_defaults_of_the_task_type():

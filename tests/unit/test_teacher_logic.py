@@ -135,3 +135,26 @@ def test_the_rationale_question_follows_the_teachers_own_answer():
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == "WIN cash now" and messages[2]["content"] == "spam"
     assert "one sentence" in messages[3]["content"]
+
+
+def test_the_error_driven_round_asks_for_inputs_like_a_miss_with_its_right_answer():
+    import asyncio
+
+    from app.specs import Row, TaskSpec, TaskType
+    from workers.generation import PER_CALL, generate_like
+
+    labels = [{"name": "spam", "description": "ads"}, {"name": "ham", "description": "not ads"}]
+    spec = TaskSpec(task="spam or ham", task_type=TaskType.CLASSIFICATION, labels=labels)
+    asked: list[dict] = []
+
+    class Teacher:
+        async def chat(self, messages, **kwargs):
+            asked.append({"messages": messages, **kwargs})
+            return Answer(text=json.dumps({"inputs": [f" new {i} " for i in range(PER_CALL)]}))
+
+    inputs = asyncio.run(generate_like(Teacher(), spec, Row(input="Call me, dinner is at 8", output="ham")))
+    assert inputs == [f"new {i}" for i in range(PER_CALL)]
+    prompt = asked[0]["messages"][-1]["content"]
+    assert "spam or ham" in prompt and "Call me, dinner is at 8" in prompt and "The right answer: ham" in prompt
+    assert f"Write {PER_CALL} new inputs like it" in prompt
+    assert asked[0]["json_schema"]["properties"]["inputs"]["minItems"] == PER_CALL and asked[0]["temperature"] == 1.0

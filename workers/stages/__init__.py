@@ -14,13 +14,14 @@ from workers.stages.generate import GenerateStage
 from workers.stages.label import LabelStage
 from workers.stages.package import PackageStage
 from workers.stages.plan import PlanStage
+from workers.stages.refine import RefineStage
 from workers.stages.teacher_check import TeacherCheckStage
 from workers.stages.train import TrainStage
 
 REGISTRY: dict[str, Stage] = {
     stage.name: stage
     for stage in (PlanStage(), GenerateStage(), LabelStage(), CurateStage(), TeacherCheckStage(),
-                  TrainStage(), EvaluateStage(), PackageStage())
+                  TrainStage(), RefineStage(), EvaluateStage(), PackageStage())
 }
 
 __all__ = ["REGISTRY", "Stage", "StageContext", "StageError"]

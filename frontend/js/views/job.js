@@ -19,7 +19,7 @@ const TYPE_NAMES = { classification: 'classification', extraction: 'extraction',
 const STAGE_TEXT = {
   plan: 'the teacher plans the task', generate: 'the teacher writes inputs', label: 'the teacher labels them',
   curate: 'deduplicate, hold out, balance, split', teacher_check: 'the teacher on your test set',
-  train: 'fine-tune the student', evaluate: 'teacher vs untuned vs tuned student', package: 'model files to take home',
+  train: 'fine-tune the student', refine: 'a second round on new rows like its mistakes', evaluate: 'teacher vs untuned vs tuned student', package: 'model files to take home',
 };
 
 export function jobView(root, jobId, initialTab) {
