@@ -1,13 +1,19 @@
 """Curation lever ablation: one set, the same test rows, each lever switched off in turn, in one run.
 
-For each configuration (`defaults`: every lever at the service's default; `no_<lever>`: that one
-off; `rationales`: that lever, off by default, on; `off`: every lever off, the pipeline before
-issue 14) and each training seed, it runs the set's whole job on a running service (`make up`)
-and keeps the tuned student's per-row correctness. A lever's gain is `defaults - no_<lever>` in
-tuned accuracy (`rationales - defaults` for the one turned on), averaged over the seeds, with a 95%
-paired bootstrap interval over the test rows (the rows are resampled, the seeds kept: each resample
-scores every configuration on the same rows). A held job (a label short of its share) counts as
-its status, not a score. Results go to `bench/results/levers_<set>[_<tag>].json`.
+For each configuration and each training seed, it runs the set's whole job on a running service
+(`make up`) and keeps the tuned student's per-row correctness. The configurations:
+
+- `defaults`: every lever at the service's default;
+- `no_<lever>`: that one lever off;
+- `rationales` and `second_round` (`training.rounds: 2`, the error-driven round): those levers,
+  off by default, turned on;
+- `off`: every lever off, the pipeline before issue 14.
+
+A lever's gain is `defaults - no_<lever>` in tuned accuracy (`<lever> - defaults` for the ones
+turned on), averaged over the seeds. Its 95% interval is a paired bootstrap over the test rows:
+the rows are resampled and the seeds kept, so each resample scores every configuration on the
+same rows. A held job (a label short of its share) counts as its status, not a score. Results go
+to `bench/results/levers_<set>[_<tag>].json`.
 
     python bench/levers.py [--set sms_spam] [--n 60] [--num-examples 150] [--seeds 1]
                            [--configs defaults,no_votes,...] [--tag NAME] [--api-key vt_...]
@@ -32,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import RESULTS, git_commit, measure  # noqa: E402
 from quality_sets import SETS, build  # noqa: E402
 
-#: Each configuration's curation options (what is left out is the service's default).
+#: Each configuration's curation options, and under `training` its training options (what is
+#: left out is the service's default).
 CONFIGS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "no_votes": {"votes": 1},
@@ -40,11 +47,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no_plan_per_label": {"plan_per_label": False},
     "no_top_up": {"top_up_rounds": 0},
     "rationales": {"rationales": True},
+    "second_round": {"training": {"rounds": 2}},
     "off": {"votes": 1, "intent_check": False, "plan_per_label": False, "top_up_rounds": 0,
             "min_label_share": 0, "seed_copies": 0},
 }
 #: Configurations that turn on a lever the defaults leave off: their gain is theirs minus the defaults'.
-TURNED_ON = ("rationales",)
+TURNED_ON = ("rationales", "second_round")
 RESAMPLES = 1000
 
 
@@ -114,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with httpx.Client(base_url=args.url, timeout=60, headers=headers) as client:
         for seed in range(args.seeds):
             for name in names:
-                result = measure(client, qs, args.num_examples, 0, seed, CONFIGS[name] or None)
+                curation = {k: v for k, v in CONFIGS[name].items() if k != "training"}
+                result = measure(client, qs, args.num_examples, 0, seed, curation or None,
+                                 training=CONFIGS[name].get("training"))
                 runs[name].append(result)
                 student = (result.get("models") or {}).get("student") or {}
                 print(f"{name} seed {seed}: {result['status']}, tuned {student.get('accuracy')}, "

@@ -167,11 +167,12 @@ def git_commit() -> str | None:
 
 
 def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, training_seed: int = 0,
-            curation: dict[str, Any] | None = None, exports: list[str] | None = None) -> dict[str, Any]:
-    """Run the set's job (its data made with `training_seed`, with these curation options) and
-    gather its results (what goes to quality_<set>[_s<seed>].json)."""
+            curation: dict[str, Any] | None = None, exports: list[str] | None = None,
+            training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the set's job (its data made with `training_seed`, with these curation and training
+    options) and gather its results (what goes to quality_<set>[_s<seed>].json)."""
     started = time.monotonic()
-    body = {**qs.body, "num_examples": num_examples, "training": {"seed": training_seed},
+    body = {**qs.body, "num_examples": num_examples, "training": {**(training or {}), "seed": training_seed},
             **({"curation": curation} if curation else {}), **({"exports": exports} if exports else {})}
     job = run_job(client, body)
     result: dict[str, Any] = {

@@ -74,7 +74,7 @@ def quality_table(groups: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def levers_table(results: Path) -> str:
-    lines = ["| set | configuration | curation options | teacher | untuned | tuned accuracy (per seed) | "
+    lines = ["| set | configuration | options | teacher | untuned | tuned accuracy (per seed) | "
              "the lever's gain (95% CI) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted(results.glob("levers_*.json")):
