@@ -61,7 +61,9 @@ function retrainForm(jobId, job, close) {
   const exportsBox = h('div', { id: 'rt-exports' });
   const form = h('form', { class: 'card', id: 'retrain-form', novalidate: true, 'aria-labelledby': 'retrain-title' },
     h('h2', { id: 'retrain-title', style: { marginTop: 0 } }, 'Train another student on this data'),
-    h('p', { class: 'small muted' }, 'A new job trains, evaluates and packages on a copy of this job’s curated data: no teacher calls. Training options this form leaves out stay as in this job.'),
+    h('p', { class: 'small muted' }, 'A new job trains, evaluates and packages on a copy of this job’s curated data: no teacher calls'
+      + (training.rounds === 2 ? ' but its second training round’s, which asks for new rows like the first model’s mistakes' : '')
+      + '. Training options this form leaves out stay as in this job.'),
     error,
     h('div', { class: 'row' },
       labelled('rt-student', 'Student', student),
