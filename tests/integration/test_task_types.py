@@ -52,6 +52,14 @@ BODIES: dict[str, dict[str, Any]] = {
     "tool_calling": {
         "task": "Book tables and tell the opening hours for a restaurant's chat assistant",
         "tools": [BOOK_TABLE, OPENING_HOURS], "num_examples": 10, "training": TRAINING, "exports": EXPORTS,
+        # Trained on: the small test teacher's calls may all be dropped (unstated values), and the
+        # path still needs data to train on.
+        "examples": [
+            {"input": "Could I get a table for 2 people on Friday?", "output": json.dumps(
+                {"name": "book_table", "arguments": {"people": 2, "date": "Friday"}})},
+            {"input": "What are your opening hours on Saturday?", "output": json.dumps(
+                {"name": "opening_hours", "arguments": {"day": "Saturday"}})},
+        ],
         "test_set": [
             {"input": "Book a table for 3 people on Sunday", "output": json.dumps(
                 {"name": "book_table", "arguments": {"people": 3, "date": "Sunday"}})},
@@ -176,8 +184,9 @@ def test_tool_calling_job_learns_the_calls(client, live_service, finished):
     for row in calls:
         checked = check_call(row["output"], tools)
         assert checked.call is not None, (row, checked.problems)
-    kinds = {row["bucket"].split("kind=")[1].split("|")[0] for row in rows}
-    for row in rows:
+    assert sum(row["bucket"] == "seed" for row in rows) == 2 * 2, "the seeds are trained on, twice each"
+    written = [row for row in rows if "kind=" in row["bucket"]]
+    for row in written:
         if not row["output"].startswith("{"):  # a reply is kept only for a request written to need no call
             assert "kind=call|" not in row["bucket"] + "|", row
     # Whether the small teacher replies instead of calling is its quality, not the path: every row
@@ -189,8 +198,8 @@ def test_tool_calling_job_learns_the_calls(client, live_service, finished):
     assert isinstance(curate["unstated_arguments_dropped"], int), curate
     for row in calls:  # no kept call carries a free-text value its request does not state
         assert not unstated_arguments(json.loads(row["output"]), tools, row["input"]), row
-    assert curate["kept"] + sum(curate["dropped"].values()) == curate["input_rows"], curate
-    assert "call" in kinds
+    assert curate["kept"] - 2 * 2 + sum(curate["dropped"].values()) == curate["input_rows"], curate
+    assert stage_metrics(job, "generate")["generated"] > 0
     scores = report(client, job)
     for name in ("teacher", "base_student", "student"):
         entry = scores[name]

@@ -57,12 +57,20 @@ def sha256(path: Path) -> str:
 
 
 TEST_SET = sms_spam(per_class=30)
+SEEDS = [{"input": "Are we still on for lunch tomorrow? I can pick you up at 12", "output": "ham"},
+         {"input": "Sorry, running late, be there in ten minutes", "output": "ham"},
+         {"input": "WINNER! You have been selected for a 1000 pound prize. Call 09061234567 now", "output": "spam"},
+         {"input": "FREE entry to our weekly draw! Text WIN to 80086 to claim your reward", "output": "spam"}]
 
 
 def test_cli_tunes_a_data_job_on_the_bundled_teacher(client, live_service, data_job, tmp_path):
     test_set = TEST_SET
+    # The small test teacher labels nearly every message spam: the seeds, trained on, keep both
+    # labels in the data, and no share is required (tests/teacher covers the hold).
     result = vibetune(live_service, "tune", TASK, "--labels", "spam,ham", "--test",
                       str(write_csv(tmp_path / "test.csv", test_set)), "--num-examples", str(NUM_EXAMPLES),
+                      "--examples", str(write_csv(tmp_path / "seeds.csv", SEEDS)),
+                      "--curation", "min_label_share=0",
                       "--until", "data", "--out", str(tmp_path / "data"), cwd=tmp_path, timeout=WHOLE_JOB_SECONDS)
     assert result.returncode == 0, (result.stdout, result.stderr, live_service.output())
     job_id = re.search(r"submitted job ([0-9a-f-]{36})", result.stdout).group(1)
