@@ -85,6 +85,10 @@ def list_schema(min_items: int, max_items: int, max_chars: int = 60) -> dict[str
         "items": {"type": "string", "minLength": 1, "maxLength": max_chars}}}}
 
 
+#: The system message of every call that asks the teacher to write inputs.
+WRITER_SYSTEM = "You write realistic, varied example inputs for training a text model. Answer in JSON."
+
+
 def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequence[Row],
                       count: int, turn: int = 0, real: Sequence[str] = ()) -> list[dict[str, str]]:
     """One generation call's prompt; `turn` picks which window of seed examples and of `real`
@@ -109,8 +113,7 @@ def generate_messages(task_spec: TaskSpec, bucket: dict[str, str], seeds: Sequen
     # solve a quadratic equation).
     topic = "" if bucket.get("tool") else f"Topic: {bucket['topic']}. "
     return [
-        {"role": "system",
-         "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
+        {"role": "system", "content": WRITER_SYSTEM},
         {"role": "user", "content": (
             f"Task: {task_spec.task}\n{examples}{_real_lines(real, 3, turn)}{ask}\n"
             f"{topic}Style: {bucket['style']}. Length: {bucket['length']}."
@@ -122,8 +125,7 @@ def like_miss_messages(task_spec: TaskSpec, miss: str, answer: str, count: int) 
     """One call of the error-driven round: `count` new inputs like `miss`, an input the first
     round's student got wrong (its right answer shown, so the new inputs keep what makes it hard)."""
     return [
-        {"role": "system",
-         "content": "You write realistic, varied example inputs for training a text model. Answer in JSON."},
+        {"role": "system", "content": WRITER_SYSTEM},
         {"role": "user", "content": (
             f"Task: {task_spec.task}\nA small model got this input wrong:\n{miss}\nThe right answer: {answer}\n"
             f"Write {count} new inputs like it: the same kind of case and as easy to get wrong, each different "
