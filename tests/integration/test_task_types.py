@@ -71,6 +71,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "extraction": {
         "task": "Pull the date and the party size out of restaurant booking messages",
         "fields": FIELDS, **DATA_ONLY,
+        # Trained on: the small test teacher's generation answers are sometimes all malformed.
+        "examples": [{"input": "A table for 6 on Sunday, please", "output": {"date": "Sunday", "party_size": 6}},
+                     {"input": "Can I book for three on Friday night?", "output": {"date": "Friday night",
+                                                                                    "party_size": 3}}],
         "test_set": [
             {"input": "Hi, a table for 4 on Friday please", "output": {"date": "Friday", "party_size": 4}},
             {"input": "Could we book for two people this Saturday?", "output": {"date": "this Saturday",
@@ -81,6 +85,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "qa": {
         "task": "Answer questions about a short notice from a restaurant, using only the notice",
         "qa_mode": "open_book", **DATA_ONLY,
+        "examples": [{"input": "Lunch is served from noon to three.\n\nQuestion: Until when is lunch served?",
+                      "output": "until three"}],
         "test_set": [
             {"input": "We are closed on Mondays. On other days we open at noon.\n\nQuestion: When do you open?",
              "output": "at noon"},
@@ -167,7 +173,8 @@ def test_open_book_qa_job_answers_from_the_passage(client, finished):
     rows = dataset(client, job)
     assert rows and all("\n\nQuestion: " in row["input"] and row["output"].strip() for row in rows)
     label = stage_metrics(job, "label")
-    assert label["labeled"] >= len(rows)
+    assert label["labeled"] >= sum(row["bucket"] != "seed" for row in rows)
+    assert sum(row["bucket"] == "seed" for row in rows) == 2, "the seed, twice (its weight)"
     dropped = stage_metrics(job, "curate")["dropped"]
     assert set(dropped) <= {"invalid_output", "unsupported_answer", "refused_answerable", "test_overlap",
                             "seed_overlap", "duplicate", "near_duplicate", "over_budget"}, dropped

@@ -97,8 +97,10 @@ def test_cli_tunes_a_data_job_on_the_bundled_teacher(client, live_service, data_
         assert set(row["label_probs"]) == {"spam", "ham"}
         assert sum(row["label_probs"].values()) == pytest.approx(1.0, abs=1e-3)
     assert {r["split"] for r in rows} == {"train", "validation"}
-    normalized = [curation.normalize(r["input"]) for r in rows]
-    assert len(set(normalized)) == len(rows), "no duplicates"
+    seeds = [r for r in rows if r["bucket"] == "seed"]
+    assert sorted(r["input"] for r in seeds) == sorted([s["input"] for s in SEEDS] * 2), "each seed, twice (its weight)"
+    normalized = [curation.normalize(r["input"]) for r in rows if r["bucket"] != "seed"]
+    assert len(set(normalized)) == len(normalized), "no duplicates"
     held_out = curation.NearDuplicateIndex(0.7)
     for row in test_set:
         held_out.add(row["input"])
