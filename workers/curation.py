@@ -18,6 +18,10 @@ _WORD = re.compile(r"[a-z0-9]+")
 _MASK = (1 << 61) - 1  # a Mersenne prime for the universal hash family
 
 
+#: Word 3-gram Jaccard similarity from which two inputs count as near duplicates.
+NEAR_DUPLICATE_JACCARD = 0.7
+
+
 def normalize(text: str) -> str:
     """Lowercase words only: the key for exact duplicates."""
     return " ".join(_WORD.findall(text.lower()))
@@ -60,7 +64,7 @@ class MinHasher:
 class NearDuplicateIndex:
     """Texts added so far; `find` returns one whose word-shingle Jaccard is >= the threshold."""
 
-    def __init__(self, threshold: float = 0.7, hasher: MinHasher | None = None) -> None:
+    def __init__(self, threshold: float = NEAR_DUPLICATE_JACCARD, hasher: MinHasher | None = None) -> None:
         self.threshold = threshold
         self.hasher = hasher or MinHasher()
         self._buckets: dict[tuple[int, tuple[int, ...]], list[int]] = defaultdict(list)
@@ -90,7 +94,7 @@ class Curated:
 
 
 def deduplicate(rows: Iterable[dict[str, Any]], held_out: Mapping[str, Sequence[str]],
-                threshold: float = 0.7) -> Curated:
+                threshold: float = NEAR_DUPLICATE_JACCARD) -> Curated:
     """Drop exact and near duplicates, and rows that overlap any held-out text.
 
     `held_out` maps a reason (e.g. "test_overlap") to texts that no training row may resemble.
@@ -267,7 +271,7 @@ GUIDE_POOL, GUIDE_CHARS = 200, 400
 
 
 def guide_inputs(inputs: Sequence[str], test_inputs: Iterable[str], seed: int = 0,
-                 threshold: float = 0.7) -> list[str]:
+                 threshold: float = NEAR_DUPLICATE_JACCARD) -> list[str]:
     """The imported inputs generation may show the teacher as examples of real inputs: in an
     order shuffled by `seed`, each once, none equal or close to a test row (no test text ever
     reaches a generation prompt), at most GUIDE_POOL of them, each cut to GUIDE_CHARS."""
