@@ -1,7 +1,8 @@
 """Whether a labelled row may be trained on: its output fits the task type (a label, the fields'
 JSON object, a valid call stated by its request or a plain reply, an answer its passage
 supports), and the teacher is sure of it (its votes agree, its label fits the label the input
-was written for). The curate stage and the refine stage keep rows by these rules."""
+was written for); and the shape a kept row takes in the data set. The curate stage and the refine
+stage keep and store rows by these rules."""
 
 from __future__ import annotations
 
@@ -88,3 +89,16 @@ def trusted_rows(rows: list[dict[str, Any]], spec: TaskSpec, options: CurationOp
         kept.append(checked.row)
         values_dropped += checked.dropped_values
     return kept, values_dropped
+
+
+def dataset_row(row: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
+    """A kept row as the data set stores it: input, output, split, bucket, and where present its
+    source, soft labels (classification) and rationale."""
+    out = {"input": row["input"], "output": row["output"], "split": row["split"], "bucket": row.get("bucket")}
+    if row.get("source"):
+        out["source"] = row["source"]
+    if spec.task_type == TaskType.CLASSIFICATION:
+        out["label_probs"] = row["label_probs"]
+    if row.get("rationale"):
+        out["rationale"] = row["rationale"]
+    return out

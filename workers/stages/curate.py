@@ -18,13 +18,12 @@ from app.specs import Row, TaskSpec, TaskType, votes_for
 from workers import curation
 from workers.generation import OVERGENERATE, PER_CALL, bucket_id, generate_one, label_buckets
 from workers.labelling import answer_by_vote, with_rationale
-from workers.row_checks import check_row, trusted_rows
+from workers.row_checks import check_row, dataset_row, trusted_rows
 from workers.stages.base import StageContext
 from workers.stages.common import answer_each, answer_key, read_jsonl, write_jsonl
 from workers.teacher import Teacher
 
 VALIDATION_FRACTION = 0.1
-NEAR_DUPLICATE_JACCARD = 0.7
 
 
 class CurateStage:
@@ -41,11 +40,11 @@ class CurateStage:
                                                 spec, options, dropped)
         ctx.progress(1, 4)
         held_out = {"test_overlap": tests, "seed_overlap": [r.input for r in ctx.spec.examples]}
-        unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
+        unique = curation.deduplicate(trusted, held_out, curation.NEAR_DUPLICATE_JACCARD)
         topped = self._top_up(ctx, spec, rows, unique.rows, dropped)
         if topped.rows:
             trusted += topped.rows
-            unique = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
+            unique = curation.deduplicate(trusted, held_out, curation.NEAR_DUPLICATE_JACCARD)
         dropped.update(unique.dropped)
         ctx.progress(2, 4)
         made, real = curation.imported_apart(unique.rows)
@@ -55,7 +54,7 @@ class CurateStage:
         ctx.progress(3, 4)
         final = curation.split(balanced.rows, VALIDATION_FRACTION, seed, key="output" if labels else "bucket")
         seeds = seed_rows(ctx, spec, dropped)
-        dataset = [_dataset_row(row, spec) for row in final + real + seeds * options.seed_copies]
+        dataset = [dataset_row(row, spec) for row in final + real + seeds * options.seed_copies]
         artifact = write_jsonl(ctx, DATASET_ARTIFACT, dataset)
         ctx.progress(4, 4)
         shares = curation.label_shares(final + real + seeds, labels, wanted) if labels else {}
@@ -234,14 +233,3 @@ def tool_coverage_warnings(dataset: list[dict[str, Any]], spec: TaskSpec) -> lis
         f"{len(missing)} of {len(names)} tools have no training example ({shown}); {effect}. "
         f"Raise num_examples (about {EXAMPLES_PER_TOOL} per tool: "
         f"{EXAMPLES_PER_TOOL * len(names)}) or add seed examples that call them.")}]
-
-
-def _dataset_row(row: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
-    out = {"input": row["input"], "output": row["output"], "split": row["split"], "bucket": row.get("bucket")}
-    if row.get("source"):
-        out["source"] = row["source"]
-    if spec.task_type == TaskType.CLASSIFICATION:
-        out["label_probs"] = row["label_probs"]
-    if row.get("rationale"):
-        out["rationale"] = row["rationale"]
-    return out

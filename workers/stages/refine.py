@@ -38,7 +38,7 @@ from app.specs import Row, TaskSpec, TaskType, votes_for
 from workers import curation
 from workers.generation import PER_CALL, generate_like
 from workers.labelling import answer_and_judge, answer_by_vote, with_rationale
-from workers.row_checks import trusted_rows
+from workers.row_checks import dataset_row, trusted_rows
 from workers.scoring import rows_correct
 from workers.stages.base import StageContext, StageError
 from workers.stages.checkpointing import checkpointed, drop_checkpoints
@@ -49,7 +49,6 @@ from workers.teacher import Teacher
 NEW_ROWS_SHARE = 0.5
 #: The record of a finished round, inside the second model's folder.
 RECORD = "refine.json"
-NEAR_DUPLICATE_JACCARD = 0.7
 
 
 class RefineStage:
@@ -134,9 +133,9 @@ class RefineStage:
         trusted, _ = trusted_rows(answered, spec, ctx.spec.curation, dropped)
         held_out = {"test_overlap": [row.input for row in ctx.spec.test_set],
                     "data_overlap": [row["input"] for row in dataset]}
-        kept = curation.deduplicate(trusted, held_out, NEAR_DUPLICATE_JACCARD)
+        kept = curation.deduplicate(trusted, held_out, curation.NEAR_DUPLICATE_JACCARD)
         dropped.update(kept.dropped)
-        new = [_dataset_row(row, spec) for row in kept.rows]
+        new = [{**dataset_row({**row, "split": "train"}, spec), "like": row["like"]} for row in kept.rows]
         usage = {k: written.usage.get(k, 0) + labelled.usage.get(k, 0) for k in {*written.usage, *labelled.usage}}
         return new, {"calls": calls, "written": len(rows), "new_rows": len(new),
                      "dropped": {k: v for k, v in dropped.items() if v}, "teacher_usage": usage,
@@ -170,11 +169,3 @@ class RefineStage:
             save_folder(session, ctx.storage, ctx.job_id, MODEL_FOLDER, result.model_dir)
         drop_checkpoints(ctx, checkpoints, out)
         return dict(json.loads(record))
-
-def _dataset_row(row: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
-    out = {"input": row["input"], "output": row["output"], "split": "train", "bucket": "refine", "like": row["like"]}
-    if spec.task_type == TaskType.CLASSIFICATION:
-        out["label_probs"] = row["label_probs"]
-    if row.get("rationale"):
-        out["rationale"] = row["rationale"]
-    return out
