@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.specs import JobSpec, TaskType, votes_for
-from app.stage_plan import DATA_STAGES, MODEL_STAGES, stages_for
+from app.stage_plan import DATA_STAGES, MODEL_STAGES, REFINE, TRAINING_STAGES, stages_for
 from workers.training.options import default_epochs
 
 #: Past runs of a stage its speed is the median of.
@@ -181,7 +181,7 @@ def sample_units(stage: str, facts: Mapping[str, Any]) -> float | None:
         units = (rows - restored) * max(1.0, _number(facts.get("votes")))
     elif stage == "teacher_check":
         units = _number(facts.get("check_rows"))
-    elif stage in ("train", "refine"):
+    elif stage in TRAINING_STAGES:
         resumed = facts.get("resumed_from")
         units = None if resumed else _number(facts.get("examples")) * math.ceil(_number(facts.get("epochs")))
     elif stage == "evaluate":
@@ -220,12 +220,12 @@ def stage_rate(name: str, work: Workload, samples: Sequence[Sample], history: in
     """Seconds per unit of the stage and how many past runs it is the median of (0: the default)."""
     model = sample_model(name, work.teacher, work.student)
     alike = [s for s in samples if s.stage == name and s.model == model and s.units > 0
-             and (name not in ("train", "refine") or s.setting == work.setting)
+             and (name not in TRAINING_STAGES or s.setting == work.setting)
              and (work.task_type is None or s.task_type == work.task_type)][:history]
     if alike:
         return statistics.median(s.seconds / s.units for s in alike), len(alike)
     defaults = DEFAULT_RATES[work.task_type or UNKNOWN_TYPE_DEFAULTS]
-    if name == "refine":
+    if name == REFINE:
         # Not measured on a fresh install: a training run's rate, plus half again for the teacher's new
         # rows and the first model's answers on the validation rows.
         return REFINE_OVER_TRAIN * defaults["train"], 0

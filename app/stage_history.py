@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.estimate import FACT_PATHS, Sample, sample_model, sample_units, training_setting
 from app.models import Job, JobStage, StageStatus
+from app.stage_plan import TRAINING_STAGES
 
 #: Runs read per stage, newest first: enough to find `estimate.HISTORY` of the same kind among them.
 SCAN = 100
@@ -46,6 +47,6 @@ def recent_samples(session: Session, scan: int = SCAN) -> list[Sample]:
         samples.append(Sample(
             stage=row.name, seconds=max(0.0, float(row.seconds)), units=units, task_type=row.task_type,
             model=sample_model(row.name, row.teacher or "", row.student or ""),
-            setting=training_setting(row.training or {}) if row.name in ("train", "refine") else None,
+            setting=training_setting(row.training or {}) if row.name in TRAINING_STAGES else None,
         ))
     return samples

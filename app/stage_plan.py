@@ -7,6 +7,8 @@ DATA_STAGES: tuple[str, ...] = ("plan", "generate", "label", "curate", "teacher_
 REFINE = "refine"
 #: Every stage that trains, scores or packages the student; a job runs `model_stages(rounds)` of them.
 MODEL_STAGES: tuple[str, ...] = ("train", REFINE, "evaluate", "package")
+#: The stages that train the student: their time depends on the training setting (method, epochs).
+TRAINING_STAGES: tuple[str, ...] = ("train", REFINE)
 
 
 def model_stages(rounds: int = 1) -> tuple[str, ...]:
