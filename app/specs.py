@@ -304,6 +304,9 @@ class TaskSpec(BaseModel):
     label_topics: dict[str, list[str]] = Field(default_factory=dict)
     styles: list[str] = Field(default_factory=list)
     lengths: list[str] = Field(default_factory=list)
+    #: A few of the person's answered seed examples, shown to the teacher as answered turns before
+    #: every input it labels (`workers.answered_examples.shown_examples` picks them; never a test row).
+    answered_examples: list[Row] = Field(default_factory=list)
 
     @property
     def label_names(self) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.answer_shapes import FieldSpec, parameter_names, tools_prompt
 from app.specs import QA_REFUSAL, JobSpec, Row, TaskSpec, TaskType
+from workers.answered_examples import REPLY_KEY, answered_turns
 
 
 def _seed_lines(examples: Sequence[Row], limit: int, with_output: bool, turn: int = 0) -> str:
@@ -285,6 +286,7 @@ def label_messages(task_spec: TaskSpec, text: str, phrasing: int = 0) -> list[di
                      "request does not give.")
         lines.append(optional_only_note(task_spec.tools))
     return [{"role": "system", "content": "\n".join(line for line in lines if line)},
+            *answered_turns(task_spec),
             {"role": "user", "content": text}]
 
 
@@ -301,10 +303,6 @@ def optional_only_note(tools: Sequence[dict[str, Any]]) -> str:
         return ""
     return (f"{', '.join(names)} {'needs' if len(names) == 1 else 'need'} no value: call it as soon as the request "
             "states any one of its values, with only the values stated, even if others are missing.")
-
-
-#: The reply branch of a tool-calling answer: the teacher answers in plain text inside it.
-REPLY_KEY = "reply"
 
 
 def answer_or_call_schema(call_schema: dict[str, Any]) -> dict[str, Any]:

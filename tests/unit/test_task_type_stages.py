@@ -11,12 +11,13 @@ from app.answer_shapes import FieldSpec, call_schema, validate_tools
 from app.api.views import job_warnings
 from app.schemas import JobCreate
 from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
-from workers import prompts
+from workers import answered_examples, prompts
 from workers.generation import input_kinds, plan_buckets
 from workers.labelling import is_refusal
 from workers.row_checks import check_row
 from workers.stages.curate import EXAMPLES_PER_TOOL, tool_coverage_warnings
 from workers.stages.plan import build_task_spec
+from workers.stages.teacher_check import unseen
 
 BOOK = {"type": "function", "function": {"name": "book_table", "description": "Book a table", "parameters": {
     "type": "object", "required": ["people"], "properties": {"people": {"type": "integer"},
@@ -151,6 +152,44 @@ def test_label_prompts_show_fields_tools_and_the_refusal():
     open_book = TaskSpec(task="t", task_type="qa", qa_mode="open_book", **SPREAD)
     assert QA_REFUSAL in prompts.label_messages(open_book, "x")[0]["content"]
     assert is_refusal("the passage does not answer this question") and not is_refusal("at noon")
+
+
+def test_the_teacher_sees_a_few_answered_seeds_of_each_sort_never_a_test_row():
+    seeds = [Row(input="Table for 4 on Friday", output='{"name": "book_table", "arguments": {"people": 4}}'),
+             Row(input="Table for 2", output='{"name": "book_table", "arguments": {"people": 2}}'),
+             Row(input="Table for 6", output='{"name": "book_table", "arguments": {"people": 6}}'),
+             Row(input="Open on Sunday?", output='{"name": "hours", "arguments": {"day": "Sunday"}}'),
+             Row(input="Do you have parking?", output="Yes, behind the restaurant."),
+             Row(input="no output", output="")]
+    body = JobCreate(task="book", tools=[BOOK, HOURS], examples=[s.model_dump() for s in seeds],
+                     test_set=[{"input": "table for 2!", "output": ""}]).to_spec()
+    spec = build_task_spec(body, {})
+    # The test row's twin is left out; the rest are taken in turn from each tool and the reply.
+    assert [r.input for r in spec.answered_examples] == ["Table for 4 on Friday", "Open on Sunday?",
+                                                         "Do you have parking?", "Table for 6"]
+    messages = prompts.label_messages(spec, "A table at 8")
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 4 + ["user"]
+    assert json.loads(messages[2]["content"]) == {"name": "book_table", "arguments": {"people": 4, "date": None}}
+    assert json.loads(messages[6]["content"]) == {"reply": "Yes, behind the restaurant."}
+    assert messages[-1]["content"] == "A table at 8"
+    # Offered only `hours` (tools in the prompt), the teacher is shown no call of book_table.
+    hours_only = spec.model_copy(update={"tools_in_prompt": True}).offering(["hours"])
+    shown = [m["content"] for m in prompts.label_messages(hours_only, "x")[1:-1:2]]
+    assert shown == ["Open on Sunday?", "Do you have parking?"]
+    # Scored on the seeds (no test set), the teacher is never shown the one it answers.
+    assert [r.input for r in unseen(spec, "Open on Sunday?").answered_examples] == [
+        "Table for 4 on Friday", "Do you have parking?", "Table for 6"]
+    assert unseen(spec, "A table at 8") is spec
+
+    extraction = TaskSpec(task="t", task_type="extraction", fields=[FieldSpec(name="date"), FieldSpec(name="time")],
+                          **SPREAD)
+    answer = answered_examples.answer_turn(extraction, Row(input="Friday", output='{"date": "Friday"}'))
+    assert json.loads(answer or "") == {"date": "Friday", "time": None}
+    assert answered_examples.answer_turn(extraction, Row(input="x", output="not json")) is None
+    labels = TaskSpec(task="t", task_type="classification", labels=[{"name": "a", "description": "a"},
+                                                                    {"name": "b", "description": "b"}], **SPREAD)
+    assert answered_examples.answer_turn(labels, Row(input="x", output="c")) is None
+    assert prompts.label_messages(labels, "x")[1:] == [{"role": "user", "content": "x"}], "no seeds, no turns"
 
 
 def test_curation_checks_each_type_and_names_the_reason():

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.specs import TASK_TYPE_NAMES, JobSpec, Label, TaskSpec, TaskType
-from workers import prompts
+from workers import answered_examples, prompts
+from workers.curation import normalize
 from workers.stages.base import StageContext, StageError
 from workers.stages.common import with_teacher
 from workers.teacher import Teacher
@@ -235,13 +236,16 @@ def build_task_spec(request: JobSpec, raw: dict[str, Any]) -> TaskSpec:
     planned = raw.get("label_topics")
     planned = planned if isinstance(planned, dict) else {}
     label_topics = {name: kept for name in label_names if (kept := _plan_items(planned.get(name), label_names))}
-    return TaskSpec(
+    spec = TaskSpec(
         task=request.task, task_type=task_type, instruction=str(raw.get("instruction") or request.task).strip(),
         labels=labels, output_fields=names, fields=fields,
         tools=request.tools if task_type == TaskType.TOOL_CALLING else [],
         tools_in_prompt=request.tools_in_prompt and task_type == TaskType.TOOL_CALLING, qa_mode=qa_mode,
         label_topics=label_topics, **spread,
     )
+    tests = {normalize(row.input) for row in request.test_set}
+    shown = answered_examples.shown_examples(spec, request.examples, lambda text: normalize(text) in tests)
+    return spec.model_copy(update={"answered_examples": shown})
 
 
 def _field_names(value: Any) -> list[str]:
