@@ -29,7 +29,7 @@ class TeacherCheckStage:
             return {"skipped": "no test_set or examples to score the teacher on"}
 
         answers = answer_each(ctx, rows, [answer_key(i, row.input) for i, row in enumerate(rows)],
-                              lambda t, row: answer_one(t, spec.offering(row.tools), row.input))
+                              lambda t, row: answer_one(t, unseen(spec, row.input).offering(row.tools), row.input))
         expected = [row.output.strip() for row in rows]
         predicted = answers_or_none(answers.results)
         report = score_answers(expected, predicted, spec.task_type, spec.label_names, tools=spec.tools)
@@ -45,6 +45,13 @@ class TeacherCheckStage:
                 f"(below {WEAK_TEACHER}); its data may not teach the task well. Check the "
                 f"{_what_to_check(spec)}, add seed examples, or pick a stronger teacher.")})
         return {"teacher": report, "warnings": warnings}
+
+
+def unseen(spec: TaskSpec, text: str) -> TaskSpec:
+    """`spec` without `text` among the examples shown answered to the teacher: scored on the seed
+    examples, it answers each one without being shown its answer (leave one out)."""
+    kept = [row for row in spec.answered_examples if row.input != text]
+    return spec if len(kept) == len(spec.answered_examples) else spec.model_copy(update={"answered_examples": kept})
 
 
 def _what_to_check(spec: TaskSpec) -> str:
