@@ -12,6 +12,7 @@ Target: tuned student >= 0.9x teacher and well above the untuned student.
     python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...]
                             [--set sst2,banking77,tweeteval] [--n 60] [--num-examples 150] [--seed 0]
                             [--banking-labels 6] [--irrelevant 0] [--tools-baked-in] [--dry-run]
+                            [--real-inputs 0] [--examples 0] [--tag NAME]
                             [--exports f16,q8_0,q5_k_m,q4_k_m] [--results-dir bench/results]
 
 Sets: sst2, banking77, tweeteval (classification), restaurant8k_extraction, wnut17_extraction
@@ -21,6 +22,11 @@ question per tool). `--dry-run` builds and validates the job bodies and prints w
 with no service. `--exports` asks for those GGUF files; each result then holds every file's
 score in llama.cpp (`exports`), the chat-format check and the cost table, and a second Markdown
 table, one row per file, is printed.
+
+`--examples N` gives N labelled rows of the set's *train* split as the person's seed examples
+(restaurant8k and WNUT-17; the booking set's are half calls, half messages needing none answered
+with a reply); `--real-inputs N` imports N unlabeled train utterances (restaurant8k); `--tag`
+names the results file `quality_<set>_<tag>.json`.
 
 Every request is signed with `--api-key` (default: VIBETUNE_API_KEY), e.g. the service's
 VIBETUNE_ADMIN_KEY or a key an admin made with `vibetune keys create`; the jobs are its owner's.
@@ -179,7 +185,8 @@ def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, 
         "set": qs.name, "task_type": qs.task_type, "task": qs.body["task"], "source": qs.source, "notes": qs.notes,
         "n": len(qs.rows), "num_examples": num_examples, "seed": seed, "training_seed": training_seed,
         "options": {"training": body["training"], "curation": curation or {},
-                    "real_inputs": len(qs.body.get("inputs") or [])}, "git_commit": git_commit(),
+                    "real_inputs": len(qs.body.get("inputs") or []),
+                    "seed_examples": len(qs.body.get("examples") or [])}, "git_commit": git_commit(),
         "job_id": job["id"], "status": job["status"], "error": job.get("error"),
         "warnings": job.get("warnings") or [], "wall_s": round(time.monotonic() - started, 1),
         "stages_s": stage_seconds(job), "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -294,14 +301,20 @@ def validate(qs: QualitySet, num_examples: int) -> str:
 
 #: The sets with a train split to draw `--real-inputs` from.
 REAL_INPUT_SETS = ("restaurant8k_extraction", "restaurant8k_booking")
+#: The sets with a labelled train split to draw `--examples` from.
+EXAMPLE_SETS = ("restaurant8k_extraction", "restaurant8k_booking", "wnut17_extraction")
 
 
 def set_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The options each set's builder takes from the command line."""
-    real = {"real_inputs": args.real_inputs} if args.real_inputs else {}
-    return {"banking77": {"keep": args.banking_labels},
-            "bfcl_simple_python": {"irrelevant": args.irrelevant, "per_request": not args.tools_baked_in},
-            **{name: real for name in REAL_INPUT_SETS}}
+    options: dict[str, dict[str, Any]] = {
+        "banking77": {"keep": args.banking_labels},
+        "bfcl_simple_python": {"irrelevant": args.irrelevant, "per_request": not args.tools_baked_in}}
+    for name in REAL_INPUT_SETS if args.real_inputs else ():
+        options.setdefault(name, {})["real_inputs"] = args.real_inputs
+    for name in EXAMPLE_SETS if args.examples else ():
+        options.setdefault(name, {})["examples"] = args.examples
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -330,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-inputs", type=int, default=0,
                         help="restaurant8k sets: import this many unlabeled utterances of the train split as the "
                              "person's real inputs (`inputs`)")
+    parser.add_argument("--examples", type=int, default=0,
+                        help="restaurant8k and WNUT-17 sets: give this many labelled rows of the train split as the "
+                             "person's seed examples (`examples`)")
+    parser.add_argument("--tag", default="", help="suffix of the results file names (quality_<set>_<tag>.json)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--exports", default=None, help="comma separated GGUF exports each job makes and re-scores")
     parser.add_argument("--dry-run", action="store_true", help="build and validate the job bodies; no service")
@@ -340,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown set(s) {', '.join(unknown)}; one of {', '.join(SETS)}")
     if args.real_inputs and (unreal := [name for name in names if name not in REAL_INPUT_SETS]):
         parser.error(f"--real-inputs: only {', '.join(REAL_INPUT_SETS)} have a train split to draw from, not {unreal}")
+    if args.examples and (unlabelled := [name for name in names if name not in EXAMPLE_SETS]):
+        parser.error(f"--examples: only {', '.join(EXAMPLE_SETS)} have a labelled train split here, not {unlabelled}")
     options = set_options(args)
     sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
     if args.dry_run:
@@ -367,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except ValueError as exc:
                     print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
                     break
-                suffix = f"_s{training_seed}" if args.seeds > 1 else ""
+                suffix = (f"_{args.tag}" if args.tag else "") + (f"_s{training_seed}" if args.seeds > 1 else "")
                 path = args.results_dir / f"quality_{qs.name}{suffix}.json"
                 path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
                 print(markdown_row(result), flush=True)

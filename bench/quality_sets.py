@@ -205,7 +205,33 @@ def _with_real_inputs(qs: QualitySet, real_inputs: int, seed: int, data: Path) -
     return qs
 
 
-def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0) -> QualitySet:
+def _with_examples(qs: QualitySet, examples: list[dict[str, str]], source: str) -> QualitySet:
+    if examples:
+        qs.body["examples"] = examples
+        qs.notes += (f"; {len(examples)} labelled rows of {source} given as the person's seed examples (never a "
+                     "test row)")
+    return qs
+
+
+def restaurant8k_seed_examples(count: int, seed: int, data: Path = DATA, with_slots: bool | None = None
+                               ) -> list[dict[str, Any]]:
+    """`count` labelled utterances of restaurant8k's *train* split as `{input, slots}`: what a person
+    would write as seed examples (only those with a labelled slot, or only those without, when
+    `with_slots` says)."""
+    if count <= 0:
+        return []
+    pool = [u for u in restaurant8k_utterances(data, RESTAURANT_TRAIN_FILE)
+            if with_slots is None or bool(u["slots"]) == with_slots]
+    return [{"input": u["text"], "slots": u["slots"]} for u in _sample(pool, count, seed)]
+
+
+#: The reply the benchmark's "person" writes for a seed message that gives no booking detail (the
+#: data set has no replies; only the absence of a call is scored).
+BOOKING_REPLY = "Happy to help. For a booking, tell me the day, the time and how many people."
+
+
+def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0,
+                            examples: int = 0) -> QualitySet:
     chosen = _sample(restaurant8k_utterances(data), n, seed)
     fields = [{"name": name, "description": description, "type": "string", "span": True}
               for name, description in RESTAURANT_SLOTS.items()]
@@ -216,8 +242,11 @@ def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA, real_
                     "time, first name and last name, copied as written",
             "task_type": "extraction", "fields": fields, "test_set": test_set}
     meta = [{"source": RESTAURANT_FILE, "index": u["index"]} for u in chosen]
-    return _with_real_inputs(QualitySet("restaurant8k_extraction", body, meta, RESTAURANT_FILE, _RESTAURANT_NOTES),
-                             real_inputs, seed, data)
+    seeds = [{"input": u["input"], "output": json.dumps({name: u["slots"].get(name) for name in RESTAURANT_SLOTS},
+                                                        ensure_ascii=False)}
+             for u in restaurant8k_seed_examples(examples, seed, data)]
+    qs = QualitySet("restaurant8k_extraction", body, meta, RESTAURANT_FILE, _RESTAURANT_NOTES)
+    return _with_examples(_with_real_inputs(qs, real_inputs, seed, data), seeds, RESTAURANT_TRAIN_FILE)
 
 
 BOOK_TABLE_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -230,7 +259,8 @@ BOOK_TABLE_TOOL: dict[str, Any] = {"type": "function", "function": {
 }}
 
 
-def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0) -> QualitySet:
+def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0,
+                         examples: int = 0) -> QualitySet:
     chosen = _sample(restaurant8k_utterances(data), n, seed)
     test_set = [{"input": u["text"],
                  "output": call_text({"name": "book_table", "arguments": u["slots"]}) if u["slots"] else ""}
@@ -243,8 +273,14 @@ def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA, real_inp
     notes = (_RESTAURANT_NOTES + "; no argument is required (about 3% of labelled utterances give people, date "
              "and time together); a row with >= 1 labelled slot expects book_table with exactly those slots, a row "
              "with none expects no call")
-    return _with_real_inputs(QualitySet("restaurant8k_booking", body, meta, RESTAURANT_FILE, notes),
-                             real_inputs, seed, data)
+    # Half the seeds are calls, half messages that need none, answered with the person's reply: with
+    # calls alone the teacher, shown only calls, called for 10 of 14 test messages that need none.
+    calls = restaurant8k_seed_examples(examples - examples // 2, seed, data, with_slots=True)
+    replies = restaurant8k_seed_examples(examples // 2, seed, data, with_slots=False)
+    seeds = [{"input": u["input"], "output": call_text({"name": "book_table", "arguments": u["slots"]})}
+             for u in calls] + [{"input": u["input"], "output": BOOKING_REPLY} for u in replies]
+    qs = QualitySet("restaurant8k_booking", body, meta, RESTAURANT_FILE, notes)
+    return _with_examples(_with_real_inputs(qs, real_inputs, seed, data), seeds, RESTAURANT_TRAIN_FILE)
 
 
 # ------------------------------------------------------------------------------ wnut17
@@ -259,14 +295,16 @@ WNUT_TYPES: dict[str, tuple[str, str]] = {
     "group": ("group", "names of groups: bands, sports teams, organisations that are not companies"),
 }
 WNUT_FILE = "wnut17/emerging.test.annotated"
+WNUT_TRAIN_FILE = "wnut17/wnut17train.conll"
 
 
-def wnut17_sentences(data: Path = DATA) -> list[dict[str, Any]]:
-    """The gold test sentences of WNUT-17: `{index, text, entities}` (field -> entity strings)."""
+def wnut17_sentences(data: Path = DATA, file: str = WNUT_FILE) -> list[dict[str, Any]]:
+    """The gold sentences of a WNUT-17 file (the test split unless told): `{index, text,
+    entities}` (field -> entity strings)."""
     by_tag = {tag: name for name, (tag, _) in WNUT_TYPES.items()}
     sentences: list[dict[str, Any]] = []
     tokens: list[tuple[str, str]] = []
-    lines = (data / WNUT_FILE).read_text(encoding="utf-8").splitlines()
+    lines = (data / file).read_text(encoding="utf-8").splitlines()
     for line in [*lines, ""]:
         if line.strip():
             token, tag = line.split("\t")[:2]
@@ -291,7 +329,7 @@ def wnut17_sentences(data: Path = DATA) -> list[dict[str, Any]]:
     return sentences
 
 
-def wnut17_extraction(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
+def wnut17_extraction(n: int = 60, seed: int = 0, data: Path = DATA, examples: int = 0) -> QualitySet:
     sentences = wnut17_sentences(data)
     counts = Counter(s["text"] for s in sentences)
     chosen = _sample([s for s in sentences if counts[s["text"]] == 1], n, seed)
@@ -306,7 +344,12 @@ def wnut17_extraction(n: int = 60, seed: int = 0, data: Path = DATA) -> QualityS
     meta = [{"source": WNUT_FILE, "sentence": s["index"]} for s in chosen]
     notes = ("gold test split; input = tokens joined by spaces (HTML escapes as in the data); each field a list of "
              "entity strings (B-/I- tokens joined by spaces), null when none; sentences that occur twice left out")
-    return QualitySet("wnut17_extraction", body, meta, WNUT_FILE, notes)
+    # Seeds name at least one entity each: what a person shows is what to find.
+    pool = [t for t in wnut17_sentences(data, WNUT_TRAIN_FILE) if t["entities"]] if examples > 0 else []
+    seeds = [{"input": t["text"], "output": json.dumps({name: t["entities"].get(name) for name in WNUT_TYPES},
+                                                       ensure_ascii=False)}
+             for t in (_sample(pool, examples, seed) if pool else [])]
+    return _with_examples(QualitySet("wnut17_extraction", body, meta, WNUT_FILE, notes), seeds, WNUT_TRAIN_FILE)
 
 
 # ------------------------------------------------------------------------------ pubmedqa

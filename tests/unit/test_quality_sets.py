@@ -145,6 +145,34 @@ def test_real_inputs_are_unlabeled_train_utterances_never_test_rows(tmp_path: Pa
 
 
 @needs_data
+def test_seed_examples_are_labelled_train_rows_never_test_rows(tmp_path: Path, test_only_data: Path) -> None:
+    with_train = tmp_path / "data"
+    for name in (qsets.RESTAURANT_FILE, qsets.RESTAURANT_TRAIN_FILE, qsets.WNUT_FILE, qsets.WNUT_TRAIN_FILE):
+        (with_train / name).parent.mkdir(parents=True, exist_ok=True)
+        (with_train / name).symlink_to(DATA / name)
+    booking = qsets.build("restaurant8k_booking", n=30, data=with_train, examples=8)
+    train = {u["text"]: u["slots"] for u in qsets.restaurant8k_utterances(DATA, qsets.RESTAURANT_TRAIN_FILE)}
+    assert len(booking.body["examples"]) == 8
+    for example in booking.body["examples"][:4]:
+        call = parse_call(example["output"])
+        assert call is not None and call["arguments"] == train[example["input"]] != {}, "calls with their labels"
+    for example in booking.body["examples"][4:]:
+        assert example["output"] == qsets.BOOKING_REPLY and train[example["input"]] == {}, "no detail: a reply"
+    wnut = qsets.build("wnut17_extraction", n=30, data=with_train, examples=6)
+    train_texts = {t["text"]: t["entities"] for t in qsets.wnut17_sentences(DATA, qsets.WNUT_TRAIN_FILE)}
+    for example in wnut.body["examples"]:
+        found = {k: v for k, v in json.loads(example["output"]).items() if v}
+        assert found == train_texts[example["input"]] and found
+    extraction = qsets.build("restaurant8k_extraction", n=30, data=with_train, examples=5)
+    for qs in (booking, wnut, extraction):
+        assert not {e["input"] for e in qs.body["examples"]} & {row["input"] for row in qs.rows}
+        assert qs.rows == qsets.build(qs.name, n=30, data=test_only_data).rows, "same test rows"
+        assert "seed examples" in qs.notes
+        JobCreate.model_validate({**qs.body, "num_examples": 60})
+    assert "examples" not in qsets.build("wnut17_extraction", n=30, data=test_only_data).body
+
+
+@needs_data
 def test_bfcl_calls_pass_their_tools_and_bfcl_acceptable_scoring(test_only_data: Path) -> None:
     qs = qsets.build("bfcl_simple_python", data=test_only_data, irrelevant=5)
     tools = qs.body["tools"]
