@@ -219,6 +219,15 @@ QAMode = Literal["open_book", "closed_book"]
 QA_REFUSAL: Final = "The passage does not answer this question."
 
 
+def _words(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def is_refusal(text: str) -> bool:
+    """Is an answer the stated refusal of open-book QA (in any case, with or without its full stop)?"""
+    return _words(text) == _words(QA_REFUSAL)
+
+
 #: A GGUF file the package stage makes: `f16` (half precision, the file every other one is
 #: quantized from), `q8_0` (8-bit), `q5_k_m` and `q4_k_m` (5- and 4-bit k-quants).
 ExportFormat = Literal["f16", "q8_0", "q5_k_m", "q4_k_m"]

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from app.answer_shapes import load_object, parameter_names
-from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
+from app.specs import Row, TaskSpec, TaskType, is_refusal
 
 #: The reply branch of a tool-calling answer: the teacher answers in plain text inside it.
 REPLY_KEY = "reply"
@@ -55,7 +55,7 @@ def _kind(task_spec: TaskSpec, answer: str) -> str:
         return str(found.get("name", REPLY_KEY))
     if task_spec.task_type == TaskType.EXTRACTION:
         return "some" if any(v not in (None, [], "") for v in found.values()) else "none"
-    return "refusal" if answer == QA_REFUSAL else "answer"
+    return "refusal" if is_refusal(answer) else "answer"
 
 
 def shown_examples(task_spec: TaskSpec, examples: Sequence[Row], held_out: Callable[[str], bool],

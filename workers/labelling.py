@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.answer_shapes import call_schema, call_text, extraction_schema, without_unset
-from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
+from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType, is_refusal
 from workers import prompts
 from workers.scoring import normalize_answer
 from workers.teacher import Teacher, label_distribution
@@ -98,15 +98,6 @@ def majority(answers: Sequence[dict[str, Any]], votes: int, spec: TaskSpec) -> d
         result["label_probs"] = {label: round(sum(a["label_probs"].get(label, 0.0) for a in answers) / len(answers), 6)
                                  for label in labels}
     return result
-
-
-def _words(text: str) -> str:
-    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
-
-
-def is_refusal(text: str) -> bool:
-    """Is an answer the stated refusal of open-book QA (in any case, with or without its full stop)?"""
-    return _words(text) == _words(QA_REFUSAL)
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -10,10 +10,9 @@ from pydantic import ValidationError
 from app.answer_shapes import FieldSpec, call_schema, validate_tools
 from app.api.views import job_warnings
 from app.schemas import JobCreate
-from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType
+from app.specs import QA_REFUSAL, Row, TaskSpec, TaskType, is_refusal
 from workers import answered_examples, prompts
 from workers.generation import input_kinds, plan_buckets
-from workers.labelling import is_refusal
 from workers.row_checks import check_row
 from workers.stages.curate import EXAMPLES_PER_TOOL, tool_coverage_warnings
 from workers.stages.plan import build_task_spec
