@@ -12,7 +12,7 @@ Target: tuned student >= 0.9x teacher and well above the untuned student.
     python bench/quality.py [--url http://127.0.0.1:8000] [--api-key vt_...]
                             [--set sst2,banking77,tweeteval] [--n 60] [--num-examples 150] [--seed 0]
                             [--banking-labels 6] [--irrelevant 0] [--tools-baked-in] [--dry-run]
-                            [--real-inputs 0] [--examples 0] [--tag NAME]
+                            [--seeds 1] [--first-seed 0] [--real-inputs 0] [--examples 0] [--tag NAME]
                             [--exports f16,q8_0,q5_k_m,q4_k_m] [--results-dir bench/results]
 
 Sets: sst2, banking77, tweeteval (classification), restaurant8k_extraction, wnut17_extraction
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -54,7 +53,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality_sets import SETS, QualitySet, build, summary  # noqa: E402
+from quality_rows import EXPORTS_HEADER, MODELS, TABLE_HEADER, export_rows, markdown_row, spread_row  # noqa: E402
+from quality_set import QualitySet  # noqa: E402
+from quality_sets import SETS, build, summary  # noqa: E402
 
 from workers.score_intervals import f1_metric  # noqa: E402
 from workers.scoring import score_calls  # noqa: E402
@@ -62,20 +63,18 @@ from workers.statistics import bootstrap_interval as bootstrap  # noqa: E402
 from workers.statistics import wilson  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODELS = ("teacher", "base_student", "student")
 
 
 # ------------------------------------------------------------------------------ scores
 
 
-#: Per task type: the report keys kept for each model, and the secondary metric of the table.
+#: Per task type: the report keys kept for each model.
 KEPT = {
     "classification": ("macro_f1", "per_label"),
     "extraction": ("parse_rate", "macro_f1", "micro", "fields"),
     "qa": ("f1", "judge"),
     "tool_calling": ("call_accuracy", "valid_call_rate", "no_call_accuracy", "n_call", "n_no_call"),
 }
-SECONDARY = {"classification": "macro_f1", "extraction": "micro_f1", "qa": "f1", "tool_calling": "no_call_accuracy"}
 
 
 def model_scores(entry: dict[str, Any] | None, task_type: str, predictions: list[dict[str, Any]] | None,
@@ -214,78 +213,6 @@ def measure(client: httpx.Client, qs: QualitySet, num_examples: int, seed: int, 
     return result
 
 
-# ------------------------------------------------------------------------------ output
-
-TABLE_HEADER = ("| set | type | n | teacher | untuned student | tuned student | tuned/teacher | "
-                "second metric (teacher / untuned / tuned) | verdict | wall time |\n"
-                "| --- | --- | ---: | --- | --- | --- | ---: | --- | --- | ---: |")
-
-
-def _acc(scores: dict[str, Any] | None) -> str:
-    if not scores or scores.get("accuracy") is None:
-        return "–"
-    ci = scores.get("accuracy_ci95")
-    return f"{scores['accuracy']:.3f}" + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
-
-
-def _num(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def markdown_row(result: dict[str, Any]) -> str:
-    base = f"| {result['set']} | {result['task_type']} | {result['n']} |"
-    if result["status"] != "succeeded":
-        failed = f"job {result['job_id']} {result['status']}: {result.get('error')}"
-        return f"{base} {failed} | – | – | – | – | – | {result['wall_s'] / 60:.1f} min |"
-    models = result["models"]
-    key = SECONDARY[result["task_type"]]
-    second = " / ".join(_num((models[m] or {}).get(key)) for m in MODELS)
-    ratio = "–" if result.get("ratio") is None else f"{result['ratio']:.2f}"
-    return (f"{base} {_acc(models['teacher'])} | {_acc(models['base_student'])} | {_acc(models['student'])} | "
-            f"{ratio} | {key} {second} | {result.get('verdict') or '–'} | {result['wall_s'] / 60:.1f} min |")
-
-
-EXPORTS_HEADER = ("| set | file | type | n | accuracy (95% interval) | change vs transformers | same answers | "
-                  "tokens/s | size |\n| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |")
-
-
-def export_rows(result: dict[str, Any]) -> list[str]:
-    """One Markdown row per exported file of a result: its score in llama.cpp and what it costs."""
-    rows = []
-    for e in result.get("exports") or []:
-        ci = e.get("accuracy_ci95")
-        interval = f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
-        mark = " (recommended)" if e["name"] == result.get("recommended_export") else \
-            (" (flagged)" if e.get("flagged") else "")
-        rows.append(f"| {result['set']} | `{e['name']}`{mark} | {e['export']} | {e.get('n')} | "
-                    f"{_num(e.get('accuracy'))}{interval} | {_num(e.get('change'))} | {_num(e.get('same_answers'))} | "
-                    f"{_num(e.get('tokens_per_second'))} | {e['size_bytes'] / 1e6:.1f} MB |")
-    return rows
-
-
-def spread(values: Sequence[float]) -> str:
-    """`mean ± sd (min–max)` of a figure over runs."""
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return f"{mean:.3f} ± {sd:.3f} ({min(values):.2f}–{max(values):.2f})"
-
-
-def spread_row(runs: Sequence[dict[str, Any]]) -> str:
-    """The table row of a set's runs over seeds: each model's mean accuracy with its spread."""
-    done = [r for r in runs if r["status"] == "succeeded"]
-    first = runs[0]
-    cells = []
-    for model in MODELS:
-        values = [r["models"][model]["accuracy"] for r in done if (r["models"].get(model) or {}).get("accuracy")
-                  is not None]
-        cells.append(spread(values) if values else "–")
-    ratios = [r["ratio"] for r in done if r.get("ratio") is not None]
-    return (f"| {first['set']} (mean of {len(done)}/{len(runs)} seeds) | {first['task_type']} | {first['n']} | "
-            f"{' | '.join(cells)} | {spread(ratios) if ratios else '–'} | – | "
-            f"{sum(r['verdict'] == 'deploy' for r in done)} deploy | "
-            f"{sum(r['wall_s'] for r in runs) / 60:.1f} min |")
-
-
 def validate(qs: QualitySet, num_examples: int) -> str:
     """'valid', or why the service would refuse the body (checked with the API's own model)."""
     from pydantic import ValidationError
@@ -317,7 +244,8 @@ def set_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return options
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, checked: known sets, and each set's option only where the set has its data."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("VIBETUNE_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--api-key", default=os.environ.get("VIBETUNE_API_KEY"),
@@ -338,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1,
                         help="runs per set, with training (data) seeds 0..N-1; each run gets its own results file "
                              "(quality_<set>_s<seed>.json) and the table shows mean and spread")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first training seed: --first-seed 1 --seeds 1 adds seed 1 to a set's seed-0 run")
     parser.add_argument("--curation", type=json.loads, default=None,
                         help='curation options for every job, as JSON (e.g. \'{"votes": 1}\'; default: the service\'s)')
     parser.add_argument("--real-inputs", type=int, default=0,
@@ -359,8 +289,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--real-inputs: only {', '.join(REAL_INPUT_SETS)} have a train split to draw from, not {unreal}")
     if args.examples and (unlabelled := [name for name in names if name not in EXAMPLE_SETS]):
         parser.error(f"--examples: only {', '.join(EXAMPLE_SETS)} have a labelled train split here, not {unlabelled}")
+    args.names = names
+    return args
+
+
+def results_path(args: argparse.Namespace, qs: QualitySet, training_seed: int) -> Path:
+    """`quality_<set>[_<tag>][_s<seed>].json`: the seed suffix whenever the run is one of several."""
+    several = args.seeds > 1 or args.first_seed > 0
+    suffix = (f"_{args.tag}" if args.tag else "") + (f"_s{training_seed}" if several else "")
+    return args.results_dir / f"quality_{qs.name}{suffix}.json"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     options = set_options(args)
-    sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in names]
+    sets = [build(name, args.n, args.seed, **options.get(name, {})) for name in args.names]
     if args.dry_run:
         for qs in sets:
             print(json.dumps({**summary(qs), "body": validate(qs, args.num_examples),
@@ -375,30 +318,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "pass --api-key or set VIBETUNE_API_KEY", file=sys.stderr)
             return 2
         me.raise_for_status()
-        print(TABLE_HEADER, flush=True)
-        all_runs: list[dict[str, Any]] = []
-        for qs in sets:
-            runs = []
-            for training_seed in range(args.seeds):
-                try:
-                    result = measure(client, qs, args.num_examples, args.seed, training_seed, args.curation,
-                                     exports=args.exports.split(",") if args.exports else None)
-                except ValueError as exc:
-                    print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
-                    break
-                suffix = (f"_{args.tag}" if args.tag else "") + (f"_s{training_seed}" if args.seeds > 1 else "")
-                path = args.results_dir / f"quality_{qs.name}{suffix}.json"
-                path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-                print(markdown_row(result), flush=True)
-                runs.append(result)
-            if len(runs) > 1:
-                print(spread_row(runs), flush=True)
-            all_runs.extend(runs)
-        if any(run.get("exports") for run in all_runs):
-            print("\n" + EXPORTS_HEADER)
-            for run in all_runs:
-                print("\n".join(export_rows(run)), flush=True)
+        run_sets(client, sets, args)
     return 0
+
+
+def run_sets(client: httpx.Client, sets: Sequence[QualitySet], args: argparse.Namespace) -> None:
+    """Each set's job per training seed, its results file written and its table row printed as it ends."""
+    print(TABLE_HEADER, flush=True)
+    all_runs: list[dict[str, Any]] = []
+    for qs in sets:
+        runs = []
+        for training_seed in range(args.first_seed, args.first_seed + args.seeds):
+            try:
+                result = measure(client, qs, args.num_examples, args.seed, training_seed, args.curation,
+                                 exports=args.exports.split(",") if args.exports else None)
+            except ValueError as exc:
+                print(f"| {qs.name} | {qs.task_type} | {len(qs.rows)} | {exc} |", flush=True)
+                break
+            path = results_path(args, qs, training_seed)
+            path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(markdown_row(result), flush=True)
+            runs.append(result)
+        if len(runs) > 1:
+            print(spread_row(runs), flush=True)
+        all_runs.extend(runs)
+    if any(run.get("exports") for run in all_runs):
+        print("\n" + EXPORTS_HEADER)
+        for run in all_runs:
+            print("\n".join(export_rows(run)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The real held-out data sets `bench/quality.py` scores whole jobs on, one job body per set.
 
 Every builder is a pure function of the files in ../shared/data (`VIBETUNE_SHARED_DATA`), `n` and
-`seed`: it reads only a test (or dev) split, never a training split, samples `n` rows with
-`random.Random(seed)`, and returns a `QualitySet` whose `body` is a ready `POST /api/jobs` body
-(a one-line task, `task_type`, the `labels` / `fields` / `tools`, and the rows as `test_set`)
-without `num_examples` (the benchmark adds it). `meta` holds per test row what the body cannot
+`seed`: it samples `n` test rows of a test (or dev) split with `random.Random(seed)` (a training
+split is read only for the optional seed examples and real inputs, `examples` and `real_inputs`),
+and returns a `QualitySet` whose `body` is a ready `POST /api/jobs` body (a one-line task,
+`task_type`, the `labels` / `fields` / `tools`, and the rows as `test_set`) without
+`num_examples` (the benchmark adds it). `meta` holds per test row what the body cannot
 carry (where the row came from, PubMedQA's long answer, BFCL's acceptable values).
 
 | set | task type | rows come from | default n |
@@ -32,63 +33,24 @@ Choices (each also in the set's `notes`):
 * pubmedqa: the expected output is the final decision word (yes / no / maybe), so the QA exact
   match is meaningful; the long answer (the abstract's conclusion, which also holds the answer) is
   kept in `meta` for reference only.
-* bfcl_simple_python: a job has one fixed tool list (at most 20) while every BFCL question comes
-  with its own function, so a job takes `n` <= 20 questions with distinct function names, their
-  functions as its tools, and those questions as test rows. By default (`per_request`) the job
-  shows tools in the prompt (`tools_in_prompt`) and each test row is offered its own function alone,
-  as BFCL offers it; with `per_request=False` the tools are baked in and every model sees all `n`.
-  The expected call takes the first acceptable value of each argument in BFCL's `possible_answer`
-  (an argument whose first acceptable value is "" is left out: BFCL's "may be omitted"); the full
-  acceptable lists are in `meta` (`ground_truth`) for scoring with `acceptable_lists=True`.
-  `irrelevant` adds that many questions of other functions, not among the tools, expecting no call
-  (per request: each offered one of the job's tools, which does not fit it).
+* bfcl_simple_python: see `bench/quality_bfcl.py`.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
-import functools
 import json
-import os
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.answer_shapes import MAX_TOOLS, bfcl_to_openai_tool, call_text, check_call
+from quality_bfcl import bfcl_simple_python
+from quality_set import DATA, QualitySet, sample
+
+from app.answer_shapes import MAX_TOOLS, call_text
 from workers.prompts import open_book_input
-
-DATA = Path(os.environ.get("VIBETUNE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-@dataclass
-class QualitySet:
-    """One benchmark set: the job body, per test row metadata (aligned with `body["test_set"]`),
-    the files and split the rows came from, and the choices made building it."""
-
-    name: str
-    body: dict[str, Any]
-    meta: list[dict[str, Any]] = field(default_factory=list)
-    source: str = ""
-    notes: str = ""
-
-    @property
-    def task_type(self) -> str:
-        return str(self.body.get("task_type") or "classification")
-
-    @property
-    def rows(self) -> list[dict[str, str]]:
-        return list(self.body["test_set"])
-
-
-def _sample(items: list[Any], n: int, seed: int) -> list[Any]:
-    if n <= 0:
-        raise ValueError("n must be positive")
-    return random.Random(seed).sample(items, min(n, len(items)))
-
 
 # ------------------------------------------------------------------------------ classification
 
@@ -194,7 +156,7 @@ def restaurant8k_real_inputs(count: int, seed: int, data: Path = DATA) -> list[s
     another file, and the service drops any imported input equal to one (`input_in_test_set`)."""
     if count <= 0:
         return []
-    return [u["text"] for u in _sample(restaurant8k_utterances(data, RESTAURANT_TRAIN_FILE), count, seed)]
+    return [u["text"] for u in sample(restaurant8k_utterances(data, RESTAURANT_TRAIN_FILE), count, seed)]
 
 
 def _with_real_inputs(qs: QualitySet, real_inputs: int, seed: int, data: Path) -> QualitySet:
@@ -222,7 +184,7 @@ def restaurant8k_seed_examples(count: int, seed: int, data: Path = DATA, with_sl
         return []
     pool = [u for u in restaurant8k_utterances(data, RESTAURANT_TRAIN_FILE)
             if with_slots is None or bool(u["slots"]) == with_slots]
-    return [{"input": u["text"], "slots": u["slots"]} for u in _sample(pool, count, seed)]
+    return [{"input": u["text"], "slots": u["slots"]} for u in sample(pool, count, seed)]
 
 
 #: The reply the benchmark's "person" writes for a seed message that gives no booking detail (the
@@ -232,7 +194,7 @@ BOOKING_REPLY = "Happy to help. For a booking, tell me the day, the time and how
 
 def restaurant8k_extraction(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0,
                             examples: int = 0) -> QualitySet:
-    chosen = _sample(restaurant8k_utterances(data), n, seed)
+    chosen = sample(restaurant8k_utterances(data), n, seed)
     fields = [{"name": name, "description": description, "type": "string", "span": True}
               for name, description in RESTAURANT_SLOTS.items()]
     test_set = [{"input": u["text"],
@@ -261,7 +223,7 @@ BOOK_TABLE_TOOL: dict[str, Any] = {"type": "function", "function": {
 
 def restaurant8k_booking(n: int = 60, seed: int = 0, data: Path = DATA, real_inputs: int = 0,
                          examples: int = 0) -> QualitySet:
-    chosen = _sample(restaurant8k_utterances(data), n, seed)
+    chosen = sample(restaurant8k_utterances(data), n, seed)
     test_set = [{"input": u["text"],
                  "output": call_text({"name": "book_table", "arguments": u["slots"]}) if u["slots"] else ""}
                 for u in chosen]
@@ -332,7 +294,7 @@ def wnut17_sentences(data: Path = DATA, file: str = WNUT_FILE) -> list[dict[str,
 def wnut17_extraction(n: int = 60, seed: int = 0, data: Path = DATA, examples: int = 0) -> QualitySet:
     sentences = wnut17_sentences(data)
     counts = Counter(s["text"] for s in sentences)
-    chosen = _sample([s for s in sentences if counts[s["text"]] == 1], n, seed)
+    chosen = sample([s for s in sentences if counts[s["text"]] == 1], n, seed)
     fields = [{"name": name, "description": description, "type": "list", "span": True}
               for name, (_, description) in WNUT_TYPES.items()]
     test_set = [{"input": s["text"],
@@ -348,7 +310,7 @@ def wnut17_extraction(n: int = 60, seed: int = 0, data: Path = DATA, examples: i
     pool = [t for t in wnut17_sentences(data, WNUT_TRAIN_FILE) if t["entities"]] if examples > 0 else []
     seeds = [{"input": t["text"], "output": json.dumps({name: t["entities"].get(name) for name in WNUT_TYPES},
                                                        ensure_ascii=False)}
-             for t in (_sample(pool, examples, seed) if pool else [])]
+             for t in (sample(pool, examples, seed) if pool else [])]
     return _with_examples(QualitySet("wnut17_extraction", body, meta, WNUT_FILE, notes), seeds, WNUT_TRAIN_FILE)
 
 
@@ -366,7 +328,7 @@ def pubmedqa_test_ids(data: Path = DATA) -> dict[str, str]:
 def pubmedqa(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
     items = json.loads((data / PUBMEDQA_FILES[0]).read_text(encoding="utf-8"))
     test_ids = pubmedqa_test_ids(data)
-    chosen = _sample(sorted(test_ids), n, seed)
+    chosen = sample(sorted(test_ids), n, seed)
     test_set, meta = [], []
     for pmid in chosen:
         item = items[pmid]
@@ -383,116 +345,6 @@ def pubmedqa(n: int = 60, seed: int = 0, data: Path = DATA) -> QualitySet:
              "final_decision (yes/no/maybe) so exact match is meaningful; LONG_ANSWER kept in meta; open book: the "
              "input is the abstract, a blank line and 'Question: ...', the service's open-book form")
     return QualitySet("pubmedqa", body, meta, " + ".join(PUBMEDQA_FILES), notes)
-
-
-# ------------------------------------------------------------------------------ BFCL
-
-BFCL_FILES = ("bfcl_function_calling/BFCL_v4_simple_python.json",
-              "bfcl_function_calling/possible_answer/BFCL_v4_simple_python.json")
-
-
-def _first_acceptable(options: Any, schema: dict[str, Any], required: bool) -> tuple[bool, Any]:
-    """(present, value) of one argument from its acceptable values: the first one, resolved into
-    nested objects; "" first means "may be omitted", unless the argument is required (then the
-    first other value)."""
-    if not isinstance(options, list):
-        return True, options
-    values = [v for v in options if v != ""] if required else options
-    if not values or values[0] == "":
-        return False, None
-    return True, _resolve(values[0], schema)
-
-
-def _resolve(value: Any, schema: dict[str, Any]) -> Any:
-    # A nested object's values are acceptable lists again (BFCL), so are those of objects in a list.
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        required = set(schema.get("required") or [])
-        out = {}
-        for key, options in value.items():
-            present, chosen = _first_acceptable(options, props.get(key) or {}, key in required)
-            if present:
-                out[key] = chosen
-        return out
-    if isinstance(value, list):
-        items = schema.get("items")
-        items = items if isinstance(items, dict) else {}
-        return [_resolve(item, items) if isinstance(item, dict) else item for item in value]
-    return value
-
-
-def bfcl_expected_call(ground_truth: dict[str, Any], tool: dict[str, Any]) -> dict[str, Any]:
-    """The call of one BFCL ground truth (`{name: {arg: [acceptable, ...]}}`) for its OpenAI `tool`:
-    each argument's first acceptable value (inside nested objects too); an argument whose first
-    value is "" (BFCL: may be omitted) is left out, unless the tool requires it."""
-    (name, arguments), = ground_truth.items()
-    return {"name": name, "arguments": _resolve(arguments, tool["function"]["parameters"])}
-
-
-def bfcl_questions(data: Path = DATA) -> list[dict[str, Any]]:
-    """BFCL simple_python as `{id, question, tool, ground_truth, call}`, questions whose expected
-    call fails its own tool's schema left out (a fresh copy each call; the files are read once)."""
-    return copy.deepcopy(_bfcl_questions(data))
-
-
-@functools.lru_cache(maxsize=4)
-def _bfcl_questions(data: Path) -> list[dict[str, Any]]:
-    answers = {}
-    for line in (data / BFCL_FILES[1]).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            answers[record["id"]] = record["ground_truth"]
-    out = []
-    for line in (data / BFCL_FILES[0]).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        turns = record["question"][0]
-        truth = answers.get(record["id"])
-        if len(record["function"]) != 1 or len(turns) != 1 or not truth or len(truth) != 1:
-            continue
-        tool = bfcl_to_openai_tool(record["function"][0])
-        call = bfcl_expected_call(truth[0], tool)
-        if check_call(call, [tool]).problems:
-            continue
-        out.append({"id": record["id"], "question": turns[0]["content"], "tool": tool, "ground_truth": truth[0],
-                    "call": call})
-    return out
-
-
-def bfcl_simple_python(n: int = 20, seed: int = 0, data: Path = DATA, irrelevant: int = 0,
-                       per_request: bool = True) -> QualitySet:
-    questions = bfcl_questions(data)
-    rng = random.Random(seed)
-    rng.shuffle(questions)
-    by_name: dict[str, dict[str, Any]] = {}
-    for q in questions:
-        by_name.setdefault(q["tool"]["function"]["name"], q)
-    chosen = list(by_name.values())[:min(n, MAX_TOOLS)]
-    names = {q["tool"]["function"]["name"] for q in chosen}
-    used = {q["id"] for q in chosen}
-    others = [q for q in questions if q["tool"]["function"]["name"] not in names and q["id"] not in used]
-    off_tools = others[:irrelevant]
-    test_set = ([{"input": q["question"], "output": call_text(q["call"])} for q in chosen]
-                + [{"input": q["question"], "output": ""} for q in off_tools])
-    if per_request:
-        offered = ([[q["tool"]["function"]["name"]] for q in chosen]
-                   + [[rng.choice(sorted(names))] for _ in off_tools])
-        test_set = [{**row, "tools": tools} for row, tools in zip(test_set, offered, strict=True)]
-    meta = ([{"source": BFCL_FILES[0], "id": q["id"], "ground_truth": q["ground_truth"]} for q in chosen]
-            + [{"source": BFCL_FILES[0], "id": q["id"], "ground_truth": None} for q in off_tools])
-    body = {"task": "Answer each request by calling the one function among the given tools that does what it asks, "
-                    "with the argument values the request gives",
-            "task_type": "tool_calling", "tools": [q["tool"] for q in chosen], "test_set": test_set,
-            "tools_in_prompt": per_request}
-    notes = (f"{len(chosen)} questions with distinct functions, their functions as the job's tools (at most "
-             f"{MAX_TOOLS}); "
-             + ("tools in the prompt, each question offered its own function alone; " if per_request else
-                "tools baked in, every question offered all of them; ")
-             + "expected call = first acceptable value per argument (first value '' = omitted); "
-             "acceptable lists in meta.ground_truth"
-             + (f"; {len(off_tools)} questions of other functions expecting no call" if off_tools else ""))
-    return QualitySet("bfcl_simple_python", body, meta, " + ".join(BFCL_FILES), notes)
 
 
 # ------------------------------------------------------------------------------ registry

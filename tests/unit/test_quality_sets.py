@@ -20,6 +20,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import quality  # noqa: E402
+import quality_bfcl  # noqa: E402
+import quality_rows  # noqa: E402
 import quality_sets as qsets  # noqa: E402
 
 DATA = qsets.DATA
@@ -33,7 +35,7 @@ TEST_FILES = [
     "tweeteval_sentiment/test_text.txt", "tweeteval_sentiment/test_labels.txt",
     # One file with no split: no job trains on any of it (the teacher writes the training data).
     "sms_spam/SMSSpamCollection.tsv",
-    qsets.RESTAURANT_FILE, qsets.WNUT_FILE, *qsets.PUBMEDQA_FILES, *qsets.BFCL_FILES,
+    qsets.RESTAURANT_FILE, qsets.WNUT_FILE, *qsets.PUBMEDQA_FILES, *quality_bfcl.BFCL_FILES,
 ]
 
 
@@ -184,7 +186,7 @@ def test_bfcl_calls_pass_their_tools_and_bfcl_acceptable_scoring(test_only_data:
         call = parse_call(row["output"])
         assert call is not None and call["name"] in names
         assert check_call(row["output"], [tools[names.index(call["name"])]]).problems == []
-    function_of = {q["id"]: q["tool"]["function"]["name"] for q in qsets.bfcl_questions(test_only_data)}
+    function_of = {q["id"]: q["tool"]["function"]["name"] for q in quality_bfcl.bfcl_questions(test_only_data)}
     for row, meta in zip(qs.rows, qs.meta, strict=True):
         if not row["output"]:
             assert meta["ground_truth"] is None and function_of[meta["id"]] not in names
@@ -196,7 +198,7 @@ def test_bfcl_calls_pass_their_tools_and_bfcl_acceptable_scoring(test_only_data:
 
 @needs_data
 def test_every_bfcl_question_has_a_valid_expected_call() -> None:
-    questions = qsets.bfcl_questions()
+    questions = quality_bfcl.bfcl_questions()
     assert len(questions) == 400
     for q in questions:
         assert check_call(q["call"], [q["tool"]]).problems == [], q["id"]
@@ -210,7 +212,7 @@ def test_bfcl_expected_call_takes_the_first_acceptable_value() -> None:
                        "e": {"type": "array", "items": {"type": "object"}}}}}}
     truth: dict[str, Any] = {"f": {"a": [1, 2], "b": ["", 2.5], "c": ["", "x"], "d": [{"x": ["p", "q"]}],
                                    "e": [[{"k": ["v"]}]]}}
-    assert qsets.bfcl_expected_call(truth, tool) == {
+    assert quality_bfcl.bfcl_expected_call(truth, tool) == {
         "name": "f", "arguments": {"a": 1, "b": 2.5, "d": {"x": "p"}, "e": [{"k": "v"}]}}
 
 
@@ -307,7 +309,7 @@ def test_measure_scores_a_finished_job(built: dict[str, qsets.QualitySet]) -> No
     assert low <= models["student"]["micro_f1"] <= high
     assert models["student"]["micro_f1_rescored"] == models["student"]["micro_f1"]
     assert models["student"]["fields"] and models["student"]["parse_rate"] == 1.0
-    row = quality.markdown_row(result)
+    row = quality_rows.markdown_row(result)
     assert row.startswith("| wnut17_extraction | extraction | 60 | 1.000 (0.94–1.00) |") and "micro_f1" in row
 
 
