@@ -276,14 +276,19 @@ def jobs(client: VibetuneClient, args: argparse.Namespace) -> int:
 def status(client: VibetuneClient, args: argparse.Namespace) -> int:
     """One job's state, stages and warnings, and its scores once there are any."""
     print(status_text(client.get_job(args.id)))
-    report = client.report(args.id)
+    print_scores(client, args.id)
+    return 0
+
+
+def print_scores(client: VibetuneClient, job_id: str) -> None:
+    """The job's score table and its exported files' table, each once there is one."""
+    report = client.report(job_id)
     if has_scores(report):
         print()
         print(report_table(report))
     if exports := exports_text(report):
         print()
         print(exports)
-    return 0
 
 
 def keys(client: VibetuneClient, args: argparse.Namespace) -> int:
@@ -352,13 +357,7 @@ def follow_job(client: VibetuneClient, job_id: str, out: str | None) -> int:
     if job["status"] != "succeeded":
         print(f"vibetune: {error_text(job)}", file=sys.stderr)
         return 1
-    report = client.report(job_id)
-    if has_scores(report):
-        print()
-        print(report_table(report))
-    if exports := exports_text(report):
-        print()
-        print(exports)
+    print_scores(client, job_id)
     print()
     return download_all(client, job_id, out)
 
