@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import RESULTS, git_commit, measure  # noqa: E402
 from quality_sets import SETS, build  # noqa: E402
+
+from workers.statistics import paired_gain  # noqa: E402
 
 #: Each configuration's curation options, and under `training` its training options (what is
 #: left out is the service's default).
@@ -53,27 +54,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 #: Configurations that turn on a lever the defaults leave off: their gain is theirs minus the defaults'.
 TURNED_ON = ("rationales", "second_round")
-RESAMPLES = 1000
-
-
-def paired_gain(base: Sequence[Sequence[bool]], other: Sequence[Sequence[bool]], seed: int = 0
-                ) -> dict[str, Any]:
-    """Mean accuracy gain of `base` over `other` (one list of per-row correctness per seed, the
-    same rows in the same order), with its 95% bootstrap interval over the rows."""
-    n = len(base[0])
-
-    def gain(rows: Sequence[int]) -> float:
-        per_seed = [sum(b[i] for i in rows) / len(rows) - sum(o[i] for i in rows) / len(rows)
-                    for b, o in zip(base, other, strict=True)]
-        return sum(per_seed) / len(per_seed)
-
-    rng = random.Random(seed)
-    values = sorted(gain([rng.randrange(n) for _ in range(n)]) for _ in range(RESAMPLES))
-    return {"gain": round(gain(range(n)), 4), "ci95": [round(values[int(0.025 * (RESAMPLES - 1))], 4),
-                                                       round(values[int(0.975 * (RESAMPLES - 1))], 4)],
-            "n": n, "seeds": len(base)}
-
-
 def tuned_rows(run: dict[str, Any]) -> list[bool] | None:
     """The tuned student's per-row correctness of a finished run (None when it was not trained)."""
     if run.get("status") != "succeeded" or not run.get("correct"):

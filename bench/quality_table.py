@@ -3,7 +3,9 @@
 Reads `bench/results/quality_*.json` (one file per run of `bench/quality.py`; runs of one set over
 several seeds are `quality_<set>_s<seed>.json`) and `bench/results/levers_*.json`
 (`bench/levers.py`), and prints two Markdown tables: each set's runs (mean and spread of each
-model's accuracy over the seeds, with the 95% interval of a single run) and each lever's gain.
+model's accuracy over the seeds, with the 95% interval of a single run, and the tuned student's
+margins over its untuned self and over the teacher on the same rows, with paired intervals) and
+each lever's gain.
 `--write README.md` replaces the text between the `<!-- quality-table -->` and
 `<!-- /quality-table -->` markers instead of printing.
 
@@ -21,6 +23,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workers.statistics import paired_gain  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("teacher", "base_student", "student")
@@ -55,10 +61,21 @@ def model_cell(runs: Sequence[dict[str, Any]], model: str) -> str:
     return f"{mean:.3f} ± {sd:.3f}"
 
 
+def paired_cell(runs: Sequence[dict[str, Any]], model: str, other: str) -> str:
+    """`model` minus `other` in accuracy on the same rows, with its paired 95% bootstrap interval
+    (the rows resampled, the seeds kept): `+0.200 (+0.03 to +0.37)`; – without per-row results."""
+    pairs = [(r["correct"][model], r["correct"][other]) for r in runs
+             if r.get("status") == "succeeded" and model in (r.get("correct") or {}) and other in r["correct"]]
+    if not pairs or len({len(a) for a, _ in pairs}) != 1:
+        return "–"
+    gain = paired_gain([a for a, _ in pairs], [b for _, b in pairs])
+    return f"{gain['gain']:+.3f} ({gain['ci95'][0]:+.2f} to {gain['ci95'][1]:+.2f})"
+
+
 def quality_table(groups: dict[str, list[dict[str, Any]]]) -> str:
     lines = ["| run | type | n | examples | seeds | teacher | untuned student | tuned student | tuned/teacher | "
-             "verdicts | wall time (mean) |",
-             "| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | --- | ---: |"]
+             "tuned − untuned (paired 95%) | tuned − teacher (paired 95%) | verdicts | wall time (mean) |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | --- | --- | --- | ---: |"]
     for name, runs in groups.items():
         first = runs[0]
         done = [r for r in runs if r.get("status") == "succeeded"]
@@ -68,7 +85,9 @@ def quality_table(groups: dict[str, list[dict[str, Any]]]) -> str:
         verdicts = ", ".join(f"{statuses.count(v)} {v}" for v in dict.fromkeys(statuses))
         wall = sum(r.get("wall_s", 0) for r in runs) / len(runs) / 60
         lines.append(f"| {name} | {first.get('task_type')} | {first.get('n')} | {first.get('num_examples')} | "
-                     f"{len(runs)} | {' | '.join(model_cell(runs, m) for m in MODELS)} | {ratio} | {verdicts} | "
+                     f"{len(runs)} | {' | '.join(model_cell(runs, m) for m in MODELS)} | {ratio} | "
+                     f"{paired_cell(runs, 'student', 'base_student')} | {paired_cell(runs, 'student', 'teacher')} | "
+                     f"{verdicts} | "
                      f"{wall:.1f} min |")
     return "\n".join(lines)
 

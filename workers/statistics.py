@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 RESAMPLES = 1000
 Z95 = 1.959964
@@ -78,3 +79,22 @@ def decide(tuned: float | None, tuned_interval: Sequence[float] | None, untuned:
     if closed is not None and closed >= CLOSED_ENOUGH:
         return Verdict("deploy", "closed_gap", closed)
     return Verdict("retune", "behind_teacher", closed)
+
+
+def paired_gain(base: Sequence[Sequence[bool]], other: Sequence[Sequence[bool]], seed: int = 0
+                ) -> dict[str, Any]:
+    """Mean accuracy gain of `base` over `other` (one list of per-row correctness per run, e.g. per
+    seed, the same rows in the same order), with its 95% bootstrap interval over the rows: the
+    rows are resampled and the runs kept, so both sides are scored on the same rows each time."""
+    n = len(base[0])
+
+    def gain(rows: Sequence[int]) -> float:
+        per_seed = [sum(b[i] for i in rows) / len(rows) - sum(o[i] for i in rows) / len(rows)
+                    for b, o in zip(base, other, strict=True)]
+        return sum(per_seed) / len(per_seed)
+
+    rng = random.Random(seed)
+    values = sorted(gain([rng.randrange(n) for _ in range(n)]) for _ in range(RESAMPLES))
+    return {"gain": round(gain(range(n)), 4), "ci95": [round(values[int(0.025 * (RESAMPLES - 1))], 4),
+                                                       round(values[int(0.975 * (RESAMPLES - 1))], 4)],
+            "n": n, "seeds": len(base)}

@@ -336,6 +336,17 @@ def test_measure_rescores_bfcl_with_acceptable_lists(test_only_data: Path) -> No
 
 
 @needs_data
+def test_a_later_training_seed_joins_its_sets_earlier_run(tmp_path: Path) -> None:
+    qs = qsets.QualitySet("wnut17_extraction", {"task": "t", "test_set": []})
+    alone = quality.parse_args(["--set", "wnut17_extraction", "--tag", "seeds8", "--results-dir", str(tmp_path)])
+    assert quality.results_path(alone, qs, 0).name == "quality_wnut17_extraction_seeds8.json"
+    later = quality.parse_args(["--set", "wnut17_extraction", "--tag", "seeds8", "--first-seed", "1",
+                                "--results-dir", str(tmp_path)])
+    assert quality.results_path(later, qs, 1).name == "quality_wnut17_extraction_seeds8_s1.json"
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--set", "sst2", "--examples", "4"])
+
+
 def test_dry_run_needs_no_service(capsys: pytest.CaptureFixture[str]) -> None:
     assert quality.main(["--set", "pubmedqa,bfcl_simple_python", "--n", "5", "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -31,3 +31,22 @@ def test_runs_over_seeds_show_mean_and_spread_and_the_block_is_replaced(tmp_path
     assert quality_table.main(["--results", str(tmp_path), "--write", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text and "0.900 ± 0.100" in text
+
+
+def test_margins_are_paired_over_the_same_rows_and_pooled_over_seeds(tmp_path: Path) -> None:
+    # Two seeds on 10 rows: the tuned student right on 8 and 6, its untuned self on 2 and 2, the
+    # teacher on the tuned student's rows plus one.
+    tuned = [[True] * 8 + [False] * 2, [True] * 6 + [False] * 4]
+    untuned = [[True] * 2 + [False] * 8] * 2
+    teacher = [[True] * 9 + [False], [True] * 7 + [False] * 3]
+    for seed in range(2):
+        run = {**_run(0.5), "correct": {"student": tuned[seed], "base_student": untuned[seed],
+                                        "teacher": teacher[seed]}}
+        (tmp_path / f"quality_sst2_s{seed}.json").write_text(json.dumps(run))
+    (tmp_path / "quality_tweeteval.json").write_text(json.dumps({**_run(0.5), "set": "tweeteval"}))
+    runs = quality_table.load_runs(tmp_path)
+    over_untuned = quality_table.paired_cell(runs["sst2"], "student", "base_student")
+    assert over_untuned.startswith("+0.500 (+") and " to +" in over_untuned, over_untuned
+    assert quality_table.paired_cell(runs["sst2"], "student", "teacher").startswith("-0.100 (-0.")
+    assert quality_table.paired_cell(runs["tweeteval"], "student", "teacher") == "–", "no per-row results"
+    assert "| +0.500 (" in quality_table.quality_table(runs)

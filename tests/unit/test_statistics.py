@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workers.score_intervals import score_intervals
-from workers.statistics import decide, gap_closed, mean_interval
+from workers.statistics import decide, gap_closed, mean_interval, paired_gain
 
 
 def test_mean_interval_brackets_the_accuracy_and_narrows_with_n() -> None:
@@ -49,12 +49,6 @@ def test_score_intervals_per_task_type() -> None:
 
 
 def test_lever_gain_is_paired_over_the_same_rows() -> None:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from levers import paired_gain
-
     better = [[True] * 45 + [False] * 15]
     worse = [[True] * 30 + [False] * 30]
     result = paired_gain(better, worse)
