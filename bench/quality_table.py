@@ -69,7 +69,8 @@ def paired_cell(runs: Sequence[dict[str, Any]], model: str, other: str) -> str:
     if not pairs or len({len(a) for a, _ in pairs}) != 1:
         return "–"
     gain = paired_gain([a for a, _ in pairs], [b for _, b in pairs])
-    return f"{gain['gain']:+.3f} ({gain['ci95'][0]:+.2f} to {gain['ci95'][1]:+.2f})"
+    ci = gain["ci95"]
+    return f"{gain['gain']:+.3f}" + (f" ({ci[0]:+.2f} to {ci[1]:+.2f})" if ci else "")
 
 
 def quality_table(groups: dict[str, list[dict[str, Any]]]) -> str:

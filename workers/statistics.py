@@ -93,8 +93,5 @@ def paired_gain(base: Sequence[Sequence[bool]], other: Sequence[Sequence[bool]],
                     for b, o in zip(base, other, strict=True)]
         return sum(per_seed) / len(per_seed)
 
-    rng = random.Random(seed)
-    values = sorted(gain([rng.randrange(n) for _ in range(n)]) for _ in range(RESAMPLES))
-    return {"gain": round(gain(range(n)), 4), "ci95": [round(values[int(0.025 * (RESAMPLES - 1))], 4),
-                                                       round(values[int(0.975 * (RESAMPLES - 1))], 4)],
-            "n": n, "seeds": len(base)}
+    return {"gain": round(gain(range(n)), 4), "ci95": bootstrap_interval(gain, n, seed=seed), "n": n,
+            "seeds": len(base)}
