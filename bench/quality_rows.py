@@ -58,10 +58,16 @@ def export_rows(result: dict[str, Any]) -> list[str]:
     return rows
 
 
-def spread(values: Sequence[float]) -> str:
-    """`mean ± sd (min–max)` of a figure over runs."""
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """The mean of a figure over runs and its sample standard deviation (0 for one run)."""
     mean = sum(values) / len(values)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, sd
+
+
+def spread(values: Sequence[float]) -> str:
+    """`mean ± sd (min–max)` of a figure over runs."""
+    mean, sd = mean_sd(values)
     return f"{mean:.3f} ± {sd:.3f} ({min(values):.2f}–{max(values):.2f})"
 
 

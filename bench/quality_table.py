@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections import defaultdict
@@ -25,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_rows import MODELS, mean_sd  # noqa: E402
 
 from workers.statistics import paired_gain  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODELS = ("teacher", "base_student", "student")
 START, END = "<!-- quality-table -->", "<!-- /quality-table -->"
 _SEED_SUFFIX = re.compile(r"_s\d+$")
 
@@ -42,12 +43,6 @@ def load_runs(results: Path) -> dict[str, list[dict[str, Any]]]:
     return dict(groups)
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, sd
-
-
 def model_cell(runs: Sequence[dict[str, Any]], model: str) -> str:
     """One run: `0.733 (0.61–0.83)`; several: `0.733 ± 0.021 (3 seeds)`."""
     scores = [(r.get("models") or {}).get(model) or {} for r in runs if r.get("status") == "succeeded"]
@@ -57,7 +52,7 @@ def model_cell(runs: Sequence[dict[str, Any]], model: str) -> str:
     if len(values) == 1:
         ci = scores[0].get("accuracy_ci95")
         return f"{values[0]:.3f}" + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
-    mean, sd = _mean_sd(values)
+    mean, sd = mean_sd(values)
     return f"{mean:.3f} ± {sd:.3f}"
 
 
