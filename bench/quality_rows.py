@@ -16,7 +16,8 @@ TABLE_HEADER = ("| set | type | n | teacher | untuned student | tuned student | 
                 "| --- | --- | ---: | --- | --- | --- | ---: | --- | --- | ---: |")
 
 
-def _acc(scores: dict[str, Any] | None) -> str:
+def accuracy_cell(scores: dict[str, Any] | None) -> str:
+    """`0.733 (0.61–0.83)`: one run's accuracy with its 95% interval; – without one."""
     if not scores or scores.get("accuracy") is None:
         return "–"
     ci = scores.get("accuracy_ci95")
@@ -36,7 +37,8 @@ def markdown_row(result: dict[str, Any]) -> str:
     key = SECONDARY[result["task_type"]]
     second = " / ".join(_num((models[m] or {}).get(key)) for m in MODELS)
     ratio = "–" if result.get("ratio") is None else f"{result['ratio']:.2f}"
-    return (f"{base} {_acc(models['teacher'])} | {_acc(models['base_student'])} | {_acc(models['student'])} | "
+    cells = " | ".join(accuracy_cell(models[m]) for m in MODELS)
+    return (f"{base} {cells} | "
             f"{ratio} | {key} {second} | {result.get('verdict') or '–'} | {result['wall_s'] / 60:.1f} min |")
 
 

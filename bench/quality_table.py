@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality_rows import MODELS, mean_sd  # noqa: E402
+from quality_rows import MODELS, accuracy_cell, mean_sd  # noqa: E402
 
 from workers.statistics import paired_gain  # noqa: E402
 
@@ -50,8 +50,7 @@ def model_cell(runs: Sequence[dict[str, Any]], model: str) -> str:
     if not values:
         return "–"
     if len(values) == 1:
-        ci = scores[0].get("accuracy_ci95")
-        return f"{values[0]:.3f}" + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
+        return accuracy_cell(next(s for s in scores if s.get("accuracy") is not None))
     mean, sd = mean_sd(values)
     return f"{mean:.3f} ± {sd:.3f}"
 
